@@ -1,0 +1,1 @@
+"""Attacks on any classifier through one query-counted target interface (see the issues for the attack suite)."""

@@ -1,0 +1,1 @@
+"""Evaluation utilities: datasets, I/O helpers."""

@@ -1,0 +1,383 @@
+"""The scikit-learn estimator around the SCD trainer.
+
+``_BaseSCD`` owns validation, seeding, vote grouping, checkpoints, prediction and
+persistence; the public classes in :mod:`scd.estimators` only fix the variant (output loss
+and weight domain) and its defaults, like ``RandomForestClassifier`` over ``BaseForest``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from numbers import Integral, Real
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ._device import resolve_devices
+from ._network import vote_logits
+from ._parallel import auto_group_size, fingerprint, run_groups, split_groups
+from ._persist import load_bundle, save_bundle
+from ._train import TrainConfig
+
+__all__ = ["_BaseSCD", "load"]
+
+_MODEL_KIND = "scd-ensemble"
+_CHECKPOINT_KIND = "scd-checkpoint"
+_WEIGHTS = ("W1", "b1", "w2", "b2")
+_PREDICT_ELEMENTS = 1 << 24  # rows x votes x hidden units per prediction chunk
+
+
+class _BaseSCD(ClassifierMixin, BaseEstimator):
+    """Ensemble of single-hidden-layer sign networks trained by stochastic coordinate descent.
+
+    Binary classifier: ``fit`` accepts any two class labels and raises ``ValueError`` for
+    more.  See :class:`scd.SCDClassifier` for the parameters.
+    """
+
+    _parameter_constraints: dict = {
+        "n_votes": [Interval(Integral, 1, None, closed="left")],
+        "hidden_nodes": [Interval(Integral, 1, None, closed="left")],
+        "n_iters": [Interval(Integral, 1, None, closed="left")],
+        "nrows": [Interval(Real, 0, 1, closed="right")],
+        "w_inc1": [Interval(Real, 0, None, closed="neither")],
+        "w_inc2": [Interval(Real, 0, None, closed="neither")],
+        "updated_features": [Interval(Integral, 1, None, closed="left")],
+        "interval": [Interval(Integral, 1, None, closed="left")],
+        "b_ratio": [Interval(Real, 0, 1, closed="both")],
+        "voting": [StrOptions({"auto", "hard", "soft"})],
+        "random_state": ["random_state"],
+        "device": [str],
+        "n_jobs": [Integral, None],
+        "group_size": [Interval(Integral, 1, None, closed="left"), None],
+        "checkpoint": [str, os.PathLike, None],
+        "verbose": ["verbose"],
+    }
+
+    # subclasses set these two, or override _variant()
+    _loss = "01"
+    _binary_weights = False
+
+    def __init__(
+        self,
+        *,
+        n_votes: int = 100,
+        hidden_nodes: int = 20,
+        n_iters: int = 1000,
+        nrows: float = 0.75,
+        w_inc1: float = 0.17,
+        w_inc2: float = 0.2,
+        updated_features: int = 128,
+        interval: int = 20,
+        b_ratio: float = 0.2,
+        voting: str = "auto",
+        random_state=None,
+        device: str = "auto",
+        n_jobs: int | None = None,
+        group_size: int | None = None,
+        checkpoint: str | os.PathLike | None = None,
+        verbose: int = 0,
+    ):
+        self.n_votes = n_votes
+        self.hidden_nodes = hidden_nodes
+        self.n_iters = n_iters
+        self.nrows = nrows
+        self.w_inc1 = w_inc1
+        self.w_inc2 = w_inc2
+        self.updated_features = updated_features
+        self.interval = interval
+        self.b_ratio = b_ratio
+        self.voting = voting
+        self.random_state = random_state
+        self.device = device
+        self.n_jobs = n_jobs
+        self.group_size = group_size
+        self.checkpoint = checkpoint
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ variant
+    def _variant(self) -> tuple[str, bool]:
+        """``(loss, binary_weights)`` of this estimator."""
+        return self._loss, self._binary_weights
+
+    def _voting(self) -> str:
+        if self.voting != "auto":
+            return self.voting
+        return "soft" if self._variant()[0] == "ce" else "hard"
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = False
+        return tags
+
+    def _config(self) -> TrainConfig:
+        loss, binary = self._variant()
+        return TrainConfig(
+            loss=loss,
+            binary_weights=binary,
+            hidden_nodes=self.hidden_nodes,
+            n_iters=self.n_iters,
+            nrows=self.nrows,
+            w_inc1=self.w_inc1,
+            w_inc2=self.w_inc2,
+            updated_features=self.updated_features,
+            interval=self.interval,
+            b_ratio=self.b_ratio,
+        )
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, X, y, *, resume: bool = False):
+        """Train ``n_votes`` votes on ``X (n_samples, n_features)`` and binary ``y``.
+
+        With ``checkpoint`` set, finished vote groups are saved there as they complete;
+        ``resume=True`` continues from that file (same parameters, seed and data) instead of
+        starting over.  Ctrl-C stops training and leaves the checkpoint in place.
+        """
+        self._validate_params()
+        loss, _ = self._variant()
+        if loss not in ("01", "ce"):
+            raise ValueError(f"loss={loss!r} is not supported; use '01' or 'ce'.")
+        devices = resolve_devices(self.device)
+        if resume and self.checkpoint is None:
+            raise ValueError("resume=True needs the checkpoint parameter set to a file path.")
+        X, y = validate_data(self, X, y, dtype=np.float32, order="C")
+        check_classification_targets(y)
+        classes = np.unique(y)
+        if len(classes) != 2:
+            kind = "only one class" if len(classes) < 2 else f"{len(classes)} classes"
+            raise ValueError(
+                f"{type(self).__name__} is a binary classifier and needs exactly 2 classes; y has {kind}."
+            )
+        y01 = (y == classes[1]).astype(np.int64)
+        if not X.flags.writeable:
+            X = X.copy()
+        seed = self._base_seed()
+        cfg = self._config()
+        state = _VoteStore(self.n_votes, X.shape[1], self.hidden_nodes)
+        prints = fingerprint(X, y01)
+        if resume:
+            seed = state.restore(self.checkpoint, self._checkpoint_meta(seed, prints))
+        gpu = devices[0].type == "cuda"
+        size = self.group_size or math.ceil(
+            auto_group_size(self.n_votes, X.shape[0], X.shape[1], cfg, gpu) / (len(devices) if gpu else 1)
+        )
+        groups = split_groups(state.missing(), size)
+        meta = self._checkpoint_meta(seed, prints)
+
+        def on_group(votes, arrays):
+            state.add(votes, arrays)
+            if self.checkpoint is not None:
+                save_bundle(self.checkpoint, _CHECKPOINT_KIND, meta, state.arrays())
+
+        start = time.perf_counter()
+        with _progress(self.n_votes * self.n_iters, state.done_count() * self.n_iters, self.verbose) as bar:
+            run_groups(X, y01, groups, seed, cfg, devices, self.n_jobs, on_group, bar.update)
+        self.fit_time_ = time.perf_counter() - start
+        self.classes_ = classes
+        self.seed_ = seed
+        for name in _WEIGHTS:
+            setattr(self, f"{name}_", state.weights[name])
+        self.vote_scores_ = state.weights["score"]
+        self.best_index_ = int(np.argmax(self.vote_scores_))
+        return self
+
+    def _base_seed(self) -> int:
+        if isinstance(self.random_state, Integral):
+            return int(self.random_state)
+        return int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+
+    def _checkpoint_meta(self, seed: int, prints: str) -> dict[str, Any]:
+        params = {k: v for k, v in _json_params(self.get_params()).items() if k in _TRAINING_PARAMS}
+        return {"estimator": type(self).__name__, "variant": list(self._variant()), "params": params,
+                "seed": seed, "data": prints}
+
+    # ------------------------------------------------------------------ predict
+    def _logits(self, X, member: int | None) -> np.ndarray:
+        """Vote logits ``(n_samples, n_votes)`` (or ``(n_samples, 1)`` for one member)."""
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=np.float32, order="C")
+        votes = slice(None)
+        if member is not None:
+            if not isinstance(member, Integral) or not 0 <= member < self.W1_.shape[0]:
+                raise ValueError(f"member must be an integer in [0, {self.W1_.shape[0]}), got {member!r}.")
+            votes = slice(int(member), int(member) + 1)
+        weights = [torch.from_numpy(getattr(self, f"{n}_")[votes]) for n in _WEIGHTS]
+        V, _, H = weights[0].shape
+        step = max(1, _PREDICT_ELEMENTS // (V * H))
+        Xt = torch.from_numpy(X if X.flags.writeable else X.copy())
+        with torch.no_grad():
+            parts = [vote_logits(Xt[i : i + step], *weights) for i in range(0, len(Xt), step)]
+        return torch.cat(parts).numpy() if parts else np.zeros((0, V), np.float32)
+
+    def _positive_fraction(self, X, member: int | None) -> np.ndarray:
+        z = self._logits(X, member).astype(np.float64)
+        if self._voting() == "soft":
+            return (1.0 / (1.0 + np.exp(-z))).mean(axis=1)
+        return (z > 0).mean(axis=1)
+
+    def predict_proba(self, X, member: int | None = None) -> np.ndarray:
+        """Class probabilities ``(n_samples, 2)``: the fraction of votes for ``classes_[1]``
+        (hard voting) or the mean sigmoid of the votes' logits (soft voting, the CE default).
+        With ``member=i``, the probabilities of vote ``i`` alone."""
+        p = self._positive_fraction(X, member)
+        return np.column_stack([1 - p, p])
+
+    def decision_function(self, X, member: int | None = None) -> np.ndarray:
+        """``predict_proba(X)[:, 1] - 0.5``: positive means ``classes_[1]``, ties (0) mean ``classes_[0]``."""
+        return self._positive_fraction(X, member) - 0.5
+
+    def predict(self, X, member: int | None = None) -> np.ndarray:
+        """Majority vote (ties go to ``classes_[0]``), or vote ``member`` alone."""
+        return self.classes_[(self._positive_fraction(X, member) > 0.5).astype(int)]
+
+    def member(self, index: int) -> "_BaseSCD":
+        """A fitted one-vote estimator holding vote ``index`` (for attacking single members)."""
+        check_is_fitted(self)
+        if not isinstance(index, Integral) or not 0 <= index < self.W1_.shape[0]:
+            raise ValueError(f"index must be an integer in [0, {self.W1_.shape[0]}), got {index!r}.")
+        one = type(self)(**{**self.get_params(), "n_votes": 1})
+        for name in ("classes_", "n_features_in_", "seed_", "fit_time_"):
+            setattr(one, name, getattr(self, name))
+        for name in (*_WEIGHTS, "vote_scores"):
+            setattr(one, f"{name}_", getattr(self, f"{name}_")[index : index + 1].copy())
+        one.best_index_ = 0
+        return one
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | os.PathLike) -> None:
+        """Save the fitted ensemble to ``path`` (arrays + JSON, no pickle; atomic)."""
+        check_is_fitted(self)
+        meta = {
+            "estimator": type(self).__name__,
+            "params": _json_params(self.get_params()),
+            "n_features_in": int(self.n_features_in_),
+            "seed": int(self.seed_),
+            "fit_time": float(self.fit_time_),
+            "best_index": int(self.best_index_),
+        }
+        arrays = {n: getattr(self, f"{n}_") for n in _WEIGHTS}
+        arrays.update(vote_scores=self.vote_scores_, classes=self.classes_)
+        save_bundle(path, _MODEL_KIND, meta, arrays)
+
+
+_TRAINING_PARAMS = (
+    "n_votes", "hidden_nodes", "n_iters", "nrows", "w_inc1", "w_inc2", "updated_features",
+    "interval", "b_ratio", "random_state",
+)
+
+
+def _json_params(params: dict[str, Any]) -> dict[str, Any]:
+    """Parameters as JSON values (random_state objects and paths become their string form)."""
+    out = {}
+    for key, value in params.items():
+        if isinstance(value, (np.integer, np.floating)):
+            value = value.item()
+        if not (value is None or isinstance(value, (bool, int, float, str))):
+            value = None if key == "random_state" else os.fspath(value) if isinstance(value, os.PathLike) else str(value)
+        out[key] = value
+    return out
+
+
+def load(path: str | os.PathLike) -> _BaseSCD:
+    """Load an ensemble saved with ``save``; never unpickles."""
+    from . import estimators
+
+    meta, arrays = load_bundle(path, _MODEL_KIND)
+    cls = getattr(estimators, meta.get("estimator", ""), None)
+    if not (isinstance(cls, type) and issubclass(cls, _BaseSCD)):
+        raise ValueError(f"{os.fspath(path)!r} names an unknown estimator {meta.get('estimator')!r}")
+    missing = {*_WEIGHTS, "vote_scores", "classes"} - arrays.keys()
+    if missing:
+        raise ValueError(f"{os.fspath(path)!r} is incomplete: missing arrays {sorted(missing)}")
+    est = cls(**{k: v for k, v in meta["params"].items() if k in cls().get_params()})
+    V, d, H = arrays["W1"].shape
+    shapes = {"b1": (V, H), "w2": (V, H), "b2": (V,), "vote_scores": (V,), "classes": (2,)}
+    for name, shape in shapes.items():
+        if arrays[name].shape != shape:
+            raise ValueError(f"{os.fspath(path)!r} is corrupt: {name} has shape {arrays[name].shape}, expected {shape}")
+    if d != meta.get("n_features_in"):
+        raise ValueError(f"{os.fspath(path)!r} is corrupt: W1 has {d} features, metadata says {meta.get('n_features_in')}")
+    for name in _WEIGHTS:
+        setattr(est, f"{name}_", np.ascontiguousarray(arrays[name], dtype=np.float32))
+    est.vote_scores_ = arrays["vote_scores"]
+    est.classes_ = arrays["classes"]
+    est.n_features_in_ = d
+    est.seed_ = int(meta["seed"])
+    est.fit_time_ = float(meta.get("fit_time", 0.0))
+    est.best_index_ = int(meta.get("best_index", int(np.argmax(est.vote_scores_))))
+    return est
+
+
+class _VoteStore:
+    """Trained votes collected group by group (and restored from a checkpoint)."""
+
+    def __init__(self, n_votes: int, d: int, H: int):
+        self.n_votes = n_votes
+        self.weights = {
+            "W1": np.zeros((n_votes, d, H), np.float32),
+            "b1": np.zeros((n_votes, H), np.float32),
+            "w2": np.zeros((n_votes, H), np.float32),
+            "b2": np.zeros(n_votes, np.float32),
+            "score": np.zeros(n_votes, np.float64),
+        }
+        self.done = np.zeros(n_votes, bool)
+
+    def add(self, votes: list[int], arrays: dict[str, np.ndarray]) -> None:
+        for name, value in arrays.items():
+            self.weights[name][votes] = value
+        self.done[votes] = True
+
+    def missing(self) -> list[int]:
+        return [int(v) for v in np.flatnonzero(~self.done)]
+
+    def done_count(self) -> int:
+        return int(self.done.sum())
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {**self.weights, "done": self.done}
+
+    def restore(self, path, expected: dict[str, Any]) -> int:
+        """Load finished votes from checkpoint ``path``; returns the seed it was trained with
+        (for ``random_state=None`` the checkpoint's drawn seed is kept)."""
+        if not os.path.exists(path):
+            return expected["seed"]
+        meta, arrays = load_bundle(path, _CHECKPOINT_KIND)
+        differ = [k for k in ("estimator", "variant", "params", "data") if meta.get(k) != expected[k]]
+        if differ:
+            raise ValueError(f"checkpoint {os.fspath(path)!r} does not match this fit ({', '.join(differ)} "
+                             "differ); delete it or fit without resume.")
+        for name in self.weights:
+            if arrays[name].shape != self.weights[name].shape:
+                raise ValueError(f"checkpoint {os.fspath(path)!r} is corrupt: {name} has shape {arrays[name].shape}")
+            self.weights[name][...] = arrays[name]
+        self.done[...] = arrays["done"]
+        return int(meta["seed"])
+
+
+class _progress:
+    """A tqdm bar over vote-iterations when ``verbose`` is on, a no-op otherwise."""
+
+    def __init__(self, total: int, initial: int, verbose: int):
+        self.bar = None
+        if verbose:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, initial=initial, unit="vote-it", desc="SCD", smoothing=0.05)
+
+    def update(self, n: int) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.close()

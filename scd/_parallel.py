@@ -1,0 +1,100 @@
+"""Splitting the votes of an ensemble into groups and training the groups.
+
+Each group is one batched tensor program (:func:`scd._train.train_votes`).  On one CPU the
+groups run one after another with torch using every core (``n_jobs=None``), or as
+``n_jobs`` joblib tasks that share the cores; under ``joblib.parallel_config(backend="dask"
+| "ray")`` the same tasks go to a cluster.  With several GPUs each GPU trains its own groups
+in a thread.  Groups finish in order, and ``on_group`` sees each finished group (the
+checkpoint hook), so an interrupted fit loses at most the groups in flight.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Callable, Iterable, Sequence
+
+import joblib
+import numpy as np
+import torch
+
+from ._train import TrainConfig, train_votes
+
+__all__ = ["auto_group_size", "run_groups", "split_groups"]
+
+
+def auto_group_size(n_votes: int, n_samples: int, n_features: int, cfg: TrainConfig, gpu: bool) -> int:
+    """Votes per group: all of them on a GPU, else as many as fit the CPU memory budget."""
+    if gpu:
+        return n_votes
+    n_candidates = 2 * min(cfg.updated_features, n_features)
+    batch = max(2, int(n_samples * cfg.nrows))
+    return int(max(1, min(n_votes, cfg.memory_elements // max(1, n_candidates * batch))))
+
+
+def split_groups(votes: Sequence[int], size: int) -> list[list[int]]:
+    """Consecutive groups of at most ``size`` votes."""
+    votes = list(votes)
+    return [votes[i : i + size] for i in range(0, len(votes), size)]
+
+
+def _train_on_cpu(X: np.ndarray, y: np.ndarray, votes, seed, cfg, threads) -> dict:
+    """A joblib task: train one group on this worker's CPU with ``threads`` torch threads."""
+    torch.set_num_threads(threads)
+    return train_votes(torch.from_numpy(X), y, votes, seed, cfg)
+
+
+def run_groups(
+    X: np.ndarray,
+    y: np.ndarray,
+    groups: list[list[int]],
+    seed: int,
+    cfg: TrainConfig,
+    devices: list[torch.device],
+    n_jobs: int | None,
+    on_group: Callable[[list[int], dict], None],
+    progress: Callable[[int], None],
+) -> None:
+    """Train every group and hand each result to ``on_group`` in group order."""
+    if devices[0].type == "cuda":
+        results = _run_on_gpus(X, y, groups, seed, cfg, devices, progress)
+    elif n_jobs in (None, 1):
+        Xt = torch.from_numpy(X)
+        results = ((g, train_votes(Xt, y, g, seed, cfg, progress)) for g in groups)
+    else:
+        results = _run_on_cpu_workers(X, y, groups, seed, cfg, n_jobs, progress)
+    for votes, arrays in results:
+        on_group(votes, arrays)
+
+
+def _run_on_cpu_workers(X, y, groups, seed, cfg, n_jobs, progress) -> Iterable:
+    n_workers = joblib.effective_n_jobs(n_jobs)
+    threads = max(1, (os.cpu_count() or 1) // n_workers)
+    tasks = (joblib.delayed(_train_on_cpu)(X, y, g, seed, cfg, threads) for g in groups)
+    outputs = joblib.Parallel(n_jobs=n_jobs, return_as="generator")(tasks)
+    for votes, arrays in zip(groups, outputs):
+        progress(len(votes) * cfg.n_iters)
+        yield votes, arrays
+
+
+def _run_on_gpus(X, y, groups, seed, cfg, devices, progress) -> Iterable:
+    data = {d: torch.from_numpy(X).to(d) for d in devices}
+
+    def task(i: int, votes: list[int]) -> dict:
+        device = devices[i % len(devices)]
+        with torch.cuda.device(device):
+            return train_votes(data[device], y, votes, seed, cfg, progress)
+
+    tasks = (joblib.delayed(task)(i, g) for i, g in enumerate(groups))
+    outputs = joblib.Parallel(n_jobs=len(devices), backend="threading", return_as="generator")(tasks)
+    yield from zip(groups, outputs)
+
+
+def fingerprint(X: np.ndarray, y: np.ndarray) -> str:
+    """A short hash of the training data, to refuse resuming a checkpoint on other data."""
+    import hashlib
+
+    h = hashlib.sha256()
+    h.update(repr(X.shape).encode())
+    h.update(np.ascontiguousarray(X[:: max(1, len(X) // 256)]).tobytes())
+    h.update(np.ascontiguousarray(y).tobytes())
+    return h.hexdigest()[:16]

@@ -1,0 +1,310 @@
+"""Stochastic coordinate descent for a group of votes, as one batched tensor program.
+
+Follows the reference algorithm (``docs/algorithm.md`` lists every difference): per
+iteration each vote draws a fresh class-balanced batch, updates its output node (full
+threshold search, then one round of single-coordinate candidates with a windowed search),
+then one random hidden node the same way, and keeps the best snapshot on the full training
+set.  All votes of the group advance together; each has its own random stream, so a vote's
+result does not depend on which other votes share its group.
+
+Inputs are trusted (validated by the estimator): ``X`` float32 ``(n, d)`` on the target
+device with values of any range, ``y`` int array of 0/1 with both classes present.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from ._network import hidden_units, project
+from ._search import Objective, best_cuts, ce_best_cuts, full_sequence, window_sequence
+
+__all__ = ["TrainConfig", "train_votes", "vote_rng"]
+
+_REFRESH_EVERY = 64  # iterations between exact recomputations of the cached projections
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyperparameters of one vote (names as in the reference)."""
+
+    loss: str
+    binary_weights: bool
+    hidden_nodes: int
+    n_iters: int
+    nrows: float
+    w_inc1: float
+    w_inc2: float
+    updated_features: int
+    interval: int
+    b_ratio: float
+    memory_elements: int = 1 << 24
+
+
+def vote_rng(seed: int, vote: int) -> np.random.Generator:
+    """The random stream of vote ``vote`` of an ensemble whose base seed is ``seed``."""
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(vote,)))
+
+
+class _Batch:
+    """Random draws of one iteration for every vote of the group."""
+
+    def __init__(self, rngs, pos, neg, P, N, H, d, uf, device, first):
+        rows, init, perm, node, feats = [], [], [], [], []
+        for rng in rngs:
+            rows.append(np.concatenate([rng.choice(pos, P, replace=False), rng.choice(neg, N, replace=False)]))
+            if first:
+                init.append(rng.permutation(H))
+            perm.append(rng.permutation(H))
+            node.append(rng.integers(H))
+            feats.append(rng.choice(d, uf, replace=False))
+        as_t = lambda a: torch.as_tensor(np.stack(a), dtype=torch.long, device=device)  # noqa: E731
+        self.rows, self.perm, self.feats = as_t(rows), as_t(perm), as_t(feats)
+        self.node = torch.as_tensor(np.array(node), dtype=torch.long, device=device)
+        self.init_order = as_t(init) if first else None
+
+
+class _Group:
+    """Weights, cached projections and best snapshots of a group of votes."""
+
+    def __init__(self, X, y, votes, seed, cfg: TrainConfig):
+        self.X, self.cfg = X, cfg
+        self.XT = X.T.contiguous()  # feature-major copy: candidate columns are contiguous rows
+        n, d = X.shape
+        H = cfg.hidden_nodes
+        self.device = X.device
+        self.rngs = [vote_rng(seed, v) for v in votes]
+        y_np = np.asarray(y)
+        self.pos, self.neg = np.flatnonzero(y_np == 1), np.flatnonzero(y_np == 0)
+        self.P = min(len(self.pos), max(1, int(len(self.pos) * cfg.nrows)))
+        self.N = min(len(self.neg), max(1, int(len(self.neg) * cfg.nrows)))
+        self.y_full = torch.as_tensor(y_np == 1, device=self.device)
+        yb = torch.cat([torch.ones(self.P), torch.zeros(self.N)]).to(self.device)
+        self.yb = yb
+        self.sign_b = (2 * yb - 1).to(torch.float64)
+        self.out_gains = torch.stack([-yb, 1 - yb], dim=-1).expand(len(votes), -1, -1)
+        self.out_start = yb.new_tensor([self.P, 0.0]).expand(len(votes), 2)
+        self.uf = min(cfg.updated_features, d)
+
+        W1 = np.stack([r.standard_normal((d, H)) for r in self.rngs]).astype(np.float32)
+        w2 = np.stack([r.standard_normal(H) for r in self.rngs]).astype(np.float32)
+        if cfg.binary_weights:
+            W1, w2 = np.where(W1 >= 0, 1.0, -1.0), np.where(w2 >= 0, 1.0, -1.0)
+        else:
+            W1 = W1 / np.linalg.norm(W1, axis=1, keepdims=True)
+            w2 = w2 / np.linalg.norm(w2, axis=1, keepdims=True)
+        as_t = lambda a: torch.as_tensor(a, dtype=torch.float32, device=self.device)  # noqa: E731
+        self.W1, self.w2 = as_t(W1), as_t(w2)
+        self.b1 = torch.zeros((len(votes), H), device=self.device)
+        self.b2 = torch.zeros(len(votes), device=self.device)
+        self.U = project(X, self.W1)
+        self.best = {k: v.clone() for k, v in self.weights().items()}
+        self.best_select = torch.full((len(votes),), -np.inf, dtype=torch.float64, device=self.device)
+        self.best_score = self.best_select.clone()
+
+    def weights(self) -> dict[str, torch.Tensor]:
+        return {"W1": self.W1, "b1": self.b1, "w2": self.w2, "b2": self.b2}
+
+    # ----------------------------------------------------------------- node gains
+    def _objective(self, metric: str) -> Objective:
+        return Objective(self.cfg.loss, metric, self.P, self.N)
+
+    def _hidden_gains(self, s: torch.Tensor, wj: torch.Tensor):
+        """Per-row gains of hidden node j given the other nodes' logit ``s`` and ``w2[j]``."""
+        above = s + wj.unsqueeze(-1)
+        if self.cfg.loss == "ce":
+            l0 = torch.nn.functional.softplus(-self.sign_b * s.to(torch.float64))
+            l1 = torch.nn.functional.softplus(-self.sign_b * above.to(torch.float64))
+            return (l0 - l1).unsqueeze(-1), l1.sum(dim=1, keepdim=True)
+        y = self.yb
+        p0, p1 = (s > 0).float(), (above > 0).float()
+        gains = torch.stack([y * (p0 - p1), (1 - y) * (p1 - p0)], dim=-1)
+        start = torch.stack([(y * p1).sum(1), ((1 - y) * (1 - p1)).sum(1)], dim=-1)
+        return gains, start
+
+    def _full_search(self, values, gains, start, obj):
+        """Full search of one node per vote: ``(score (B,), theta (B,))``."""
+        seq, g = full_sequence(values, gains)
+        if gains is None:
+            best, theta = ce_best_cuts(values.unsqueeze(1), self.yb, seq)
+        else:
+            best, theta = best_cuts(seq, g, start.unsqueeze(1), obj)
+        return best.squeeze(1), theta.squeeze(1)
+
+    def _window_search(self, values, center, gains, start, obj):
+        """Windowed search of every candidate, in vote chunks that fit the memory budget."""
+        B, C, m = values.shape
+        step = max(1, self.cfg.memory_elements // (C * m))
+        out = []
+        for a in range(0, B, step):
+            sl = slice(a, a + step)
+            seq, g, below = window_sequence(values[sl], center[sl], None if gains is None else gains[sl],
+                                            self.cfg.interval)
+            if gains is None:
+                out.append(ce_best_cuts(values[sl], self.yb, seq))
+            else:
+                out.append(best_cuts(seq, g, start[sl].unsqueeze(1) + below, obj))
+        return torch.cat([o[0] for o in out]), torch.cat([o[1] for o in out])
+
+    def _logit_parts(self, hb, node):
+        """Logit without node ``node`` (bias included) and the node's output weight."""
+        ar = torch.arange(hb.shape[0], device=self.device)
+        wj = self.w2[ar, node]
+        z = (hb * self.w2.unsqueeze(1)).sum(-1)
+        return z - wj.unsqueeze(-1) * hb[ar, :, node] + self.b2.unsqueeze(-1), wj
+
+    # ----------------------------------------------------------------- updates
+    def init_biases(self, Ub, order, obj):
+        """Reference bias initialisation: +mean seed, then greedy per-node threshold search."""
+        ar = torch.arange(Ub.shape[0], device=self.device)
+        self.b1 = Ub.mean(dim=1)
+        hb = hidden_units(Ub + self.b1.unsqueeze(1))
+        z = (hb * self.w2.unsqueeze(1)).sum(-1)
+        J, theta = self._full_search(z, self._out_gains(), self.out_start, obj)
+        self.b2 = -theta
+        for q in range(order.shape[1]):
+            node = order[:, q]
+            self.b1[ar, node] = 0.0
+            hb = hidden_units(Ub + self.b1.unsqueeze(1))
+            s, wj = self._logit_parts(hb, node)
+            gains, start = self._hidden_gains(s, wj)
+            Jq, theta = self._full_search(Ub[ar, :, node], gains, start, obj)
+            better = Jq > J
+            self.b1[ar, node] = torch.where(better, -theta, 0.0)
+            J = torch.where(better, Jq, J)
+
+    def _out_gains(self):
+        return None if self.cfg.loss == "ce" else self.out_gains
+
+    def update_output(self, hb, perm, obj):
+        cfg = self.cfg
+        ar = torch.arange(hb.shape[0], device=self.device)
+        z = (hb * self.w2.unsqueeze(1)).sum(-1)
+        J, theta = self._full_search(z, self._out_gains(), self.out_start, obj)
+        hk = torch.gather(hb.transpose(1, 2), 1, perm.unsqueeze(-1).expand(-1, -1, hb.shape[1]))
+        if cfg.binary_weights:
+            coords, delta = perm, -2 * torch.gather(self.w2, 1, perm)
+        else:
+            coords = torch.cat([perm, perm], dim=1)
+            delta = torch.cat([torch.full_like(hk[..., 0], cfg.w_inc2), torch.full_like(hk[..., 0], -cfg.w_inc2)], 1)
+            hk = torch.cat([hk, hk], dim=1)
+        values = z.unsqueeze(1) + delta.unsqueeze(-1) * hk
+        norm = self._norm(delta, torch.gather(self.w2, 1, coords))
+        best, thr = self._window_search(values, theta.unsqueeze(1) * norm, self._out_gains(),
+                                        self.out_start, obj)
+        score, c = best.max(dim=1)
+        accept = score > J
+        k, d, nc = coords[ar, c], delta[ar, c], norm[ar, c]
+        new_w2 = self.w2.clone()
+        new_w2[ar, k] += d
+        new_w2 = new_w2 / nc.unsqueeze(-1)
+        self.w2 = torch.where(accept.unsqueeze(-1), new_w2, self.w2)
+        self.b2 = torch.where(accept, -thr[ar, c] / nc, -theta)
+
+    def update_hidden(self, hb, Ub, rows, node, feats, obj):
+        cfg = self.cfg
+        ar = torch.arange(hb.shape[0], device=self.device)
+        s, wj = self._logit_parts(hb, node)
+        gains, start = self._hidden_gains(s, wj)
+        u = Ub[ar, :, node]
+        J, theta = self._full_search(u, gains, start, obj)
+        self.b1[ar, node] = -theta
+        XF = torch.gather(self.XT[feats], 2, rows.unsqueeze(1).expand(-1, feats.shape[1], -1))  # (B, uf, m)
+        w_f = self.W1[ar.unsqueeze(-1), feats, node.unsqueeze(-1)]  # (B, uf)
+        if cfg.binary_weights:
+            coords, delta = feats, -2 * w_f
+            values = u.unsqueeze(1) + delta.unsqueeze(-1) * XF
+        else:
+            coords = torch.cat([feats, feats], dim=1)
+            up = torch.full_like(w_f, cfg.w_inc1)
+            delta = torch.cat([up, -up], dim=1)
+            values = u.new_empty((u.shape[0], 2 * XF.shape[1], u.shape[1]))
+            torch.add(u.unsqueeze(1), XF, alpha=cfg.w_inc1, out=values[:, : XF.shape[1]])
+            torch.add(u.unsqueeze(1), XF, alpha=-cfg.w_inc1, out=values[:, XF.shape[1]:])
+            w_f = torch.cat([w_f, w_f], dim=1)
+        del XF
+        norm = self._norm(delta, w_f)
+        best, thr = self._window_search(values, theta.unsqueeze(1) * norm, gains, start, obj)
+        del values
+        score, c = best.max(dim=1)
+        a = torch.nonzero(score > J).squeeze(-1)
+        if a.numel() == 0:
+            return
+        ca, ja = c[a], node[a]
+        fa, da, na = coords[a, ca], delta[a, ca], norm[a, ca]
+        self.W1[a, fa, ja] += da
+        self.W1[a, :, ja] /= na.unsqueeze(-1)
+        self.b1[a, ja] = -thr[a, ca] / na
+        self.U[a, :, ja] = (self.U[a, :, ja] + da.unsqueeze(-1) * self.XT[fa]) / na.unsqueeze(-1)
+
+    def _norm(self, delta, w):
+        """Norm of a unit weight vector after adding ``delta`` to coordinate ``w`` (SCD01 only)."""
+        if self.cfg.loss == "01" and not self.cfg.binary_weights:
+            return torch.sqrt(1 + 2 * delta * w + delta * delta)
+        return torch.ones_like(delta)
+
+    def select(self, iteration: int):
+        """Keep each vote's best snapshot on the full training set (reference schedule)."""
+        cfg = self.cfg
+        hf = hidden_units(self.U + self.b1.unsqueeze(1))
+        pred = ((hf * self.w2.unsqueeze(1)).sum(-1) + self.b2.unsqueeze(-1)) > 0
+        yf = self.y_full
+        tp = (pred & yf).sum(1).double()
+        tn = (~pred & ~yf).sum(1).double()
+        npos, nneg = yf.sum().double(), (~yf).sum().double()
+        bal = (tp / npos + tn / nneg) / 2
+        score = (tp + tn) / (npos + nneg) + bal
+        select = bal if iteration < int(cfg.n_iters * cfg.b_ratio) else score
+        better = select > self.best_select
+        if bool(better.any()):
+            for name, value in self.weights().items():
+                self.best[name][better] = value[better]
+            self.best_select = torch.where(better, select, self.best_select)
+            self.best_score = torch.where(better, score, self.best_score)
+
+    def step(self, iteration: int):
+        cfg = self.cfg
+        first = iteration == 0
+        n, d = self.X.shape
+        draw = _Batch(self.rngs, self.pos, self.neg, self.P, self.N, cfg.hidden_nodes, d, self.uf,
+                      self.device, first)
+        if iteration and iteration % _REFRESH_EVERY == 0:
+            self.U = project(self.X, self.W1)
+        H = cfg.hidden_nodes
+        Ub = torch.gather(self.U, 1, draw.rows.unsqueeze(-1).expand(-1, -1, H))
+        obj = self._objective("balanced" if iteration <= int(cfg.n_iters * cfg.b_ratio) else "plus")
+        if first:
+            self.init_biases(Ub, draw.init_order, obj)
+        hb = hidden_units(Ub + self.b1.unsqueeze(1))
+        self.update_output(hb, draw.perm, obj)
+        self.update_hidden(hb, Ub, draw.rows, draw.node, draw.feats, obj)
+        self.select(iteration)
+
+
+def train_votes(
+    X: torch.Tensor,
+    y: np.ndarray,
+    votes: Sequence[int],
+    seed: int,
+    cfg: TrainConfig,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, np.ndarray]:
+    """Train votes ``votes`` of the ensemble with base seed ``seed``.
+
+    Returns the best snapshot of every vote as numpy arrays ``W1 (B, d, H)``, ``b1 (B, H)``,
+    ``w2 (B, H)``, ``b2 (B,)`` and ``score (B,)`` (full-train accuracy + balanced accuracy of
+    the snapshot, the reference's ``obj``).  ``progress(k)`` is called after every iteration
+    with the number of vote-iterations done.
+    """
+    with torch.no_grad():
+        group = _Group(X, y, list(votes), seed, cfg)
+        for iteration in range(cfg.n_iters):
+            group.step(iteration)
+            if progress is not None:
+                progress(len(votes))
+        out = {k: v.cpu().numpy() for k, v in group.best.items()}
+        out["score"] = group.best_score.cpu().numpy()
+    return out
