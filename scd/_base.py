@@ -7,12 +7,12 @@ and weight domain) and its defaults, like ``RandomForestClassifier`` over ``Base
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from numbers import Integral, Real
 from typing import Any
 
+import joblib
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
@@ -153,7 +153,8 @@ class _BaseSCD(ClassifierMixin, BaseEstimator):
         if len(classes) != 2:
             kind = "only one class" if len(classes) < 2 else f"{len(classes)} classes"
             raise ValueError(
-                f"{type(self).__name__} is a binary classifier and needs exactly 2 classes; y has {kind}."
+                f"Only binary classification is supported. {type(self).__name__} needs exactly 2 "
+                f"classes; y has {kind}."
             )
         y01 = (y == classes[1]).astype(np.int64)
         if not X.flags.writeable:
@@ -165,9 +166,8 @@ class _BaseSCD(ClassifierMixin, BaseEstimator):
         if resume:
             seed = state.restore(self.checkpoint, self._checkpoint_meta(seed, prints))
         gpu = devices[0].type == "cuda"
-        size = self.group_size or math.ceil(
-            auto_group_size(self.n_votes, X.shape[0], X.shape[1], cfg, gpu) / (len(devices) if gpu else 1)
-        )
+        workers = len(devices) if gpu else joblib.effective_n_jobs(self.n_jobs or 1)
+        size = self.group_size or auto_group_size(self.n_votes, X.shape[0], X.shape[1], cfg, workers, gpu)
         groups = split_groups(state.missing(), size)
         meta = self._checkpoint_meta(seed, prints)
 
@@ -235,7 +235,8 @@ class _BaseSCD(ClassifierMixin, BaseEstimator):
 
     def predict(self, X, member: int | None = None) -> np.ndarray:
         """Majority vote (ties go to ``classes_[0]``), or vote ``member`` alone."""
-        return self.classes_[(self._positive_fraction(X, member) > 0.5).astype(int)]
+        positive = self._positive_fraction(X, member) > 0.5
+        return self.classes_[positive.astype(int)]
 
     def member(self, index: int) -> "_BaseSCD":
         """A fitted one-vote estimator holding vote ``index`` (for attacking single members)."""

@@ -22,13 +22,20 @@ from ._train import TrainConfig, train_votes
 __all__ = ["auto_group_size", "run_groups", "split_groups"]
 
 
-def auto_group_size(n_votes: int, n_samples: int, n_features: int, cfg: TrainConfig, gpu: bool) -> int:
-    """Votes per group: all of them on a GPU, else as many as fit the CPU memory budget."""
+_CPU_GROUP_ELEMENTS = 1 << 21  # candidate-matrix elements per CPU group: larger groups lose cache
+
+
+def auto_group_size(n_votes: int, n_samples: int, n_features: int, cfg: TrainConfig,
+                    n_devices: int, gpu: bool) -> int:
+    """Votes per group: an equal share per GPU; on a CPU, groups whose candidate matrices
+    stay cache-friendly (batching tiny problems, single votes for large ones), at least one
+    group per worker (``n_devices`` = joblib workers there)."""
+    share = -(-n_votes // n_devices)
     if gpu:
-        return n_votes
+        return share
     n_candidates = 2 * min(cfg.updated_features, n_features)
     batch = max(2, int(n_samples * cfg.nrows))
-    return int(max(1, min(n_votes, cfg.memory_elements // max(1, n_candidates * batch))))
+    return int(max(1, min(share, _CPU_GROUP_ELEMENTS // max(1, n_candidates * batch))))
 
 
 def split_groups(votes: Sequence[int], size: int) -> list[list[int]]:
@@ -37,10 +44,10 @@ def split_groups(votes: Sequence[int], size: int) -> list[list[int]]:
     return [votes[i : i + size] for i in range(0, len(votes), size)]
 
 
-def _train_on_cpu(X: np.ndarray, y: np.ndarray, votes, seed, cfg, threads) -> dict:
+def _train_on_cpu(XT: np.ndarray, y: np.ndarray, votes, seed, cfg, threads) -> dict:
     """A joblib task: train one group on this worker's CPU with ``threads`` torch threads."""
     torch.set_num_threads(threads)
-    return train_votes(torch.from_numpy(X), y, votes, seed, cfg)
+    return train_votes(torch.from_numpy(np.array(XT)), y, votes, seed, cfg)
 
 
 def run_groups(
@@ -55,29 +62,30 @@ def run_groups(
     progress: Callable[[int], None],
 ) -> None:
     """Train every group and hand each result to ``on_group`` in group order."""
+    XT = np.ascontiguousarray(X.T)  # feature-major, computed once for all groups
     if devices[0].type == "cuda":
-        results = _run_on_gpus(X, y, groups, seed, cfg, devices, progress)
+        results = _run_on_gpus(XT, y, groups, seed, cfg, devices, progress)
     elif n_jobs in (None, 1):
-        Xt = torch.from_numpy(X)
-        results = ((g, train_votes(Xt, y, g, seed, cfg, progress)) for g in groups)
+        XT_t = torch.from_numpy(XT)
+        results = ((g, train_votes(XT_t, y, g, seed, cfg, progress)) for g in groups)
     else:
-        results = _run_on_cpu_workers(X, y, groups, seed, cfg, n_jobs, progress)
+        results = _run_on_cpu_workers(XT, y, groups, seed, cfg, n_jobs, progress)
     for votes, arrays in results:
         on_group(votes, arrays)
 
 
-def _run_on_cpu_workers(X, y, groups, seed, cfg, n_jobs, progress) -> Iterable:
+def _run_on_cpu_workers(XT, y, groups, seed, cfg, n_jobs, progress) -> Iterable:
     n_workers = joblib.effective_n_jobs(n_jobs)
     threads = max(1, (os.cpu_count() or 1) // n_workers)
-    tasks = (joblib.delayed(_train_on_cpu)(X, y, g, seed, cfg, threads) for g in groups)
+    tasks = (joblib.delayed(_train_on_cpu)(XT, y, g, seed, cfg, threads) for g in groups)
     outputs = joblib.Parallel(n_jobs=n_jobs, return_as="generator")(tasks)
     for votes, arrays in zip(groups, outputs):
         progress(len(votes) * cfg.n_iters)
         yield votes, arrays
 
 
-def _run_on_gpus(X, y, groups, seed, cfg, devices, progress) -> Iterable:
-    data = {d: torch.from_numpy(X).to(d) for d in devices}
+def _run_on_gpus(XT, y, groups, seed, cfg, devices, progress) -> Iterable:
+    data = {d: torch.from_numpy(XT).to(d) for d in devices}
 
     def task(i: int, votes: list[int]) -> dict:
         device = devices[i % len(devices)]

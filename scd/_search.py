@@ -126,22 +126,56 @@ def window_sequence(
     rows), the gains of those rows ``(B, C, L, k)``, and ``below (B, C, k)``: the summed
     gains of the rows below ``center`` that are *not* in the window.  The cuts of the window
     are the ``2 * half_width + 1`` boundaries between consecutive entries of ``seq``.
+
+    One ``topk`` of the ``3 * (half_width + 1)`` rows nearest to ``center`` finds both
+    sides at once for almost every candidate; candidates whose nearest rows are too
+    lopsided fall back to one selection per side.
     """
     B, C, m = values.shape
     assert center.shape == (B, C), (center.shape, values.shape)
     k = min(half_width + 1, m)
-    is_below = values < center.unsqueeze(-1)
-    hi_v, hi_i = torch.topk(values.masked_fill(is_below, _POS), k, dim=-1, largest=False)
-    lo_v, lo_i = torch.topk(values.masked_fill(~is_below, _NEG), k, dim=-1, largest=True)
-    seq = torch.cat([lo_v.flip(-1), hi_v], dim=-1)
+    diff = values - center.unsqueeze(-1)
+    is_below = torch.clamp(diff, max=0).sign_().neg_()  # 1.0 below center, 0.0 at or above
+    n_below = is_below.sum(dim=-1) if gains is None else None
+    if gains is not None:
+        ones = gains.new_ones(gains.shape[:2] + (1,))
+        sums = torch.bmm(is_below.to(gains.dtype), torch.cat([gains, ones], dim=-1))
+        below_sum, n_below = sums[..., :-1], sums[..., -1].to(values.dtype)
+    near = min(m, 3 * k)
+    _, idx = torch.topk(diff.abs_(), near, dim=-1, largest=False, sorted=False)
+    del diff
+    near_v = torch.gather(values, -1, idx)
+    near_below = torch.gather(is_below, -1, idx) > 0
+    got_below = near_below.sum(-1)
+    ok = (got_below >= torch.clamp(n_below, max=k)) & (near - got_below >= torch.clamp(m - n_below, max=k))
+    seq, rows = _split_sides(near_v, idx, near_below, k)
+    if not bool(ok.all()):
+        bad = torch.nonzero(~ok.reshape(-1)).squeeze(-1)
+        v_bad = values.reshape(B * C, m)[bad]
+        b_bad = is_below.reshape(B * C, m)[bad] > 0
+        all_idx = torch.arange(m, device=values.device).expand_as(v_bad)
+        s_bad, r_bad = _split_sides(v_bad, all_idx, b_bad, k)
+        seq = seq.reshape(B * C, -1).index_copy(0, bad, s_bad).reshape(B, C, -1)
+        rows = rows.reshape(B * C, -1).index_copy(0, bad, r_bad).reshape(B, C, -1)
     if gains is None:
         return seq, None, None
     assert gains.shape[:2] == (B, m), (gains.shape, values.shape)
-    below_sum = torch.bmm(is_below.to(gains.dtype), gains)  # (B, C, k)
-    idx = torch.cat([lo_i.flip(-1), hi_i], dim=-1)
-    g = _gather_rows(gains, idx) * torch.isfinite(seq).unsqueeze(-1)
+    g = _gather_rows(gains, rows) * torch.isfinite(seq).unsqueeze(-1)
     below = below_sum - g[:, :, :k].sum(dim=2)
     return seq, g, below
+
+
+def _split_sides(v: torch.Tensor, idx: torch.Tensor, below: torch.Tensor, k: int):
+    """The ``k`` largest of ``v`` where ``below`` and the ``k`` smallest elsewhere, ascending.
+
+    Returns the values (``-inf``/``+inf`` where a side has fewer than ``k``) and the
+    matching entries of ``idx``, both ``(..., 2k)``.
+    """
+    lo_v, lo_j = torch.topk(v.masked_fill(~below, _NEG), k, dim=-1, largest=True)
+    hi_v, hi_j = torch.topk(v.masked_fill(below, _POS), k, dim=-1, largest=False)
+    seq = torch.cat([lo_v.flip(-1), hi_v], dim=-1)
+    rows = torch.gather(idx, -1, torch.cat([lo_j.flip(-1), hi_j], dim=-1))
+    return seq, rows
 
 
 def _gather_rows(gains: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:

@@ -7,8 +7,9 @@ then one random hidden node the same way, and keeps the best snapshot on the ful
 set.  All votes of the group advance together; each has its own random stream, so a vote's
 result does not depend on which other votes share its group.
 
-Inputs are trusted (validated by the estimator): ``X`` float32 ``(n, d)`` on the target
-device with values of any range, ``y`` int array of 0/1 with both classes present.
+Inputs are trusted (validated by the estimator): ``XT`` is the *feature-major* float32
+training matrix ``(d, n)`` (``X.T`` made contiguous, so a candidate feature's column is one
+contiguous row) on the target device, ``y`` an int array of 0/1 with both classes present.
 """
 
 from __future__ import annotations
@@ -70,12 +71,11 @@ class _Batch:
 class _Group:
     """Weights, cached projections and best snapshots of a group of votes."""
 
-    def __init__(self, X, y, votes, seed, cfg: TrainConfig):
-        self.X, self.cfg = X, cfg
-        self.XT = X.T.contiguous()  # feature-major copy: candidate columns are contiguous rows
-        n, d = X.shape
+    def __init__(self, XT, y, votes, seed, cfg: TrainConfig):
+        self.XT, self.X, self.cfg = XT, XT.T, cfg
+        n, d = self.X.shape
         H = cfg.hidden_nodes
-        self.device = X.device
+        self.device = XT.device
         self.rngs = [vote_rng(seed, v) for v in votes]
         y_np = np.asarray(y)
         self.pos, self.neg = np.flatnonzero(y_np == 1), np.flatnonzero(y_np == 0)
@@ -100,7 +100,7 @@ class _Group:
         self.W1, self.w2 = as_t(W1), as_t(w2)
         self.b1 = torch.zeros((len(votes), H), device=self.device)
         self.b2 = torch.zeros(len(votes), device=self.device)
-        self.U = project(X, self.W1)
+        self.U = project(self.X, self.W1)
         self.best = {k: v.clone() for k, v in self.weights().items()}
         self.best_select = torch.full((len(votes),), -np.inf, dtype=torch.float64, device=self.device)
         self.best_score = self.best_select.clone()
@@ -285,14 +285,14 @@ class _Group:
 
 
 def train_votes(
-    X: torch.Tensor,
+    XT: torch.Tensor,
     y: np.ndarray,
     votes: Sequence[int],
     seed: int,
     cfg: TrainConfig,
     progress: Callable[[int], None] | None = None,
 ) -> dict[str, np.ndarray]:
-    """Train votes ``votes`` of the ensemble with base seed ``seed``.
+    """Train votes ``votes`` of the ensemble with base seed ``seed`` on ``XT = X.T (d, n)``.
 
     Returns the best snapshot of every vote as numpy arrays ``W1 (B, d, H)``, ``b1 (B, H)``,
     ``w2 (B, H)``, ``b2 (B,)`` and ``score (B,)`` (full-train accuracy + balanced accuracy of
@@ -300,7 +300,7 @@ def train_votes(
     with the number of vote-iterations done.
     """
     with torch.no_grad():
-        group = _Group(X, y, list(votes), seed, cfg)
+        group = _Group(XT, y, list(votes), seed, cfg)
         for iteration in range(cfg.n_iters):
             group.step(iteration)
             if progress is not None:

@@ -1,0 +1,50 @@
+"""An interrupted fit resumes from its checkpoint and ends with the same ensemble."""
+
+import numpy as np
+import pytest
+
+import scd
+from eval.datasets import load_dataset
+from scd import _parallel
+
+PARAMS = dict(n_votes=4, n_iters=12, hidden_nodes=4, updated_features=8, interval=4, random_state=3, group_size=1)
+
+
+def test_interrupt_then_resume_equals_uninterrupted(tmp_path, monkeypatch):
+    ds = load_dataset("digits")
+    ckpt = tmp_path / "fit.ckpt"
+    reference = scd.SCD01(**PARAMS).fit(ds.x_train, ds.y_train)
+
+    real = _parallel.train_votes
+    calls = []
+
+    def interrupt_on_third_group(*args, **kwargs):
+        calls.append(args[2])
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_parallel, "train_votes", interrupt_on_third_group)
+    with pytest.raises(KeyboardInterrupt):
+        scd.SCD01(**PARAMS, checkpoint=str(ckpt)).fit(ds.x_train, ds.y_train)
+    assert ckpt.exists()
+    monkeypatch.setattr(_parallel, "train_votes", real)
+
+    trained = []
+    monkeypatch.setattr(_parallel, "train_votes", lambda *a, **k: trained.append(list(a[2])) or real(*a, **k))
+    resumed = scd.SCD01(**PARAMS, checkpoint=str(ckpt)).fit(ds.x_train, ds.y_train, resume=True)
+    assert trained == [[2], [3]]  # only the groups that had not finished
+    for name in ("W1_", "b1_", "w2_", "b2_", "vote_scores_"):
+        np.testing.assert_array_equal(getattr(resumed, name), getattr(reference, name))
+
+
+def test_resume_refuses_a_different_fit(tmp_path):
+    ds = load_dataset("digits")
+    ckpt = tmp_path / "fit.ckpt"
+    scd.SCD01(**PARAMS, checkpoint=str(ckpt)).fit(ds.x_train, ds.y_train)
+    with pytest.raises(ValueError, match="does not match this fit"):
+        scd.SCD01(**{**PARAMS, "hidden_nodes": 5}, checkpoint=str(ckpt)).fit(ds.x_train, ds.y_train, resume=True)
+    with pytest.raises(ValueError, match="does not match this fit"):
+        scd.SCD01(**PARAMS, checkpoint=str(ckpt)).fit(ds.x_train[::-1], ds.y_train[::-1], resume=True)
+    with pytest.raises(ValueError, match="needs the checkpoint"):
+        scd.SCD01(**PARAMS).fit(ds.x_train, ds.y_train, resume=True)
