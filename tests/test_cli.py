@@ -1,0 +1,52 @@
+"""The ``scd`` command trains, saves, describes and predicts, and answers --help without torch."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_help_does_not_import_torch_or_tensorflow():
+    code = "import sys, cli; cli.main(['--help'], standalone_mode=False); " \
+           "assert 'torch' not in sys.modules and 'tensorflow' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, capture_output=True)
+
+
+def test_train_info_predict(tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "m.scd"
+    result = runner.invoke(main, ["train", "--loss", "ce", "--votes", "3", "--iters", "30", "--hidden", "4",
+                                  "--jobs", "1", "--quiet", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "test accuracy" in result.output and "training time" in result.output
+    assert out.exists() and not Path(f"{out}.ckpt").exists()
+
+    info = runner.invoke(main, ["info", str(out)])
+    assert info.exit_code == 0, info.output
+    meta = json.loads(info.output)
+    assert meta["estimator"] == "SCDClassifier" and meta["params"]["loss"] == "ce"
+    assert meta["arrays"]["W1"] == [3, 64, 4]
+
+    preds = tmp_path / "p.csv"
+    pred = runner.invoke(main, ["predict", str(out), "--member", "1", "--out", str(preds)])
+    assert pred.exit_code == 0, pred.output
+    assert "test accuracy" in pred.output
+    assert preds.read_text().startswith("index,label,prediction,proba_1\n")
+
+
+def test_bad_options_are_reported(tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(main, ["train", "--resume"])
+    assert result.exit_code != 0 and "--resume needs --out" in result.output
+    result = runner.invoke(main, ["train", "--data", "cifar10", "--data-dir", str(tmp_path / "empty"),
+                                  "--votes", "1", "--iters", "1"])
+    assert result.exit_code != 0
+    assert isinstance(result.exception, FileNotFoundError) and "cifar" in str(result.exception)
+    result = runner.invoke(main, ["train", "--votes", "1", "--iters", "1", "--device", "cuda:7", "--quiet"])
+    assert result.exit_code != 0 and isinstance(result.exception, ValueError)
