@@ -36,6 +36,8 @@ __all__ = [
     "ce_best_cuts",
     "cut_thresholds",
     "full_sequence",
+    "near_rows",
+    "rank_window",
     "window_sequence",
 ]
 
@@ -138,8 +140,9 @@ def window_sequence(
     is_below = torch.clamp(diff, max=0).sign_().neg_()  # 1.0 below center, 0.0 at or above
     n_below = is_below.sum(dim=-1) if gains is None else None
     if gains is not None:
-        ones = gains.new_ones(gains.shape[:2] + (1,))
-        sums = torch.bmm(is_below.to(gains.dtype), torch.cat([gains, ones], dim=-1))
+        # (B, k+1, m) contiguous, used transposed: far faster than a skinny (m, k+1) operand
+        cols = torch.cat([gains.transpose(1, 2), gains.new_ones((B, 1, m))], dim=1)
+        sums = torch.bmm(is_below.to(gains.dtype), cols.transpose(1, 2))
         below_sum, n_below = sums[..., :-1], sums[..., -1].to(values.dtype)
     near = min(m, 3 * k)
     _, idx = torch.topk(diff.abs_(), near, dim=-1, largest=False, sorted=False)
@@ -163,6 +166,149 @@ def window_sequence(
     g = _gather_rows(gains, rows) * torch.isfinite(seq).unsqueeze(-1)
     below = below_sum - g[:, :, :k].sum(dim=2)
     return seq, g, below
+
+
+def rank_window(
+    values: torch.Tensor,
+    rank: torch.Tensor,
+    gains: torch.Tensor | None,
+    half_width: int,
+    guess: torch.Tensor | None = None,
+    density: torch.Tensor | None = None,
+    band_rows: int = 64,
+    workspace: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """The window of :func:`window_sequence` centred, in every candidate's own sorted order,
+    on the incumbent threshold's *rank* (the reference's positional window).
+
+    ``rank (B,)`` is the number of batch rows below the incumbent threshold.  Candidate
+    ``c`` of vote ``b`` is centred on its value at sorted position ``rank[b]`` (``+inf``
+    past the end): the window holds the ``half_width + 1`` rows below that value and the
+    ``half_width + 1`` rows at or above it (for distinct values: sorted positions
+    ``rank - half_width - 1 .. rank + half_width``).  Same outputs as
+    :func:`window_sequence`.
+
+    Without a guess, every centre is found by a selection (``kthvalue``), which costs many
+    passes over the rows.  With a ``guess (B, C)`` of each centre value and the incumbent's
+    row ``density (B,)`` (rows per unit near its threshold), one counting pass corrects the
+    guess by Newton's rule; the rows within about ``band_rows`` rows of the corrected value
+    are gathered and sorted, and their exact ranks follow from the count of rows below the
+    band.  A candidate whose band misses part of its window (rare for continuous
+    projections) falls back to the selection.  Both paths give the same window.
+
+    ``workspace``: optional scratch memory of at least ``2 * values.numel()`` elements of
+    ``values.dtype``; reusing it across calls avoids the page faults of fresh allocations,
+    which cost more on a CPU than the arithmetic here.
+    """
+    B, C, m = values.shape
+    k = min(half_width + 1, m)
+    device = values.device
+    V = values.reshape(B * C, m)
+    r = rank.to(torch.long).reshape(B, 1).expand(B, C).reshape(-1)
+    if guess is None:
+        centers = torch.empty((B, C), dtype=values.dtype, device=device)
+        for b, rb in enumerate(rank.tolist()):
+            if rb < m:
+                centers[b] = torch.kthvalue(values[b], int(rb) + 1, dim=-1).values
+            else:  # every row below: just above the largest (window_sequence needs a finite centre)
+                centers[b] = torch.nextafter(values[b].amax(-1), values.new_tensor(_POS))
+        return window_sequence(values, centers, gains, half_width)
+    rho = density.reshape(B, 1).expand(B, C).reshape(-1).clamp(min=1e-12)
+    if workspace is None or workspace.numel() < 2 * V.numel():
+        workspace = V.new_empty(2 * V.numel())
+    buf = workspace[: V.numel()].view(B * C, m)  # float 0/1 masks: the fastest comparisons on CPU
+    diff = workspace[V.numel() : 2 * V.numel()].view(B * C, m)
+
+    def count_below(c: torch.Tensor) -> torch.Tensor:
+        return torch.lt(V, c.unsqueeze(-1), out=buf).sum(-1).long()
+
+    center = guess.reshape(-1)
+    n = count_below(center)
+    prev, n_prev = center, n  # one Newton step on the incumbent's density, then one secant step
+    center = torch.where(n == r, center, center + (r - n).to(V.dtype) / rho)
+    n = count_below(center)
+    slope = torch.where(n != n_prev, (center - prev) / (n - n_prev).to(V.dtype), 1 / rho)
+    center = torch.where(n == r, center, center + (r - n).to(V.dtype) * slope)
+    # the band: about band_rows rows each side of the centre, reaching the end of the batch
+    # when the window is that close to it
+    half = band_rows / rho
+    lo = torch.where(r - k < band_rows, _POS, half).unsqueeze(-1)
+    hi = torch.where(r + k > m - band_rows, _POS, half).unsqueeze(-1)
+    torch.sub(V, center.unsqueeze(-1), out=diff)
+    torch.lt(diff, -lo, out=buf)  # rows below the band
+    if gains is None:
+        n_low = buf.sum(-1).long()
+    else:
+        kc = gains.shape[-1]
+        # (B, k+1, m) contiguous, used transposed: far faster than a skinny (m, k+1) operand
+        cols = torch.cat([gains.transpose(1, 2), gains.new_ones((B, 1, m))], dim=1)
+        sums = torch.bmm(buf.view(B, C, m).to(gains.dtype), cols.transpose(1, 2)).reshape(B * C, kc + 1)
+        below, n_low = sums[:, :kc], sums[:, kc].long()
+    band = torch.le(diff, hi, out=diff).sub_(buf)  # rows in the band (0/1, in place of diff)
+    count = band.sum(-1).long()
+    ok = (n_low <= (r - k).clamp(min=0)) & (n_low + count >= (r + k).clamp(max=m)) 
+
+    # the band's rows of every candidate that is ok, sorted, padded with +inf
+    flat = torch.nonzero(band.view(-1)).squeeze(-1)
+    row, col = flat // m, flat % m
+    keep = ok[row]
+    row, col = row[keep], col[keep]
+    count = torch.where(ok, count, 0)
+    width = max(1, int(count.max()))
+    start = torch.cumsum(count, 0) - count
+    pos = torch.arange(len(row), device=device) - start[row]
+    band_v = V.new_full((B * C, width), _POS)
+    band_v[row, pos] = V[row, col]
+    band_v, order = torch.sort(band_v, dim=-1)
+    band_col = torch.zeros((B * C, width), dtype=torch.long, device=device)
+    band_col[row, pos] = col
+    band_col = torch.gather(band_col, 1, order)
+
+    # centre value, first row at or above it, and the window's ranks
+    at = (r - n_low).clamp(0, width - 1)
+    c_star = torch.where(r < m, torch.gather(band_v, 1, at.unsqueeze(-1)).squeeze(-1), _POS)
+    first = n_low + (band_v < c_star.unsqueeze(-1)).sum(-1)
+    ok &= ((first - k).clamp(min=0) >= n_low) & ((first + k).clamp(max=m) <= n_low + count)
+    ranks = (first - k).unsqueeze(-1) + torch.arange(2 * k, device=device)
+    inside = (ranks >= 0) & (ranks < m)
+    j = (ranks - n_low.unsqueeze(-1)).clamp(0, width - 1)
+    seq = torch.gather(band_v, 1, j).masked_fill(ranks < 0, _NEG).masked_fill(ranks >= m, _POS)
+    out_g = None
+    if gains is not None:
+        vote = torch.arange(B * C, device=device) // C
+        rows_w = torch.gather(band_col, 1, j)
+        out_g = gains[vote.unsqueeze(-1), rows_w] * inside.unsqueeze(-1)
+        # rows below the window: those below the band, then the band's first entries
+        n_skip = (first - k - n_low).clamp(min=0)
+        reach = int(n_skip.max())
+        if reach:
+            skip = torch.arange(reach, device=device) < n_skip.unsqueeze(-1)
+            below = below + (gains[vote.unsqueeze(-1), band_col[:, :reach]] * skip.unsqueeze(-1)).sum(1)
+    if not bool(ok.all()):  # again with a band 8 times as wide, then by selection
+        bad = torch.nonzero(~ok).squeeze(-1)
+        again = {"guess": center[bad].unsqueeze(1), "density": rho[bad], "band_rows": 8 * band_rows} \
+            if band_rows < m else {}
+        s, gb, bl = rank_window(V[bad].unsqueeze(1), r[bad], None if gains is None else gains[bad // C],
+                                half_width, workspace=workspace, **again)
+        seq[bad] = s[:, 0]
+        if gains is not None:
+            out_g[bad] = gb[:, 0]
+            below[bad] = bl[:, 0]
+    seq = seq.reshape(B, C, 2 * k)
+    if gains is None:
+        return seq, None, None
+    return seq, out_g.reshape(B, C, 2 * k, -1), below.reshape(B, C, -1)
+
+
+def near_rows(values: torch.Tensor, theta: torch.Tensor, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``count`` rows of ``values (B, m)`` nearest to ``theta (B,)`` and the row density
+    there (rows per unit), for :func:`rank_window`'s guesses."""
+    count = min(count, values.shape[1])
+    _, rows = torch.topk((values - theta.unsqueeze(-1)).abs(), count, dim=-1, largest=False, sorted=False)
+    near = torch.gather(values, 1, rows)
+    spread = near.amax(-1) - near.amin(-1)
+    density = torch.where(spread > 0, count / spread, torch.full_like(spread, float("inf")))
+    return rows, density
 
 
 def _split_sides(v: torch.Tensor, idx: torch.Tensor, below: torch.Tensor, k: int):

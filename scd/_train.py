@@ -21,11 +21,13 @@ import numpy as np
 import torch
 
 from ._network import hidden_units, project
-from ._search import Objective, best_cuts, ce_best_cuts, full_sequence, window_sequence
+from ._search import Objective, best_cuts, ce_best_cuts, full_sequence, near_rows, rank_window
 
 __all__ = ["TrainConfig", "train_votes", "vote_rng"]
 
 _REFRESH_EVERY = 64  # iterations between exact recomputations of the cached projections
+_NEAR_ROWS = 64  # rows near the incumbent threshold that guess where each candidate's window is
+_GUESS_FROM_ROWS = 2048  # smaller batches find their windows by selection: fewer, larger steps
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,7 @@ class _Group:
         self.b1 = torch.zeros((len(votes), H), device=self.device)
         self.b2 = torch.zeros(len(votes), device=self.device)
         self.U = project(self.X, self.W1)
+        self._buffers: dict[int, torch.Tensor] = {}
         self.best = {k: v.clone() for k, v in self.weights().items()}
         self.best_select = torch.full((len(votes),), -np.inf, dtype=torch.float64, device=self.device)
         self.best_score = self.best_select.clone()
@@ -134,20 +137,50 @@ class _Group:
             best, theta = best_cuts(seq, g, start.unsqueeze(1), obj)
         return best.squeeze(1), theta.squeeze(1)
 
-    def _window_search(self, values, center, gains, start, obj):
-        """Windowed search of every candidate, in vote chunks that fit the memory budget."""
-        B, C, m = values.shape
+    def _window_search(self, base, theta, delta, direction, gains, start, obj, guess=_NEAR_ROWS):
+        """Windowed search of the candidates ``base + delta * direction``, each centred on the
+        incumbent threshold's rank in its own order, in vote chunks that fit the memory budget.
+
+        ``base (B, m)`` and ``theta (B,)`` are the incumbent projection and threshold,
+        ``delta (B, C)`` the candidates' steps and ``direction (B, C', m)`` the rows they move
+        along, with ``C`` a multiple of ``C'`` (``+step`` candidates, then ``-step``).
+        ``guess=False`` finds the windows by selection (for projections with many ties).
+        """
+        B, C = delta.shape
+        Cd, m = direction.shape[1:]
+        rank = (base < theta.unsqueeze(-1)).sum(-1)
+        guess = guess if m >= _GUESS_FROM_ROWS else 0
+        if guess:  # the number of rows near the threshold that guess each window's centre
+            rows, density = near_rows(base, theta, guess)
+            near = torch.gather(direction, 2, rows.unsqueeze(1).expand(-1, Cd, -1)).mean(-1)
+            centers = theta.unsqueeze(-1) + delta * near.repeat(1, C // Cd)
         step = max(1, self.cfg.memory_elements // (C * m))
         out = []
         for a in range(0, B, step):
             sl = slice(a, a + step)
-            seq, g, below = window_sequence(values[sl], center[sl], None if gains is None else gains[sl],
-                                            self.cfg.interval)
-            if gains is None:
-                out.append(ce_best_cuts(values[sl], self.yb, seq))
+            b = len(rank[sl])
+            values = self._scratch(0, b * C * m).view(b, C // Cd, Cd, m)
+            torch.addcmul(base[sl, None, None], delta[sl].view(b, C // Cd, Cd, 1), direction[sl, None], out=values)
+            values = values.view(b, C, m)
+            g = None if gains is None else gains[sl]
+            if guess:
+                seq, sg, below = rank_window(values, rank[sl], g, self.cfg.interval, centers[sl], density[sl],
+                                             workspace=self._scratch(1, 2 * values.numel()))
             else:
-                out.append(best_cuts(seq, g, start[sl].unsqueeze(1) + below, obj))
+                seq, sg, below = rank_window(values, rank[sl], g, self.cfg.interval)
+            if gains is None:
+                out.append(ce_best_cuts(values, self.yb, seq))
+            else:
+                out.append(best_cuts(seq, sg, start[sl].unsqueeze(1) + below, obj))
+            del values
         return torch.cat([o[0] for o in out]), torch.cat([o[1] for o in out])
+
+    def _scratch(self, slot: int, numel: int) -> torch.Tensor:
+        """Reusable float32 scratch memory (fresh large tensors cost page faults on a CPU)."""
+        buf = self._buffers.get(slot)
+        if buf is None or buf.numel() < numel:
+            buf = self._buffers[slot] = torch.empty(numel, device=self.device)
+        return buf[:numel]
 
     def _logit_parts(self, hb, node):
         """Logit without node ``node`` (bias included) and the node's output weight."""
@@ -190,11 +223,9 @@ class _Group:
         else:
             coords = torch.cat([perm, perm], dim=1)
             delta = torch.cat([torch.full_like(hk[..., 0], cfg.w_inc2), torch.full_like(hk[..., 0], -cfg.w_inc2)], 1)
-            hk = torch.cat([hk, hk], dim=1)
-        values = z.unsqueeze(1) + delta.unsqueeze(-1) * hk
         norm = self._norm(delta, torch.gather(self.w2, 1, coords))
-        best, thr = self._window_search(values, theta.unsqueeze(1) * norm, self._out_gains(),
-                                        self.out_start, obj)
+        # the output's projections take few distinct values: windows by selection
+        best, thr = self._window_search(z, theta, delta, hk, self._out_gains(), self.out_start, obj, guess=0)
         score, c = best.max(dim=1)
         accept = score > J
         k, d, nc = coords[ar, c], delta[ar, c], norm[ar, c]
@@ -216,19 +247,14 @@ class _Group:
         w_f = self.W1[ar.unsqueeze(-1), feats, node.unsqueeze(-1)]  # (B, uf)
         if cfg.binary_weights:
             coords, delta = feats, -2 * w_f
-            values = u.unsqueeze(1) + delta.unsqueeze(-1) * XF
         else:
             coords = torch.cat([feats, feats], dim=1)
             up = torch.full_like(w_f, cfg.w_inc1)
             delta = torch.cat([up, -up], dim=1)
-            values = u.new_empty((u.shape[0], 2 * XF.shape[1], u.shape[1]))
-            torch.add(u.unsqueeze(1), XF, alpha=cfg.w_inc1, out=values[:, : XF.shape[1]])
-            torch.add(u.unsqueeze(1), XF, alpha=-cfg.w_inc1, out=values[:, XF.shape[1]:])
             w_f = torch.cat([w_f, w_f], dim=1)
-        del XF
         norm = self._norm(delta, w_f)
-        best, thr = self._window_search(values, theta.unsqueeze(1) * norm, gains, start, obj)
-        del values
+        best, thr = self._window_search(u, theta, delta, XF, gains, start, obj)
+        del XF
         score, c = best.max(dim=1)
         a = torch.nonzero(score > J).squeeze(-1)
         if a.numel() == 0:

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from scd._search import Objective, best_cuts, ce_best_cuts, full_sequence, window_sequence
+from scd._search import Objective, best_cuts, ce_best_cuts, full_sequence, near_rows, rank_window, window_sequence
 
 SEEDS = range(40)
 
@@ -103,6 +103,62 @@ def test_window_search_01_equals_brute_force(metric, ties):
             if cuts:
                 pred = np.where(values[c] > theta[0, c].item(), yhat1, yhat0)
                 assert _score_01(pred, y, n_pos, len(y) - n_pos, metric) == expected
+
+
+def _rank_window_reference(v, rank, gains, half):
+    """The positional window by sorting: centred on the value at sorted position ``rank``."""
+    k = half + 1
+    vs = np.sort(v)
+    center = vs[rank] if rank < len(v) else np.inf
+    below_rows, above_rows = np.sort(v[v < center]), np.sort(v[v >= center])
+    seq = np.r_[np.full(k, -np.inf), below_rows][-k:]
+    seq = np.r_[seq, np.r_[above_rows, np.full(k, np.inf)][:k]]
+    return seq
+
+
+@pytest.mark.parametrize("ties", [False, True])
+@pytest.mark.parametrize("how", ["selection", "good guess", "bad guess"])
+def test_rank_window_is_the_positional_window(ties, how):
+    """Every path of ``rank_window`` gives the window around each candidate's own sorted
+    position ``rank``, and the objective at each of its cuts equals a direct count."""
+    half = 4
+    for seed in range(12):
+        rng = np.random.default_rng(seed)
+        B, C, m = 2, 6, int(rng.integers(150, 700))
+        base = rng.normal(size=(B, 1, m))
+        values = base + 0.3 * rng.normal(size=(B, C, m))
+        if ties:
+            values = np.round(values * 4) / 4
+        values = values.astype(np.float32)
+        rank = rng.integers(0, m + 1, size=B)
+        rank[0] = [0, 1, m, m - 1, 2, m // 2][seed % 6]
+        gains = torch.tensor(rng.integers(-1, 2, size=(B, m, 2)), dtype=torch.float32)
+        vt = torch.tensor(values)
+        if how == "selection":
+            seq, g, below = rank_window(vt, torch.tensor(rank), gains, half)
+        else:
+            exact = np.array([[np.r_[np.sort(values[b, c]), np.inf][rank[b]] for c in range(C)] for b in range(B)])
+            exact = np.where(np.isinf(exact), values.max() + 1, exact)
+            guess = exact + (rng.normal(size=exact.shape) * (0.02 if how == "good guess" else 2.0))
+            seq, g, below = rank_window(vt, torch.tensor(rank), gains, half, torch.tensor(guess, dtype=torch.float32),
+                                        torch.full((B,), m / 4.0), band_rows=16)
+        for b in range(B):
+            for c in range(C):
+                v = values[b, c]
+                expected = _rank_window_reference(v, rank[b], gains[b], half)
+                np.testing.assert_array_equal(seq[b, c].numpy(), expected)
+                totals = below[b, c] + torch.cumsum(g[b, c], 0)
+                for q in range(len(expected) - 1):
+                    if expected[q] < expected[q + 1]:  # a valid cut: rows up to seq[q] are below
+                        direct = gains[b][torch.tensor(v <= expected[q])].sum(0)
+                        torch.testing.assert_close(totals[q], direct, rtol=0, atol=0)
+
+
+def test_near_rows_density():
+    v = torch.linspace(0, 1, 1001)[None]
+    rows, density = near_rows(v, torch.tensor([0.5]), 101)
+    assert sorted(rows[0].tolist()) == list(range(450, 551))
+    assert abs(density.item() - 1000) < 15  # rows per unit: 1000 rows over [0, 1]
 
 
 def test_window_fallback_for_lopsided_neighbourhoods():
