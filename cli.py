@@ -37,47 +37,49 @@ def main():
     """Train sign-activation SCD ensembles and measure how hard they are to attack."""
 
 
+_MODELS = ("scd", "mlp", "bnn", "rf", "cnn")
+_SCD_VARIANTS = {("01", False): "SCD01", ("ce", False): "SCDCE", ("01", True): "SCD01BNN", ("ce", True): "SCDCEBNN"}
+
+
 @main.command()
+@click.option("--model", "kind", type=click.Choice(_MODELS), default="scd", show_default=True,
+              help="scd, or a baseline: mlp (scikit-learn MLPs), bnn (larq), rf (random forest), cnn (torch).")
 @click.option("--loss", type=click.Choice(["01", "ce"]), default="01", show_default=True,
-              help="Output loss: 0-1 (SCD01) or cross-entropy (SCDCE).")
-@click.option("--binary-weights", is_flag=True, help="Binary (+-1) weights: SCD01BNN / SCDCEBNN.")
-@click.option("--votes", type=click.IntRange(min=1), default=100, show_default=True)
-@click.option("--hidden", type=click.IntRange(min=1), default=20, show_default=True)
+              help="SCD output loss: 0-1 (SCD01) or cross-entropy (SCDCE).")
+@click.option("--binary-weights", is_flag=True, help="SCD with binary (+-1) weights: SCD01BNN / SCDCEBNN.")
+@click.option("--votes", type=click.IntRange(min=1), default=None,
+              help="Members of the ensemble (trees for rf) [default: 100, or 10 for cnn].")
+@click.option("--hidden", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Hidden units (scd, mlp, bnn).")
 @click.option("--iters", type=click.IntRange(min=1), default=None,
-              help="Iterations per vote [default: 1000, or 10000 with --binary-weights].")
+              help="SCD iterations per vote [default: 1000, or 10000 with --binary-weights].")
+@click.option("--epochs", type=click.IntRange(min=1), default=20, show_default=True, help="Epochs (bnn, cnn).")
 @click.option("--nrows", type=click.FloatRange(0, 1, min_open=True), default=0.75, show_default=True)
 @click.option("--updated-features", type=click.IntRange(min=1), default=128, show_default=True)
 @_data_options
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N (scd, cnn).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--jobs", type=int, default=-1, show_default=True,
-              help="CPU worker processes training vote groups (-1: one per core).")
+              help="CPU worker processes training vote groups (-1: one per core; scd, mlp, rf).")
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Save the model here (.scd).")
-@click.option("--resume", is_flag=True, help="Continue from the checkpoint of an interrupted run with the same --out.")
+@click.option("--resume", is_flag=True, help="SCD: continue from the checkpoint of an interrupted run with the same --out.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def train(loss, binary_weights, votes, hidden, iters, nrows, updated_features, data, classes, data_dir,
-          data_path, device, seed, jobs, out, resume, quiet):
-    """Train an SCD ensemble and print its train/test accuracy and training time."""
-    from scd import SCDClassifier
-
-    if resume and out is None:
-        raise click.UsageError("--resume needs --out (the checkpoint is OUT.ckpt).")
+def train(kind, loss, binary_weights, votes, hidden, iters, epochs, nrows, updated_features, data, classes,
+          data_dir, data_path, device, seed, jobs, out, resume, quiet):
+    """Train an SCD ensemble or a baseline and print its train/test accuracy and training time."""
+    if resume and (out is None or kind != "scd"):
+        raise click.UsageError("--resume needs --out and --model scd (the checkpoint is OUT.ckpt).")
     ds = _load(data, classes, data_dir, data_path)
-    checkpoint = f"{out}.ckpt" if out else None
+    checkpoint = f"{out}.ckpt" if out and kind == "scd" else None
     if checkpoint and os.path.exists(checkpoint) and not resume:
         os.remove(checkpoint)
-    model = SCDClassifier(
-        loss=loss, binary_weights=binary_weights, n_votes=votes, hidden_nodes=hidden,
-        n_iters=iters or (10000 if binary_weights else 1000), nrows=nrows,
-        updated_features=updated_features, random_state=seed, device=device, n_jobs=jobs,
-        checkpoint=checkpoint, verbose=0 if quiet else 1,
-    )
-    variant = {("01", False): "SCD01", ("ce", False): "SCDCE", ("01", True): "SCD01BNN", ("ce", True): "SCDCEBNN"}
-    click.echo(f"{variant[loss, binary_weights]}: {votes} votes x {model.n_iters} iterations, H={hidden}, "
-               f"on {ds.name} {ds.classes} ({len(ds.x_train)} train / {len(ds.x_test)} test, "
+    model, name = _build_model(kind, loss, binary_weights, votes, hidden, iters, epochs, nrows, updated_features,
+                               device, seed, jobs, checkpoint, quiet)
+    size = f"{model.n_votes} members" + (f" x {model.n_iters} iterations" if kind == "scd" else "")
+    click.echo(f"{name}: {size}, on {ds.name} {ds.classes} ({len(ds.x_train)} train / {len(ds.x_test)} test, "
                f"{ds.x_train.shape[1]} features)", err=True)
     try:
-        model.fit(ds.x_train, ds.y_train, resume=resume)
+        model.fit(ds.x_train, ds.y_train, **({"resume": resume} if kind == "scd" else {}))
     except KeyboardInterrupt:
         hint = f" Resume with: --out {out} --resume" if checkpoint else ""
         click.echo(f"\ninterrupted.{hint}", err=True)
@@ -85,7 +87,7 @@ def train(loss, binary_weights, votes, hidden, iters, nrows, updated_features, d
     train_acc, test_acc = model.score(ds.x_train, ds.y_train), model.score(ds.x_test, ds.y_test)
     click.echo(f"train accuracy  {train_acc:.4f}")
     click.echo(f"test accuracy   {test_acc:.4f}")
-    click.echo(f"training time   {model.fit_time_:.1f} s ({model.fit_time_ / votes:.2f} s per vote)")
+    click.echo(f"training time   {model.fit_time_:.1f} s ({model.fit_time_ / model.n_votes:.2f} s per member)")
     if out:
         model.save(out)
         if checkpoint and os.path.exists(checkpoint):
@@ -93,20 +95,50 @@ def train(loss, binary_weights, votes, hidden, iters, nrows, updated_features, d
         click.echo(f"saved to {out}")
 
 
+def _build_model(kind, loss, binary_weights, votes, hidden, iters, epochs, nrows, updated_features, device, seed,
+                 jobs, checkpoint, quiet):
+    """The unfitted estimator that ``scd train`` options describe, and its display name."""
+    verbose = 0 if quiet else 1
+    if kind == "scd":
+        from scd import SCDClassifier
+
+        model = SCDClassifier(
+            loss=loss, binary_weights=binary_weights, n_votes=votes or 100, hidden_nodes=hidden,
+            n_iters=iters or (10000 if binary_weights else 1000), nrows=nrows,
+            updated_features=updated_features, random_state=seed, device=device, n_jobs=jobs,
+            checkpoint=checkpoint, verbose=verbose,
+        )
+        return model, _SCD_VARIANTS[loss, binary_weights]
+    from eval import baselines
+
+    if kind == "mlp":
+        model = baselines.MLPEnsemble(n_votes=votes or 100, hidden_layer_sizes=(hidden,), random_state=seed,
+                                      n_jobs=jobs)
+    elif kind == "rf":
+        model = baselines.RandomForestEnsemble(n_votes=votes or 100, random_state=seed, n_jobs=jobs)
+    elif kind == "bnn":
+        model = baselines.BNNEnsemble(n_votes=votes or 100, hidden_nodes=hidden, epochs=epochs, random_state=seed,
+                                      verbose=verbose)
+    else:
+        model = baselines.CNNEnsemble(n_votes=votes or 10, epochs=epochs, random_state=seed, device=device,
+                                      verbose=verbose)
+    return model, type(model).__name__
+
+
 @main.command()
 @click.argument("model_path", metavar="MODEL", type=click.Path(exists=True, dir_okay=False))
 @_data_options
 @click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True)
-@click.option("--member", type=int, default=None, help="Predict with this single vote only.")
+@click.option("--member", type=int, default=None, help="Predict with this single member only.")
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write predictions as CSV.")
 def predict(model_path, data, classes, data_dir, data_path, split, member, out):
     """Predict a dataset split with a saved model and print its accuracy and throughput."""
     import numpy as np
 
-    import scd
+    from eval.baselines import load_model
     from eval.io import atomic_open
 
-    model = scd.load(model_path)
+    model = load_model(model_path)
     ds = _load(data, classes, data_dir, data_path)
     X, y = (ds.x_test, ds.y_test) if split == "test" else (ds.x_train, ds.y_train)
     start = time.perf_counter()
@@ -126,14 +158,10 @@ def predict(model_path, data, classes, data_dir, data_path, split, member, out):
 @main.command()
 @click.argument("model_path", metavar="MODEL", type=click.Path(exists=True, dir_okay=False))
 def info(model_path):
-    """Show what a saved model is: variant, parameters, shapes, seed."""
-    from scd._persist import load_bundle
+    """Show what a saved model is: kind, parameters, shapes, seed."""
+    from eval.baselines import model_info
 
-    meta, arrays = load_bundle(model_path)
-    meta["arrays"] = {k: list(v.shape) for k, v in arrays.items() if k != "classes"}
-    meta["classes"] = arrays["classes"].tolist() if "classes" in arrays else None
-    click.echo(json.dumps(meta, indent=2, sort_keys=True))
-
+    click.echo(json.dumps(model_info(model_path), indent=2, sort_keys=True))
 
 if __name__ == "__main__":
     main()

@@ -190,11 +190,12 @@ def rank_window(
 
     Without a guess, every centre is found by a selection (``kthvalue``), which costs many
     passes over the rows.  With a ``guess (B, C)`` of each centre value and the incumbent's
-    row ``density (B,)`` (rows per unit near its threshold), one counting pass corrects the
-    guess by Newton's rule; the rows within about ``band_rows`` rows of the corrected value
-    are gathered and sorted, and their exact ranks follow from the count of rows below the
-    band.  A candidate whose band misses part of its window (rare for continuous
-    projections) falls back to the selection.  Both paths give the same window.
+    row ``density (B,)`` (rows per unit near its threshold), two counting passes correct the
+    guess (a Newton step on that density, then a secant step); the rows within about
+    ``band_rows`` rows of the corrected value are gathered and sorted, and their exact ranks
+    follow from the count of rows below the band.  A candidate whose band misses part of its
+    window (rare for continuous projections) is redone with a band 8 times as wide, and at
+    last by selection.  Every path gives the same window.
 
     ``workspace``: optional scratch memory of at least ``2 * values.numel()`` elements of
     ``values.dtype``; reusing it across calls avoids the page faults of fresh allocations,
@@ -246,7 +247,7 @@ def rank_window(
         below, n_low = sums[:, :kc], sums[:, kc].long()
     band = torch.le(diff, hi, out=diff).sub_(buf)  # rows in the band (0/1, in place of diff)
     count = band.sum(-1).long()
-    ok = (n_low <= (r - k).clamp(min=0)) & (n_low + count >= (r + k).clamp(max=m)) 
+    ok = (n_low <= (r - k).clamp(min=0)) & (n_low + count >= (r + k).clamp(max=m))
 
     # the band's rows of every candidate that is ok, sorted, padded with +inf
     flat = torch.nonzero(band.view(-1)).squeeze(-1)

@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from cli import main
@@ -44,9 +45,28 @@ def test_bad_options_are_reported(tmp_path):
     runner = CliRunner()
     result = runner.invoke(main, ["train", "--resume"])
     assert result.exit_code != 0 and "--resume needs --out" in result.output
+    result = runner.invoke(main, ["train", "--model", "rf", "--resume", "--out", str(tmp_path / "m.scd")])
+    assert result.exit_code != 0 and "--model scd" in result.output
     result = runner.invoke(main, ["train", "--data", "cifar10", "--data-dir", str(tmp_path / "empty"),
                                   "--votes", "1", "--iters", "1"])
     assert result.exit_code != 0
     assert isinstance(result.exception, FileNotFoundError) and "cifar" in str(result.exception)
     result = runner.invoke(main, ["train", "--votes", "1", "--iters", "1", "--device", "cuda:7", "--quiet"])
     assert result.exit_code != 0 and isinstance(result.exception, ValueError)
+
+
+@pytest.mark.parametrize("kind, extra", [("mlp", ["--votes", "2"]), ("rf", ["--votes", "5"]),
+                                         ("cnn", ["--votes", "1", "--epochs", "2"]),
+                                         ("bnn", ["--votes", "1", "--epochs", "2"])])
+def test_baselines_train_info_predict(tmp_path, kind, extra):
+    if kind == "bnn":
+        pytest.importorskip("larq")
+    runner = CliRunner()
+    out = tmp_path / f"{kind}.scd"
+    result = runner.invoke(main, ["train", "--model", kind, *extra, "--jobs", "1", "--quiet", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "test accuracy" in result.output and out.exists()
+    meta = json.loads(runner.invoke(main, ["info", str(out)]).output)
+    assert meta["kind"] == f"baseline-{kind}"
+    pred = runner.invoke(main, ["predict", str(out), "--member", "0"])
+    assert pred.exit_code == 0 and "test accuracy" in pred.output, pred.output

@@ -1,0 +1,572 @@
+"""The one query-counted target interface that every attack talks to.
+
+:class:`Oracle` wraps a fitted classifier (an SCD ensemble, any scikit-learn-style classifier
+with ``predict_proba`` or only ``predict``, a plain callable, or a ``torch.nn.Module``
+returning logits) and gives attacks a hard-label oracle (:meth:`Oracle.labels`), a score
+oracle (:meth:`Oracle.scores`) and, for differentiable models only, :meth:`Oracle.logits`
+and :meth:`Oracle.loss_gradient`.  Attacks never call the model themselves, so queries are
+counted, and budgets enforced, in this one place (style guide, habit 7).
+
+Conventions
+-----------
+- **Inputs** are 2-D numpy arrays ``(n_rows, n_features)``; they are cast to float32 and
+  must be finite and inside ``bounds`` (:meth:`Oracle.check` raises ``ValueError``
+  otherwise; :meth:`Oracle.clip` projects onto the box).  Image models take flat rows too:
+  put ``torch.nn.Unflatten`` in front of a CNN.
+- **Labels are class indices** ``0 .. n_classes - 1``, positions in :attr:`Oracle.classes`
+  (the model's own labels, e.g. ``classes_``); :meth:`Oracle.encode` maps model labels to
+  indices.  Score and logit columns follow the same order.
+- **Counting.**  A *row* is one input the model evaluates; a *call* is one batched request
+  to the model (requests are cut into chunks of at most ``batch_size`` rows, and each chunk
+  is one call).  Every answer is counted, gradients included, except :meth:`Oracle.confirm`.
+  Attacks say which original sample each row belongs to with ``ids`` (an int for "all rows",
+  or an int array of length ``n_rows``, e.g. ``np.repeat(active, k)`` for ``k`` rows per
+  active sample in a batched binary search).  Rows without ids count only to the
+  *unattributed* totals.  A sample's *calls* are the model calls that held at least one of
+  its rows.
+- **Budget.**  With ``budget=B`` every counted request must carry ids, and a sample gets
+  exactly ``B`` rows answered: within a request its rows are answered in order until its
+  budget is used up, and the rest are *refused*, never sent to the model, and marked in the
+  output (label :data:`REFUSED` ``== -1``, or a row of NaN for float outputs).  Pass
+  ``strict=True`` to raise :class:`QueryBudgetExceeded` instead, before anything is sent or
+  counted (all or nothing).  :meth:`Oracle.remaining` tells an attack how much is left.
+- **Confirmation.**  :meth:`Oracle.confirm` re-queries final, clipped examples to confirm
+  success; it ignores the budget and is reported separately (``confirm_rows``,
+  ``confirm_calls``), never in ``rows``/``calls``.
+
+Example
+-------
+>>> oracle = Oracle(model, bounds=(0.0, 1.0), budget=1000)   # doctest: +SKIP
+>>> y = oracle.labels(x, ids=np.arange(len(x)))               # doctest: +SKIP
+>>> oracle.queries(np.arange(len(x))), oracle.summary()["rows"]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from numbers import Integral
+from typing import Any, Callable
+
+import numpy as np
+
+__all__ = ["REFUSED", "NoGradientError", "NoScoresError", "Oracle", "QueryBudgetExceeded"]
+
+REFUSED = -1
+"""Label returned for a row refused because its sample's budget is used up."""
+
+_OUTPUTS = ("proba", "logits", "labels")
+
+
+class NoGradientError(TypeError):
+    """The model has no logits or gradients (sign networks, trees, label-only callables)."""
+
+
+class NoScoresError(TypeError):
+    """The model answers labels only, so there are no scores to return."""
+
+
+class QueryBudgetExceeded(RuntimeError):
+    """A ``strict`` request asked for more rows than some sample's budget has left.
+
+    Attributes
+    ----------
+    ids : ndarray of int64
+        The samples whose budget the request would have exceeded.
+    """
+
+    def __init__(self, message: str, ids: np.ndarray):
+        super().__init__(message)
+        self.ids = ids
+
+
+# ---------------------------------------------------------------------- model adapters
+class _Model:
+    """What the oracle can ask a wrapped model: each entry is a function of float32 rows, or None.
+
+    ``labels(x) -> (n,)`` model labels (encoded later), ``proba(x) -> (n, C)``,
+    ``logits(x) -> (n, C)``, ``grad(x, y) -> (n, d)`` with ``y`` class indices.
+    """
+
+    def __init__(self, name: str, *, labels=None, proba=None, logits=None, grad=None):
+        self.name = name
+        self.labels = labels
+        self.proba = proba
+        self.logits = logits
+        self.grad = grad
+
+
+def _is_torch_module(model: Any) -> bool:
+    torch = sys.modules.get("torch")  # a torch module cannot exist unless torch is imported
+    return torch is not None and isinstance(model, torch.nn.Module)
+
+
+def _method(model: Any, name: str) -> Callable | None:
+    fn = getattr(model, name, None)
+    return fn if callable(fn) else None
+
+
+def _from_object(model: Any) -> _Model:
+    """An estimator-like object: ``predict``/``predict_proba`` and, optionally, its own
+    ``logits(x)`` and ``loss_gradient(x, y)`` (how surrogates and BNNs plug in)."""
+    predict, proba, logits = _method(model, "predict"), _method(model, "predict_proba"), _method(model, "logits")
+    return _Model(type(model).__name__, labels=predict, proba=proba, logits=logits,
+                  grad=_method(model, "loss_gradient"))
+
+
+def _from_callable(fn: Callable, output: str) -> _Model:
+    """A plain function of ``x`` returning probabilities, logits or labels (``output``)."""
+    if output not in _OUTPUTS:
+        raise ValueError(f"output must be one of {_OUTPUTS} for a callable model, got {output!r}.")
+    name = getattr(fn, "__name__", type(fn).__name__)
+    return _Model(name, labels=fn if output == "labels" else None, proba=fn if output == "proba" else None,
+                  logits=fn if output == "logits" else None)
+
+
+def _from_torch(module: Any, device: Any) -> tuple[_Model, Any]:
+    """A ``torch.nn.Module`` returning logits ``(n, C)``, or one logit ``(n,)``/``(n, 1)`` for
+    class 1 of a binary problem (read as logits ``[0, z]``).  Inputs go to ``device``."""
+    import torch
+
+    params = list(module.parameters())
+    device = torch.device(device) if device is not None else (params[0].device if params else torch.device("cpu"))
+    dtype = next((p.dtype for p in params if p.is_floating_point()), torch.float32)
+    if module.training:
+        warnings.warn(f"{type(module).__name__} is in training mode (dropout/batch norm are active); "
+                      "call model.eval() before attacking it.", stacklevel=3)
+
+    def tensor(x: np.ndarray):
+        return torch.from_numpy(x if x.flags.writeable else x.copy()).to(device=device, dtype=dtype)
+
+    def forward(xt):
+        z = module(xt)
+        if z.ndim == 1 or (z.ndim == 2 and z.shape[1] == 1):
+            z = z.reshape(-1, 1)
+            z = torch.cat([torch.zeros_like(z), z], dim=1)
+        return z
+
+    def logits(x: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return forward(tensor(x)).cpu().numpy()
+
+    def grad(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        # Sum, not mean: each row's gradient is that row's own loss gradient, whatever the chunking.
+        xt = tensor(x).requires_grad_(True)
+        with torch.enable_grad():
+            loss = torch.nn.functional.cross_entropy(forward(xt), torch.from_numpy(y).to(device), reduction="sum")
+            (g,) = torch.autograd.grad(loss, xt)
+        return g.detach().cpu().numpy()
+
+    return _Model(type(module).__name__, logits=logits, grad=grad), device
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+# ---------------------------------------------------------------------- counting
+class _Counts:
+    """Per-sample and total row/call counts; per-sample arrays grow with the largest id seen."""
+
+    _PER_SAMPLE = ("rows", "calls", "confirm_rows", "confirm_calls", "refused_rows")
+    _TOTALS = ("rows", "calls", "unattributed_rows", "unattributed_calls", "confirm_rows", "confirm_calls",
+               "refused_rows")
+
+    def __init__(self):
+        self.per_sample = {k: np.zeros(0, np.int64) for k in self._PER_SAMPLE}
+        self.totals = dict.fromkeys(self._TOTALS, 0)
+        self.size = 0  # largest id seen + 1
+
+    def grow(self, n: int) -> None:
+        self.size = max(self.size, n)
+        have = len(self.per_sample["rows"])
+        if n > have:
+            for key, arr in self.per_sample.items():
+                self.per_sample[key] = np.concatenate([arr, np.zeros(max(n, 2 * have) - have, np.int64)])
+
+    def call(self, ids: np.ndarray | None, n_rows: int, confirm: bool) -> None:
+        """Record one model call of ``n_rows`` rows belonging to ``ids`` (None: unattributed)."""
+        prefix = "confirm_" if confirm else ""
+        self.totals[prefix + "rows"] += n_rows
+        self.totals[prefix + "calls"] += 1
+        if ids is None:
+            if not confirm:
+                self.totals["unattributed_rows"] += n_rows
+                self.totals["unattributed_calls"] += 1
+            return
+        self.grow(int(ids.max()) + 1)
+        np.add.at(self.per_sample[prefix + "rows"], ids, 1)
+        self.per_sample[prefix + "calls"][np.unique(ids)] += 1
+
+    def get(self, key: str, ids: np.ndarray) -> np.ndarray:
+        arr = self.per_sample[key]
+        out = np.zeros(len(ids), np.int64)
+        seen = ids < len(arr)
+        out[seen] = arr[ids[seen]]
+        return out
+
+
+def _occurrence(ids: np.ndarray) -> np.ndarray:
+    """For each row, how many earlier rows of the same request share its id (0, 1, 2, ...)."""
+    order = np.argsort(ids, kind="stable")
+    sorted_ids = ids[order]
+    starts = np.r_[0, np.flatnonzero(np.diff(sorted_ids)) + 1]
+    first = np.repeat(starts, np.diff(np.r_[starts, len(ids)]))
+    rank = np.empty(len(ids), np.int64)
+    rank[order] = np.arange(len(ids)) - first
+    return rank
+
+
+# ---------------------------------------------------------------------- the oracle
+class Oracle:
+    """Query-counted label/score/gradient oracle around a fitted classifier.
+
+    Parameters
+    ----------
+    model : estimator, callable or torch.nn.Module
+        - an object with ``predict_proba`` and/or ``predict`` (SCD ensembles, scikit-learn);
+          labels come from ``predict`` when it exists (the deployed decision), else from the
+          argmax of ``predict_proba``; if the object also has ``logits(x)`` or
+          ``loss_gradient(x, y)`` (``y`` class indices, returns ``(n, n_features)``), those
+          are used for the gradient oracle;
+        - a ``torch.nn.Module`` returning logits (or one logit for a binary problem); inputs
+          are moved to ``device``; gradients come from autograd;
+        - a plain callable of ``x``, returning what ``output`` says.
+    bounds : (lower, upper)
+        The input box, each a scalar or an array of shape ``(n_features,)``.  Required: there
+        is no safe default.
+    n_features : int, optional
+        Features per row; taken from ``model.n_features_in_`` or per-feature bounds if omitted.
+    classes : int or array-like, optional
+        The model's class labels in column order (an int ``k`` means ``0 .. k-1``); taken
+        from ``model.classes_`` if omitted.
+    output : {"proba", "logits", "labels"}, default="proba"
+        What a plain callable returns; ignored for other models.
+    batch_size : int, default=1024
+        Most rows sent to the model in one call.
+    budget : int, optional
+        Hard per-sample limit on counted rows (see the module docstring).
+    device : str or torch.device, optional
+        Device of a torch module's inputs; default: where its parameters are.
+    """
+
+    def __init__(self, model: Any, *, bounds: tuple[Any, Any], n_features: int | None = None,
+                 classes: Any = None, output: str = "proba", batch_size: int = 1024,
+                 budget: int | None = None, device: Any = None):
+        if _is_torch_module(model):
+            self._model, self.device = _from_torch(model, device)
+        elif callable(model) and not (_method(model, "predict") or _method(model, "predict_proba")):
+            self._model, self.device = _from_callable(model, output), None
+        elif _method(model, "predict") or _method(model, "predict_proba") or _method(model, "logits"):
+            self._model, self.device = _from_object(model), None
+        else:
+            raise TypeError(f"Cannot wrap {type(model).__name__}: expected an estimator with predict_proba/"
+                            "predict, a torch.nn.Module or a callable.")
+        self.model = model
+        self.classes = _resolve_classes(model, classes)
+        self.n_classes = len(self.classes)
+        self.n_features = _resolve_n_features(model, n_features, bounds)
+        self.lower, self.upper = _resolve_bounds(bounds, self.n_features)
+        self.batch_size = _positive_int("batch_size", batch_size)
+        self.budget = None if budget is None else _positive_int("budget", budget)
+        self._counts = _Counts()
+
+    # ------------------------------------------------------------------ capabilities
+    @property
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(lower, upper)``, float32 arrays of shape ``(n_features,)``."""
+        return self.lower, self.upper
+
+    @property
+    def has_scores(self) -> bool:
+        """Whether :meth:`scores` works (the model gives probabilities or logits)."""
+        return self._model.proba is not None or self._model.logits is not None
+
+    @property
+    def has_gradients(self) -> bool:
+        """Whether :meth:`loss_gradient` works."""
+        return self._model.grad is not None
+
+    # ------------------------------------------------------------------ input boundary
+    def check(self, x: Any) -> np.ndarray:
+        """``x`` as a float32 C-contiguous ``(n, n_features)`` array; ``ValueError`` if it has
+        the wrong shape, NaN/inf, or values outside the bounds."""
+        x = np.asarray(x)
+        if x.ndim != 2:
+            raise ValueError(f"x must be 2-D (n_rows, n_features={self.n_features}), got shape {x.shape}; "
+                             "pass one sample as x[None].")
+        if x.shape[1] != self.n_features:
+            raise ValueError(f"x has {x.shape[1]} features, but the model takes {self.n_features}.")
+        if x.dtype.kind not in "fiu":
+            raise ValueError(f"x must hold real numbers, got dtype {x.dtype}.")
+        bad = ~np.isfinite(x)
+        if bad.any():
+            r, c = np.argwhere(bad)[0]
+            raise ValueError(f"x has NaN or inf in {int(bad.any(axis=1).sum())} rows (first: row {r}, feature {c}).")
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        out = (x < self.lower) | (x > self.upper)
+        if out.any():
+            r, c = np.argwhere(out)[0]
+            raise ValueError(f"x is outside the bounds in {int(out.any(axis=1).sum())} rows (first: row {r}, "
+                             f"feature {c}: {x[r, c]!r} not in [{self.lower[c]!r}, {self.upper[c]!r}]); "
+                             "project it with oracle.clip(x).")
+        return x
+
+    def clip(self, x: Any) -> np.ndarray:
+        """``x`` cast to float32 and clipped into the bounds (NaN stays NaN, so check catches it)."""
+        x = np.asarray(x, dtype=np.float32)
+        if x.ndim != 2 or x.shape[1] != self.n_features:
+            raise ValueError(f"x must have shape (n_rows, {self.n_features}), got {x.shape}.")
+        return np.clip(x, self.lower, self.upper)
+
+    def encode(self, y: Any) -> np.ndarray:
+        """Model labels (values of :attr:`classes`) as class indices ``(n,)`` int64."""
+        y = np.asarray(y)
+        idx = np.clip(np.searchsorted(self.classes, y), 0, self.n_classes - 1)
+        unknown = self.classes[idx] != y
+        if np.any(unknown):
+            raise ValueError(f"labels {np.unique(y[unknown])[:5].tolist()} are not among the model's classes "
+                             f"{self.classes.tolist()}.")
+        return idx.astype(np.int64)
+
+    # ------------------------------------------------------------------ counted queries
+    def labels(self, x: Any, ids: Any = None, *, strict: bool = False) -> np.ndarray:
+        """Hard labels as class indices ``(n,)`` int64; refused rows get :data:`REFUSED`."""
+        return self._ask(self._labels, (self.check(x),), ids, strict, np.int64, ())
+
+    def scores(self, x: Any, ids: Any = None, *, strict: bool = False) -> np.ndarray:
+        """Probabilities or vote fractions ``(n, n_classes)`` (the model's float precision, never
+        downcast); refused rows are NaN.  ``NoScoresError`` for label-only models."""
+        if not self.has_scores:
+            raise NoScoresError(f"{self._model.name} answers labels only, so there are no scores; use a "
+                                "decision-based attack (HopSkipJump, Boundary, RayS) or oracle.labels.")
+        return self._ask(self._scores, (self.check(x),), ids, strict, np.float64, (self.n_classes,))
+
+    def logits(self, x: Any, ids: Any = None, *, strict: bool = False) -> np.ndarray:
+        """Logits ``(n, n_classes)``; refused rows are NaN.  ``NoGradientError`` when the model has none."""
+        if self._model.logits is None:
+            raise NoGradientError(self._no_gradient_message("logits"))
+        return self._ask(self._logits, (self.check(x),), ids, strict, np.float64, (self.n_classes,))
+
+    def loss_gradient(self, x: Any, y: Any, ids: Any = None, *, strict: bool = False) -> np.ndarray:
+        """Gradient of each row's own cross-entropy loss for class index ``y`` w.r.t. the row,
+        ``(n, n_features)`` float32; refused rows are NaN.  ``NoGradientError`` when the model is
+        not differentiable."""
+        if self._model.grad is None:
+            raise NoGradientError(self._no_gradient_message("loss_gradient"))
+        x = self.check(x)
+        y = np.asarray(y)
+        if y.shape != (len(x),) or y.dtype.kind not in "iu" or np.any((y < 0) | (y >= self.n_classes)):
+            raise ValueError(f"y must be {len(x)} class indices in [0, {self.n_classes}), got shape {y.shape}, "
+                             f"dtype {y.dtype}.")
+        return self._ask(self._grad, (x, y.astype(np.int64)), ids, strict, np.float32, (self.n_features,))
+
+    def confirm(self, x: Any, ids: Any = None) -> np.ndarray:
+        """Labels ``(n,)`` for a final check of adversarial examples: ignores the budget and is
+        counted only in the ``confirm_*`` counters."""
+        x = self.check(x)
+        ids = self._ids(ids, len(x))
+        return self._chunked(self._labels, (x,), ids, confirm=True, dtype=np.int64, width=())
+
+    # ------------------------------------------------------------------ counts
+    def queries(self, ids: Any) -> np.ndarray:
+        """Counted rows used so far by each sample in ``ids`` ``(n,)`` (confirmations excluded)."""
+        return self._counts.get("rows", self._id_array(ids))
+
+    def remaining(self, ids: Any) -> np.ndarray:
+        """Rows each sample in ``ids`` may still use; ``np.iinfo(np.int64).max`` without a budget."""
+        ids = self._id_array(ids)
+        if self.budget is None:
+            return np.full(len(ids), np.iinfo(np.int64).max, np.int64)
+        return np.maximum(self.budget - self._counts.get("rows", ids), 0)
+
+    def sample_counts(self) -> dict[str, np.ndarray]:
+        """Per-sample copies of ``rows``, ``calls``, ``confirm_rows``, ``confirm_calls`` and
+        ``refused_rows``, indexed by id (length: largest id seen + 1)."""
+        return {key: arr[: self._counts.size].copy() for key, arr in self._counts.per_sample.items()}
+
+    def summary(self) -> dict[str, Any]:
+        """Totals: ``rows``, ``calls``, ``unattributed_rows``/``_calls``, ``confirm_rows``/``_calls``,
+        ``refused_rows``, ``n_samples`` (ids that were counted), ``budget`` and ``exhausted``
+        (samples with no budget left)."""
+        rows = self._counts.per_sample["rows"]
+        out: dict[str, Any] = dict(self._counts.totals)
+        out["n_samples"] = int(np.count_nonzero(rows))
+        out["budget"] = self.budget
+        out["exhausted"] = 0 if self.budget is None else int(np.count_nonzero(rows >= self.budget))
+        return out
+
+    def reset(self) -> None:
+        """Zero every counter (and so every sample's used budget)."""
+        self._counts = _Counts()
+
+    def __repr__(self) -> str:
+        return (f"Oracle({self._model.name}, n_features={self.n_features}, n_classes={self.n_classes}, "
+                f"budget={self.budget}, rows={self._counts.totals['rows']})")
+
+    # ------------------------------------------------------------------ internals
+    def _ask(self, fn: Callable, arrays: tuple, ids: Any, strict: bool, dtype, width: tuple) -> np.ndarray:
+        """Admit rows under the budget, send them in chunks, and mark refused rows."""
+        n = len(arrays[0])
+        ids = self._ids(ids, n)
+        if self.budget is not None and ids is None:
+            raise ValueError("This oracle has a per-sample budget, so every query must say which sample each "
+                             "row belongs to: pass ids=.")
+        admitted = self._admit(ids, strict)
+        if admitted is None:
+            return self._chunked(fn, arrays, ids, confirm=False, dtype=dtype, width=width)
+        keep = np.flatnonzero(admitted)
+        answers = self._chunked(fn, tuple(a[keep] for a in arrays), ids[keep], confirm=False, dtype=dtype,
+                                width=width)
+        out = np.full((n, *width), REFUSED if dtype == np.int64 else np.nan, dtype=answers.dtype)
+        out[keep] = answers
+        return out
+
+    def _admit(self, ids: np.ndarray | None, strict: bool) -> np.ndarray | None:
+        """Mask of rows within budget (None: all), recording refusals; strict raises instead."""
+        if self.budget is None or ids is None:
+            return None
+        left = self.remaining(ids)
+        admitted = _occurrence(ids) < left
+        if admitted.all():
+            return None
+        over = np.unique(ids[~admitted])
+        if strict:
+            raise QueryBudgetExceeded(
+                f"{len(over)} samples would exceed their budget of {self.budget} rows (ids {over[:5].tolist()}"
+                f"{'...' if len(over) > 5 else ''}); nothing was sent.", over)
+        self._counts.grow(int(ids.max()) + 1)
+        np.add.at(self._counts.per_sample["refused_rows"], ids[~admitted], 1)
+        self._counts.totals["refused_rows"] += int((~admitted).sum())
+        return admitted
+
+    def _chunked(self, fn: Callable, arrays: tuple, ids: np.ndarray | None, *, confirm: bool, dtype,
+                 width: tuple) -> np.ndarray:
+        """Call ``fn`` on chunks of at most ``batch_size`` rows, counting each call."""
+        n = len(arrays[0])
+        if n == 0:
+            return np.zeros((0, *width), dtype)
+        parts = []
+        for start in range(0, n, self.batch_size):
+            stop = min(start + self.batch_size, n)
+            self._counts.call(None if ids is None else ids[start:stop], stop - start, confirm)
+            parts.append(fn(*(a[start:stop] for a in arrays)))
+        return np.concatenate(parts)
+
+    def _ids(self, ids: Any, n: int) -> np.ndarray | None:
+        """``ids`` as an int64 array of length ``n`` (an int means every row), or None."""
+        if ids is None:
+            return None
+        if isinstance(ids, Integral) and not isinstance(ids, bool):
+            ids = np.full(n, int(ids), np.int64)
+        ids = self._id_array(ids)
+        if ids.shape != (n,):
+            raise ValueError(f"ids must give one sample id per row ({n}), got shape {ids.shape}.")
+        return ids
+
+    @staticmethod
+    def _id_array(ids: Any) -> np.ndarray:
+        ids = np.atleast_1d(np.asarray(ids))
+        if ids.ndim != 1 or (ids.size and ids.dtype.kind not in "iu"):
+            raise ValueError(f"ids must be non-negative integers (1-D), got dtype {ids.dtype}, shape {ids.shape}.")
+        ids = ids.astype(np.int64)
+        if ids.size and ids.min() < 0:
+            raise ValueError(f"ids must be non-negative, got {int(ids.min())}.")
+        return ids
+
+    def _labels(self, x: np.ndarray) -> np.ndarray:
+        m = self._model
+        if m.labels is not None:
+            y = np.asarray(m.labels(x))
+            if y.shape != (len(x),):
+                raise ValueError(f"{m.name} returned labels of shape {y.shape} for {len(x)} rows; expected "
+                                 f"({len(x)},). (A callable returning scores needs output='proba'.)")
+            return self.encode(y)
+        return np.argmax(self._scores(x) if m.proba is not None else self._logits(x), axis=1).astype(np.int64)
+
+    def _scores(self, x: np.ndarray) -> np.ndarray:
+        if self._model.proba is not None:
+            return self._matrix(self._model.proba(x), len(x), "probabilities")
+        return _softmax(self._logits(x).astype(np.float64))
+
+    def _logits(self, x: np.ndarray) -> np.ndarray:
+        return self._matrix(self._model.logits(x), len(x), "logits")
+
+    def _grad(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        g = np.asarray(self._model.grad(x, y), dtype=np.float32)
+        if g.shape != x.shape:
+            raise ValueError(f"{self._model.name}.loss_gradient returned shape {g.shape} for inputs {x.shape}.")
+        return g
+
+    def _matrix(self, out: Any, n: int, what: str) -> np.ndarray:
+        out = np.asarray(out)
+        if out.shape != (n, self.n_classes):
+            hint = " (a callable returning labels needs output='labels')" if out.ndim == 1 else ""
+            raise ValueError(f"{self._model.name} returned {what} of shape {out.shape} for {n} rows; expected "
+                             f"({n}, {self.n_classes}){hint}.")
+        return out if out.dtype.kind == "f" else out.astype(np.float64)
+
+    def _no_gradient_message(self, what: str) -> str:
+        return (f"{self._model.name} has no gradients, so oracle.{what} is unavailable: it needs a torch.nn.Module "
+                "or an object with logits(x)/loss_gradient(x, y). Sign-activation networks and trees are not "
+                "differentiable; use a decision-based attack (HopSkipJump, Boundary, RayS), or attack a "
+                "differentiable surrogate (a substitute model or a straight-through relaxation) in its own Oracle "
+                "and transfer the examples.")
+
+
+# ---------------------------------------------------------------------- constructor helpers
+def _resolve_classes(model: Any, classes: Any) -> np.ndarray:
+    if classes is None:
+        classes = getattr(model, "classes_", None)
+        if classes is None:
+            raise ValueError(f"Cannot tell the classes of {type(model).__name__}: pass classes=<number of "
+                             "classes> or classes=<labels in column order>.")
+    if isinstance(classes, Integral) and not isinstance(classes, bool):
+        classes = np.arange(int(classes))
+    classes = np.asarray(classes)
+    if classes.ndim != 1 or len(classes) < 2 or len(np.unique(classes)) != len(classes):
+        raise ValueError(f"classes must be at least 2 distinct labels, got {classes!r}.")
+    if np.any(classes[1:] < classes[:-1]):
+        raise ValueError(f"classes must be sorted (as scikit-learn's classes_), got {classes.tolist()}.")
+    return classes
+
+
+def _resolve_n_features(model: Any, n_features: int | None, bounds: Any) -> int:
+    fitted = getattr(model, "n_features_in_", None)
+    if n_features is not None and fitted is not None and int(fitted) != n_features:
+        raise ValueError(f"n_features={n_features} but the model was fitted on {int(fitted)} features.")
+    if n_features is None:
+        n_features = fitted
+    if n_features is None:
+        sizes = {np.size(b) for b in bounds if np.ndim(b) == 1} if _is_pair(bounds) else set()
+        n_features = sizes.pop() if len(sizes) == 1 else None
+    if n_features is None:
+        raise ValueError(f"Cannot tell how many features {type(model).__name__} takes: pass n_features=.")
+    return _positive_int("n_features", n_features)
+
+
+def _is_pair(bounds: Any) -> bool:
+    return isinstance(bounds, (tuple, list)) and len(bounds) == 2
+
+
+def _resolve_bounds(bounds: Any, d: int) -> tuple[np.ndarray, np.ndarray]:
+    if not _is_pair(bounds):
+        raise ValueError(f"bounds must be a pair (lower, upper) of scalars or ({d},) arrays, got {bounds!r}.")
+    out = []
+    for name, b in zip(("lower", "upper"), bounds):
+        b = np.asarray(b, dtype=np.float64)
+        if b.ndim > 1 or (b.ndim == 1 and b.shape != (d,)):
+            raise ValueError(f"{name} bound must be a scalar or shape ({d},), got shape {b.shape}.")
+        if not np.all(np.isfinite(b)):
+            raise ValueError(f"{name} bound must be finite.")
+        out.append(np.ascontiguousarray(np.broadcast_to(b, (d,)), dtype=np.float32))
+    if np.any(out[0] > out[1]):
+        raise ValueError("lower bound exceeds upper bound for some features.")
+    return out[0], out[1]
+
+
+def _positive_int(name: str, value: Any, minimum: int = 1) -> int:
+    if not isinstance(value, Integral) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
+    return int(value)

@@ -1,0 +1,246 @@
+"""The MLP baseline of the paper: an ensemble of scikit-learn ``MLPClassifier`` members.
+
+Reference: ``binary/train_mlp_major_.py`` trains ``round`` members
+``MLPClassifier((20,), activation='logistic', solver='sgd', alpha=1e-4, batch_size='auto',
+learning_rate='constant', learning_rate_init=0.01, max_iter=1000, shuffle=True,
+random_state=i, tol=1e-4, momentum=0.9, nesterovs_momentum=True, n_iter_no_change=10)``
+and combines them in ``VotingClassifier(voting='soft')`` (mean ``predict_proba``).
+
+Differences from the reference: member ``i`` is seeded from ``(random_state, i)`` through
+``numpy.random.SeedSequence`` instead of ``random_state=i``, so two ensembles with
+different seeds share no member; ``voting='hard'`` (a majority of member labels) is offered
+as well; members are trained on 0/1 targets, so any two labels work.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from numbers import Integral
+
+import joblib
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.neural_network import MLPClassifier
+from sklearn.preprocessing import LabelBinarizer
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from scd._persist import load_bundle, save_bundle
+
+from ._common import (
+    _VotingBaseline, base_seed, binary_targets, check_array, describe, json_params, load_classes,
+    member_seeds, meta_number, rebuild, savable_classes,
+)
+
+__all__ = ["MLPEnsemble", "load"]
+
+_KIND = "baseline-mlp"
+# MLPClassifier parameters every member receives, checked by MLPClassifier's own constraints
+_MLP_PARAMS = (
+    "hidden_layer_sizes", "activation", "solver", "alpha", "batch_size", "learning_rate",
+    "learning_rate_init", "max_iter", "shuffle", "tol", "momentum", "nesterovs_momentum",
+    "n_iter_no_change",
+)
+
+
+class MLPEnsemble(_VotingBaseline):
+    """Ensemble of ``n_votes`` one-hidden-layer MLPs (the paper's MLP baseline).
+
+    Binary classifier: ``fit`` accepts any two labels and raises ``ValueError`` otherwise.
+
+    Parameters
+    ----------
+    n_votes : int, default=100
+        Number of members (``round`` in the reference).
+    hidden_layer_sizes, activation, solver, alpha, batch_size, learning_rate, \
+learning_rate_init, max_iter, shuffle, tol, momentum, nesterovs_momentum, n_iter_no_change
+        Passed to every :class:`~sklearn.neural_network.MLPClassifier`; the defaults are the
+        reference's (``batch_size="auto"`` is ``min(200, n_samples)``).
+    voting : {"soft", "hard"}, default="soft"
+        "soft": mean member probability of ``classes_[1]`` (the reference's
+        ``VotingClassifier``); "hard": fraction of members predicting ``classes_[1]``.
+        A probability of exactly 0.5 predicts ``classes_[0]``.
+    random_state : int, RandomState or None
+        Member ``i`` is seeded from ``(seed, i)``; an int gives the same ensemble on every run
+        and for any ``n_jobs``.
+    n_jobs : int or None
+        Members trained in parallel with joblib (honours ``joblib.parallel_config``).
+
+    Attributes
+    ----------
+    estimators_ : list of MLPClassifier
+        The fitted members, trained on 0/1 targets (1 = ``classes_[1]``).
+    classes_ : ndarray of shape (2,)
+    n_features_in_ : int
+    seed_ : int
+        Base seed actually used.
+    member_seeds_ : ndarray of shape (n_votes,)
+        ``random_state`` of each member.
+    n_iter_ : ndarray of shape (n_votes,)
+        Epochs each member ran; members that reached ``max_iter`` did not converge (one
+        summary ``ConvergenceWarning`` is issued for them, not one per member).
+    fit_time_ : float
+        Seconds spent training.
+    """
+
+    _parameter_constraints: dict = {
+        "n_votes": [Interval(Integral, 1, None, closed="left")],
+        **{name: MLPClassifier._parameter_constraints[name] for name in _MLP_PARAMS},
+        "voting": [StrOptions({"soft", "hard"})],
+        "random_state": ["random_state"],
+        "n_jobs": [Integral, None],
+    }
+    _dtype = (np.float64, np.float32)
+    _per_member = ("member_seeds_", "n_iter_")
+
+    def __init__(
+        self,
+        *,
+        n_votes: int = 100,
+        hidden_layer_sizes: tuple[int, ...] = (20,),
+        activation: str = "logistic",
+        solver: str = "sgd",
+        alpha: float = 1e-4,
+        batch_size: int | str = "auto",
+        learning_rate: str = "constant",
+        learning_rate_init: float = 0.01,
+        max_iter: int = 1000,
+        shuffle: bool = True,
+        tol: float = 1e-4,
+        momentum: float = 0.9,
+        nesterovs_momentum: bool = True,
+        n_iter_no_change: int = 10,
+        voting: str = "soft",
+        random_state=None,
+        n_jobs: int | None = None,
+    ):
+        self.n_votes = n_votes
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.tol = tol
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.n_iter_no_change = n_iter_no_change
+        self.voting = voting
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+
+    def _mlp_params(self) -> dict:
+        return {name: getattr(self, name) for name in _MLP_PARAMS}
+
+    def fit(self, X, y) -> "MLPEnsemble":
+        """Train ``n_votes`` members on ``X (n_samples, n_features)`` and binary ``y``."""
+        self._validate_params()
+        X, y = validate_data(self, X, y, dtype=(np.float64, np.float32))
+        classes, y01 = binary_targets(y, type(self).__name__)
+        seed = base_seed(self.random_state)
+        seeds = member_seeds(seed, self.n_votes)
+        start = time.perf_counter()
+        members = joblib.Parallel(n_jobs=self.n_jobs)(
+            joblib.delayed(_fit_member)(X, y01, self._mlp_params(), int(s)) for s in seeds
+        )
+        self.fit_time_ = time.perf_counter() - start
+        self.estimators_ = list(members)
+        self.classes_ = classes
+        self.seed_ = seed
+        self.member_seeds_ = seeds
+        self.n_iter_ = np.array([m.n_iter_ for m in members], dtype=np.int64)
+        _warn_unconverged(self.n_iter_, self.max_iter)
+        return self
+
+    def _member_positive(self, X: np.ndarray, index: int) -> np.ndarray:
+        # the public path (the member validates X again: cheap next to its forward pass)
+        return self.estimators_[index].predict_proba(X)[:, 1].astype(np.float64)
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Save the fitted ensemble to ``path``: weights as arrays plus JSON, no pickle."""
+        check_is_fitted(self)
+        meta = {
+            "estimator": type(self).__name__,
+            "params": json_params(self.get_params()),
+            "n_features_in": int(self.n_features_in_),
+            "seed": int(self.seed_),
+            "fit_time": float(self.fit_time_),
+        }
+        arrays = {
+            "classes": savable_classes(self.classes_),
+            "member_seeds": self.member_seeds_,
+            "n_iter": self.n_iter_,
+        }
+        for j in range(len(self.estimators_[0].coefs_)):
+            arrays[f"coefs_{j}"] = np.stack([m.coefs_[j] for m in self.estimators_])
+            arrays[f"intercepts_{j}"] = np.stack([m.intercepts_[j] for m in self.estimators_])
+        save_bundle(path, _KIND, meta, arrays)
+
+
+def _fit_member(X: np.ndarray, y01: np.ndarray, params: dict, seed: int) -> MLPClassifier:
+    """One member on validated data; its convergence warning is left to the caller's summary."""
+    mlp = MLPClassifier(**params, random_state=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return mlp.fit(X, y01)
+
+
+def _warn_unconverged(n_iter: np.ndarray, max_iter: int) -> None:
+    """One ``ConvergenceWarning`` for all members that stopped at ``max_iter``."""
+    stuck = int(np.sum(n_iter >= max_iter))
+    if stuck:
+        warnings.warn(
+            f"{stuck} of {len(n_iter)} MLP members reached max_iter={max_iter} without converging; "
+            "increase max_iter if that matters.", ConvergenceWarning, stacklevel=3,
+        )
+
+
+def load(path: str | os.PathLike) -> MLPEnsemble:
+    """Load an :class:`MLPEnsemble` saved with ``save``; checks every array and never unpickles."""
+    where = describe(path)
+    meta, arrays = load_bundle(path, _KIND)
+    if meta.get("estimator") != MLPEnsemble.__name__:
+        raise ValueError(f"{where} names an unknown estimator {meta.get('estimator')!r}")
+    est = rebuild(MLPEnsemble, meta, where, tuples=("hidden_layer_sizes",))
+    d = meta_number(meta, "n_features_in", where)
+    V = est.n_votes
+    hidden = est.hidden_layer_sizes
+    sizes = [d, *(hidden if np.iterable(hidden) else [hidden]), 1]
+    coefs, intercepts = [], []
+    for j, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        coefs.append(check_array(arrays, f"coefs_{j}", (V, fan_in, fan_out), "f", where, finite=True))
+        intercepts.append(check_array(arrays, f"intercepts_{j}", (V, fan_out), "f", where, finite=True))
+    if len({a.dtype for a in coefs + intercepts}) != 1 or f"coefs_{len(coefs)}" in arrays:
+        raise ValueError(f"{where} is corrupt: its layers do not match hidden_layer_sizes and one dtype")
+    est.classes_ = load_classes(arrays, where)
+    est.member_seeds_ = check_array(arrays, "member_seeds", (V,), "iu", where)
+    est.n_iter_ = check_array(arrays, "n_iter", (V,), "iu", where)
+    est.n_features_in_ = d
+    est.seed_ = meta_number(meta, "seed", where)
+    est.fit_time_ = meta_number(meta, "fit_time", where, float)
+    est.estimators_ = [
+        _fitted_member(est, [c[v] for c in coefs], [b[v] for b in intercepts], int(est.member_seeds_[v]),
+                       int(est.n_iter_[v]))
+        for v in range(V)
+    ]
+    return est
+
+
+def _fitted_member(est: MLPEnsemble, coefs: list, intercepts: list, seed: int, n_iter: int) -> MLPClassifier:
+    """An ``MLPClassifier`` in the state ``fit`` leaves it in, as far as prediction reads it."""
+    mlp = MLPClassifier(**est._mlp_params(), random_state=seed)
+    mlp.coefs_ = [np.ascontiguousarray(c) for c in coefs]
+    mlp.intercepts_ = [np.ascontiguousarray(b) for b in intercepts]
+    mlp.n_features_in_ = coefs[0].shape[0]
+    mlp.n_layers_ = len(coefs) + 1
+    mlp.n_outputs_ = 1
+    mlp.n_iter_ = n_iter
+    mlp.out_activation_ = "logistic"
+    mlp._label_binarizer = LabelBinarizer().fit(np.array([0, 1], dtype=np.int64))
+    mlp.classes_ = mlp._label_binarizer.classes_
+    return mlp

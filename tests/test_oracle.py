@@ -1,0 +1,422 @@
+"""The oracle counts exactly what the model receives, enforces budgets exactly, and guards its inputs."""
+
+import numpy as np
+import pytest
+import torch
+
+import scd
+from attacks import REFUSED, NoGradientError, NoScoresError, Oracle, QueryBudgetExceeded
+from eval.datasets import load_dataset
+
+D, C = 4, 3
+
+
+class CountingModel:
+    """A linear softmax classifier that logs the size of every batch it really receives."""
+
+    def __init__(self, d=D, n_classes=C, seed=0):
+        rng = np.random.default_rng(seed)
+        self.W = rng.normal(size=(d, n_classes))
+        self.classes_ = np.arange(10, 10 + n_classes)  # labels != indices on purpose
+        self.n_features_in_ = d
+        self.batches = []
+
+    def predict_proba(self, x):
+        assert x.dtype == np.float32 and x.ndim == 2
+        self.batches.append(len(x))
+        z = x.astype(np.float64) @ self.W
+        e = np.exp(z - z.max(1, keepdims=True))
+        return e / e.sum(1, keepdims=True)
+
+    def predict(self, x):
+        self.batches.append(len(x))
+        return self.classes_[np.argmax(x.astype(np.float64) @ self.W, axis=1)]
+
+    @property
+    def rows(self):
+        return sum(self.batches)
+
+
+def _x(n, seed=0, d=D):
+    return np.random.default_rng(seed).uniform(0, 1, size=(n, d)).astype(np.float32)
+
+
+def _brute_force_calls(ids, batches):
+    """Per-sample calls recomputed from the batch sizes the model really saw (requests are sent in order)."""
+    calls, start = {}, 0
+    for size in batches:
+        for i in set(ids[start : start + size].tolist()):
+            calls[i] = calls.get(i, 0) + 1
+        start += size
+    assert start == len(ids)
+    return calls
+
+
+# ---------------------------------------------------------------------- counting
+@pytest.mark.parametrize("batch_size", [1, 3, 7, 1000])
+@pytest.mark.parametrize("method", ["labels", "scores"])
+def test_counts_equal_what_the_model_receives(batch_size, method):
+    model = CountingModel()
+    oracle = Oracle(model, bounds=(0, 1), batch_size=batch_size)
+    rng = np.random.default_rng(1)
+    all_ids = []
+    for n in (10, 1, 13):  # three requests: a batched search over 5 samples, then stragglers
+        ids = rng.integers(0, 5, size=n)
+        getattr(oracle, method)(_x(n, seed=n), ids=ids)
+        all_ids.append(ids)
+    ids = np.concatenate(all_ids)
+    s = oracle.summary()
+    assert s["rows"] == model.rows == 24
+    assert s["calls"] == len(model.batches) == sum(-(-n // batch_size) for n in (10, 1, 13))
+    assert max(model.batches) <= batch_size
+    assert s["unattributed_rows"] == s["unattributed_calls"] == 0
+    counts = oracle.sample_counts()
+    assert np.array_equal(counts["rows"], np.bincount(ids, minlength=len(counts["rows"])))
+    expected_calls = _brute_force_calls(ids, model.batches)
+    assert {i: int(c) for i, c in enumerate(counts["calls"]) if c} == expected_calls
+    assert np.array_equal(oracle.queries([0, 1, 2, 3, 4, 99]), np.r_[np.bincount(ids, minlength=5), 0])
+
+
+def test_rows_without_ids_are_unattributed_and_int_ids_mean_every_row():
+    model = CountingModel()
+    oracle = Oracle(model, bounds=(0, 1), batch_size=4)
+    oracle.labels(_x(10))
+    oracle.scores(_x(3), ids=7)
+    s = oracle.summary()
+    assert (s["rows"], s["calls"]) == (13, 4) == (model.rows, len(model.batches))
+    assert (s["unattributed_rows"], s["unattributed_calls"]) == (10, 3)
+    assert oracle.queries([7]).tolist() == [3] and s["n_samples"] == 1
+
+
+def test_reset_zeroes_counters():
+    oracle = Oracle(CountingModel(), bounds=(0, 1), budget=2)
+    oracle.labels(_x(3), ids=0)
+    oracle.reset()
+    assert oracle.summary() == {"rows": 0, "calls": 0, "unattributed_rows": 0, "unattributed_calls": 0,
+                                "confirm_rows": 0, "confirm_calls": 0, "refused_rows": 0, "n_samples": 0,
+                                "budget": 2, "exhausted": 0}
+    assert oracle.remaining([0]).tolist() == [2]
+
+
+def test_labels_are_class_indices_and_agree_with_scores():
+    model = CountingModel()
+    oracle = Oracle(model, bounds=(0, 1))
+    x = _x(20)
+    y = oracle.labels(x)
+    assert y.dtype == np.int64 and np.array_equal(oracle.classes[y], model.predict(x))
+    assert np.array_equal(y, oracle.scores(x).argmax(1))
+    assert np.array_equal(oracle.encode(model.predict(x)), y)
+    with pytest.raises(ValueError, match="not among the model's classes"):
+        oracle.encode([10, 99])
+
+
+# ---------------------------------------------------------------------- budget
+def test_budget_answers_exactly_budget_rows_per_sample():
+    model = CountingModel()
+    oracle = Oracle(model, bounds=(0, 1), budget=5, batch_size=3)
+    ids = np.array([0, 1, 0, 0, 1, 0, 0, 0, 1, 0])  # sample 0: 7 rows, sample 1: 3 rows
+    y = oracle.labels(_x(10), ids=ids)
+    refused = y == REFUSED
+    assert refused.tolist() == [False] * 7 + [True, False, True]  # sample 0's 6th and 7th rows
+    assert model.rows == 8 and oracle.queries([0, 1]).tolist() == [5, 3]
+    assert oracle.remaining([0, 1, 2]).tolist() == [0, 2, 5]
+    s = oracle.scores(_x(4), ids=[0, 1, 1, 1])  # sample 0 exhausted, sample 1 has 2 left
+    assert np.isnan(s[[0, 3]]).all() and np.isfinite(s[[1, 2]]).all()
+    assert model.rows == 10 and oracle.queries([0, 1]).tolist() == [5, 5]
+    calls = len(model.batches)
+    assert (oracle.labels(_x(2), ids=[0, 1]) == REFUSED).all() and len(model.batches) == calls  # no empty call
+    summary = oracle.summary()
+    assert summary["refused_rows"] == 2 + 2 + 2 and summary["exhausted"] == 2
+    assert oracle.sample_counts()["refused_rows"].tolist() == [4, 2]
+
+
+def test_strict_budget_raises_and_sends_nothing():
+    model = CountingModel()
+    oracle = Oracle(model, bounds=(0, 1), budget=3)
+    oracle.labels(_x(2), ids=[4, 4])
+    with pytest.raises(QueryBudgetExceeded, match="budget of 3") as info:
+        oracle.labels(_x(3), ids=[4, 4, 5], strict=True)
+    assert info.value.ids.tolist() == [4]
+    assert model.rows == 2 and oracle.queries([4, 5]).tolist() == [2, 0]
+    assert oracle.labels(_x(1), ids=4, strict=True).shape == (1,)  # exactly the last row of budget
+
+
+def test_budget_needs_ids():
+    oracle = Oracle(CountingModel(), bounds=(0, 1), budget=3)
+    with pytest.raises(ValueError, match="pass ids="):
+        oracle.labels(_x(2))
+
+
+def test_confirmation_is_not_counted_against_the_budget():
+    model = CountingModel()
+    oracle = Oracle(model, bounds=(0, 1), budget=2, batch_size=2)
+    oracle.labels(_x(2), ids=[0, 0])
+    x = _x(3, seed=5)
+    y = oracle.confirm(x, ids=[0, 0, 1])
+    assert model.rows == 2 + 3  # the confirmation reached the model...
+    s = oracle.summary()
+    assert (s["rows"], s["calls"], s["confirm_rows"], s["confirm_calls"]) == (2, 1, 3, 2)  # ...counted apart
+    assert (y != REFUSED).all() and np.array_equal(oracle.classes[y], model.predict(x))
+    assert oracle.queries([0, 1]).tolist() == [2, 0] and oracle.remaining([0, 1]).tolist() == [0, 2]
+    assert oracle.sample_counts()["confirm_rows"].tolist() == [2, 1]
+
+
+# ---------------------------------------------------------------------- input boundary
+@pytest.mark.parametrize(
+    "x, match",
+    [
+        (np.full((2, D), np.nan, np.float32), "NaN or inf"),
+        (np.r_[_x(1), [[0.5, np.inf, 0.5, 0.5]]], "NaN or inf"),
+        (_x(2, d=D + 1), f"has {D + 1} features"),
+        (_x(2) - 0.5, "outside the bounds"),
+        (_x(2) + 1.5, "outside the bounds"),
+        (_x(1)[0], "must be 2-D"),
+        (_x(2)[None], "must be 2-D"),
+        (np.array([["a"] * D]), "real numbers"),
+    ],
+)
+def test_bad_input_raises_value_error(x, match):
+    model = CountingModel()
+    oracle = Oracle(model, bounds=(0, 1))
+    for method in (oracle.labels, oracle.scores, oracle.confirm):
+        with pytest.raises(ValueError, match=match):
+            method(x)
+    assert model.rows == 0
+
+
+def test_per_feature_bounds_and_clip():
+    lower, upper = np.zeros(D), np.array([1.0, 1.0, 0.5, 1.0])
+    oracle = Oracle(CountingModel(), bounds=(lower, upper))
+    x = _x(3) * 2 - 0.5
+    with pytest.raises(ValueError, match="feature"):
+        oracle.labels(x)
+    clipped = oracle.clip(x)
+    assert clipped.dtype == np.float32 and (clipped >= lower).all() and (clipped <= upper).all()
+    assert oracle.labels(clipped).shape == (3,)
+
+
+@pytest.mark.parametrize("ids, match", [([0, 1], "one sample id per row"), ([0, -1, 2], "non-negative"),
+                                        ([0.0, 1.0, 2.0], "integers")])
+def test_bad_ids_raise(ids, match):
+    with pytest.raises(ValueError, match=match):
+        Oracle(CountingModel(), bounds=(0, 1)).labels(_x(3), ids=ids)
+
+
+def test_bad_construction_raises():
+    with pytest.raises(ValueError, match="pass n_features="):
+        Oracle(lambda x: x, bounds=(0, 1), classes=2)
+    with pytest.raises(ValueError, match="pass classes="):
+        Oracle(lambda x: x, bounds=(0, 1), n_features=D)
+    with pytest.raises(ValueError, match="lower bound exceeds"):
+        Oracle(CountingModel(), bounds=(1, 0))
+    with pytest.raises(ValueError, match=r"shape \(4,\)"):
+        Oracle(CountingModel(), bounds=(np.zeros(3), 1))
+    with pytest.raises(ValueError, match="batch_size"):
+        Oracle(CountingModel(), bounds=(0, 1), batch_size=0)
+
+
+# ---------------------------------------------------------------------- model kinds
+def test_label_only_callable_has_no_scores():
+    def predict(x):
+        return (x.sum(1) > D / 2).astype(int)
+
+    oracle = Oracle(predict, bounds=(0, 1), n_features=D, classes=2, output="labels")
+    x = _x(6)
+    assert np.array_equal(oracle.labels(x), predict(x)) and not oracle.has_scores
+    with pytest.raises(NoScoresError, match="labels only"):
+        oracle.scores(x)
+    with pytest.raises(NoGradientError):
+        oracle.loss_gradient(x, np.zeros(6, int))
+
+
+def test_callable_output_mismatch_raises():
+    oracle = Oracle(lambda x: np.zeros(len(x), int), bounds=(0, 1), n_features=D, classes=2)
+    with pytest.raises(ValueError, match="output='labels'"):
+        oracle.scores(_x(2))
+
+
+def test_object_with_its_own_gradient_is_used():
+    class Surrogate:
+        n_features_in_, classes_ = D, np.arange(2)
+
+        def logits(self, x):
+            return np.c_[-x.sum(1), x.sum(1)]
+
+        def loss_gradient(self, x, y):
+            return np.where(y[:, None] == 1, -1.0, 1.0) * np.ones_like(x)
+
+    oracle = Oracle(Surrogate(), bounds=(0, 1))
+    x = _x(3)
+    assert oracle.has_gradients and np.allclose(oracle.loss_gradient(x, np.array([0, 1, 0])), [[1], [-1], [1]])
+    assert np.array_equal(oracle.labels(x), (x.sum(1) > 0).astype(int))
+    assert np.allclose(oracle.scores(x).sum(1), 1) and oracle.summary()["rows"] == 9
+
+
+def _mlp():
+    gen = torch.Generator().manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(D, 8), torch.nn.Tanh(), torch.nn.Linear(8, C))
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen))
+    return net.eval()
+
+
+def test_torch_gradient_matches_independent_autograd_and_finite_differences():
+    torch.set_num_threads(1)
+    net = _mlp()
+    oracle = Oracle(net, bounds=(0, 1), n_features=D, classes=C, batch_size=3)
+    x, y = _x(7), np.arange(7) % C
+    g = oracle.loss_gradient(x, y, ids=np.arange(7))
+    assert g.shape == (7, D) and g.dtype == np.float32
+    for i in range(7):  # each row alone, with torch's own per-sample loss
+        xi = torch.tensor(x[i : i + 1], requires_grad=True)
+        torch.nn.functional.cross_entropy(net(xi), torch.tensor([y[i]])).backward()
+        assert np.allclose(g[i], xi.grad[0].numpy(), atol=1e-6)
+    net64, h = _mlp().double(), 1e-6  # central differences in float64
+    for i, j in [(0, 0), (3, 2), (6, 3)]:
+        e = np.zeros((1, D))
+        e[0, j] = h
+        with torch.no_grad():
+            loss = [float(torch.nn.functional.cross_entropy(net64(torch.tensor(x[i : i + 1] + s * e)),
+                                                            torch.tensor([y[i]]))) for s in (1, -1)]
+        assert abs((loss[0] - loss[1]) / (2 * h) - g[i, j]) < 1e-4
+    assert oracle.summary()["rows"] == 7 and oracle.summary()["calls"] == 3
+    logits = oracle.logits(x)
+    assert np.allclose(logits, net(torch.from_numpy(x)).detach().numpy(), atol=1e-6)
+    assert np.array_equal(oracle.labels(x), logits.argmax(1)) and np.allclose(oracle.scores(x).sum(1), 1)
+
+
+def test_torch_single_logit_is_binary_and_training_mode_warns():
+    net = torch.nn.Linear(D, 1)
+    with pytest.warns(UserWarning, match="training mode"):
+        Oracle(net, bounds=(0, 1), n_features=D, classes=2)
+    oracle = Oracle(net.eval(), bounds=(0, 1), n_features=D, classes=2)
+    x = _x(5)
+    z = net(torch.from_numpy(x)).detach().numpy()[:, 0]
+    assert np.allclose(oracle.scores(x)[:, 1], 1 / (1 + np.exp(-z)), atol=1e-6)
+    assert np.array_equal(oracle.labels(x), (z > 0).astype(int))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_torch_module_on_gpu_gets_its_inputs_there():
+    net = _mlp().cuda()
+    oracle = Oracle(net, bounds=(0, 1), n_features=D, classes=C)
+    x = _x(5)
+    expected = net(torch.from_numpy(x).cuda()).detach().cpu().numpy()
+    assert oracle.device.type == "cuda" and np.allclose(oracle.logits(x), expected, atol=1e-5)
+    assert isinstance(oracle.loss_gradient(x, np.zeros(5, int)), np.ndarray)
+
+
+# ---------------------------------------------------------------------- SCD and ART
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits")
+
+
+@pytest.fixture(scope="module")
+def ensemble(digits):
+    torch.set_num_threads(1)
+    return scd.SCD01(n_votes=3, n_iters=30, hidden_nodes=5, updated_features=8, interval=5,
+                     random_state=0).fit(digits.x_train, digits.y_train)
+
+
+class CountingSCD:
+    """Delegates to a fitted SCD ensemble and logs the rows it receives (do not refit the ensemble)."""
+
+    def __init__(self, est):
+        self.est, self.classes_, self.n_features_in_, self.batches = est, est.classes_, est.n_features_in_, []
+
+    def predict_proba(self, x):
+        self.batches.append(len(x))
+        return self.est.predict_proba(x)
+
+    def predict(self, x):
+        self.batches.append(len(x))
+        return self.est.predict(x)
+
+    @property
+    def rows(self):
+        return sum(self.batches)
+
+
+def test_scd_oracle_matches_the_estimator_and_has_no_gradients(ensemble, digits):
+    oracle = Oracle(ensemble, bounds=(0, 1))
+    x = digits.x_test[:20]
+    assert oracle.n_features == 64 and oracle.classes.tolist() == ensemble.classes_.tolist()
+    assert np.array_equal(oracle.classes[oracle.labels(x)], ensemble.predict(x))
+    assert np.allclose(oracle.scores(x), ensemble.predict_proba(x))
+    assert not oracle.has_gradients
+    for call in (lambda: oracle.loss_gradient(x, np.zeros(20, int)), lambda: oracle.logits(x)):
+        with pytest.raises(NoGradientError, match="has no gradients.*surrogate") as info:
+            call()
+        assert isinstance(info.value, TypeError)
+
+
+def _correct_points(ensemble, digits, k=3):
+    ok = np.flatnonzero(ensemble.predict(digits.x_test) == digits.y_test)[:k]
+    return digits.x_test[ok]
+
+
+def test_art_hop_skip_jump_queries_are_counted(ensemble, digits):
+    pytest.importorskip("art")
+    from art.attacks.evasion import HopSkipJump
+
+    from attacks.art_adapter import art_generate, to_art_classifier
+
+    model = CountingSCD(ensemble)
+    classifier = to_art_classifier(model, clip_values=(0.0, 1.0), batch_size=256)
+    oracle = classifier.predict_fn.oracle
+    sent = []
+    art_predict = classifier.predict  # count the rows ART's attack sends, independently of the oracle
+    classifier.predict = lambda x, **kw: (sent.append(len(x)), art_predict(x, **kw))[1]
+    attack = HopSkipJump(classifier, targeted=False, norm=2, max_iter=2, max_eval=100, init_eval=10,
+                         init_size=10, verbose=False)
+    x = _correct_points(ensemble, digits)
+    x_adv, completed = art_generate(attack, x)
+    s = oracle.summary()
+    assert x_adv.shape == x.shape and completed.all()
+    assert s["rows"] == sum(sent) == model.rows > 0 and s["calls"] == len(model.batches)
+    assert s["unattributed_rows"] == 0 and oracle.sample_counts()["rows"].sum() == s["rows"]
+    assert (oracle.queries([0, 1, 2]) > 0).all()
+    attack.generate(x[:1])  # without art_generate the rows are counted, unattributed
+    assert oracle.summary()["unattributed_rows"] == sum(sent) - s["rows"] > 0
+
+
+def test_art_budget_stops_the_attack_at_the_limit(ensemble, digits):
+    pytest.importorskip("art")
+    from art.attacks.evasion import HopSkipJump
+
+    from attacks.art_adapter import art_generate, to_art_classifier
+
+    model = CountingSCD(ensemble)
+    classifier = to_art_classifier(Oracle(model, bounds=(0, 1), budget=5), output="labels")
+    attack = HopSkipJump(classifier, targeted=False, norm=2, max_iter=2, max_eval=100, init_eval=10,
+                         init_size=10, verbose=False)
+    x = _correct_points(ensemble, digits)
+    x_adv, completed = art_generate(attack, x, ids=[3, 5, 7])
+    oracle = classifier.predict_fn.oracle
+    assert not completed.any() and np.array_equal(x_adv, x)
+    # ART asks one row at a time here, so all-or-nothing still answers exactly the budget
+    assert oracle.queries([3, 5, 7]).tolist() == [5, 5, 5] and model.rows == oracle.summary()["rows"] == 15
+    with pytest.raises(ValueError, match="clip_values"):
+        to_art_classifier(model)
+
+
+def test_art_adapter_checks_its_arguments_and_absorbs_rounding():
+    pytest.importorskip("art")
+    from attacks.art_adapter import to_art_classifier
+
+    oracle = Oracle(CountingModel(), bounds=(0, 1))
+    with pytest.raises(ValueError, match="differ from the oracle's bounds"):
+        to_art_classifier(oracle, clip_values=(0, 2))
+    with pytest.raises(TypeError, match="existing Oracle"):
+        to_art_classifier(oracle, budget=3)
+    classifier = to_art_classifier(oracle)
+    assert classifier.nb_classes == C and classifier.clip_values[1] == 1
+    x = _x(2).astype(np.float64)
+    x[0, 0] = 1 + 1e-9  # float rounding in ART's interpolation
+    assert classifier.predict(x).shape == (2, C)
+    x[0, 0] = 1.01  # a real violation still fails loudly
+    with pytest.raises(ValueError, match="outside the bounds"):
+        classifier.predict(x)
