@@ -46,14 +46,12 @@ from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from eval.io import atomic_open
 
-from ._common import json_params, label_indices
+from ._common import base_seed, binary_targets, json_params, label_indices
 
 __all__ = ["BNNEnsemble", "load"]
 
@@ -260,17 +258,9 @@ class BNNEnsemble(ClassifierMixin, BaseEstimator):
         """Train ``n_votes`` binarized networks on ``X (n_samples, n_features)`` and binary ``y``."""
         self._validate_params()
         X, y = validate_data(self, X, y, dtype=np.float32, order="C")
-        check_classification_targets(y)
-        classes = np.unique(y)
-        if len(classes) != 2:
-            kind = "only one class" if len(classes) < 2 else f"{len(classes)} classes"
-            raise ValueError(
-                f"Only binary classification is supported. {type(self).__name__} needs exactly 2 "
-                f"classes; y has {kind}."
-            )
-        seed = (int(self.random_state) if isinstance(self.random_state, Integral)
-                else int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max)))
-        Y = np.eye(2, dtype=np.float32)[(y == classes[1]).astype(int)]
+        classes, y01 = binary_targets(y, type(self).__name__)
+        seed = base_seed(self.random_state)
+        Y = np.eye(2, dtype=np.float32)[y01]
         settings = dict(hidden=self.hidden_nodes, input_quantizer=self.input_quantizer,
                         epochs=self.epochs, batch_size=self.batch_size, lr=self.learning_rate)
         start = time.perf_counter()

@@ -40,16 +40,14 @@ from typing import Any
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
 from scd._device import resolve_devices
 from scd._persist import load_bundle, save_bundle
 
-from ._common import json_params, label_indices
+from ._common import base_seed, binary_targets, json_params, label_indices
 
 __all__ = ["CNNEnsemble", "load"]
 
@@ -274,20 +272,12 @@ class CNNEnsemble(ClassifierMixin, BaseEstimator):
         self._validate_params()
         device = resolve_devices(self.device)[0]
         X, y = validate_data(self, X, y, dtype=np.float32, order="C")
-        check_classification_targets(y)
-        classes = np.unique(y)
-        if len(classes) != 2:
-            kind = "only one class" if len(classes) < 2 else f"{len(classes)} classes"
-            raise ValueError(
-                f"Only binary classification is supported. {type(self).__name__} needs exactly 2 "
-                f"classes; y has {kind}."
-            )
+        classes, y01 = binary_targets(y, type(self).__name__)
         shape = self._resolve_input_shape(X.shape[1])
         arch = _architecture(shape)
-        seed = (int(self.random_state) if isinstance(self.random_state, Integral)
-                else int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max)))
+        seed = base_seed(self.random_state)
         Xt = torch.from_numpy(X.copy()).to(device)
-        yt = torch.from_numpy((y == classes[1]).astype(np.int64)).to(device)
+        yt = torch.from_numpy(y01).to(device)
         start = time.perf_counter()
         members = []
         for v, s in enumerate(_member_seeds(seed, self.n_votes)):
