@@ -1,4 +1,4 @@
-"""Attacks on any classifier through one query-counted target interface (see the issues for the attack suite).
+"""Attacks on any classifier through one query-counted target interface.
 
 :class:`Oracle` (in :mod:`attacks.oracle`) is that interface; :mod:`attacks.art_adapter`
 exposes an oracle to ART (imported lazily, ART is optional).

@@ -6,7 +6,8 @@ Both trainings run in this process, one after the other, on CIFAR-10 0 vs 1 (10,
 with every core available to each, so their ratio is comparable even on a noisy machine.
 Throughput is measured on a 100-vote SCD01 ensemble (the saved benchmark model if present,
 otherwise the one-vote model's weights tiled to 100 votes: the cost does not depend on the
-values) for batches of 1,000 test images.  Writes ``benchmarks/results/speed.json`` and
+values) for batches of 1,000 test images, called directly and through the query-counted
+``attacks.Oracle`` that every attack uses.  Writes ``benchmarks/results/speed.json`` and
 regenerates ``docs/benchmarks.md``.
 """
 
@@ -28,6 +29,7 @@ from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 from sklearn.neural_network import MLPClassifier  # noqa: E402
 
 import scd  # noqa: E402
+from attacks import Oracle  # noqa: E402
 from bench_train import RESULTS, data_dir, machine  # noqa: E402
 from eval.datasets import load_dataset  # noqa: E402
 from eval.io import atomic_write_bytes  # noqa: E402
@@ -39,6 +41,17 @@ def paper_mlp(seed: int) -> MLPClassifier:
                          learning_rate="constant", learning_rate_init=0.01, max_iter=1000, shuffle=True,
                          random_state=seed, tol=1e-4, momentum=0.9, nesterovs_momentum=True,
                          n_iter_no_change=10)
+
+
+def _median_seconds(fn, repeats: int = 7) -> float:
+    """Median wall time of ``fn()`` after one warm-up call."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
 
 
 def main() -> None:
@@ -65,13 +78,10 @@ def main() -> None:
         for name in ("W1_", "b1_", "w2_", "b2_", "vote_scores_"):
             setattr(ensemble, name, np.repeat(getattr(vote, name), 100, axis=0))
     batch = ds.x_test[:1000]
-    ensemble.predict(batch)  # warm-up
-    times = []
-    for _ in range(5):
-        start = time.perf_counter()
-        ensemble.predict(batch)
-        times.append(time.perf_counter() - start)
-    per_batch = float(np.median(times))
+    oracle = Oracle(ensemble, bounds=(0.0, 1.0), batch_size=len(batch))
+    ids = np.arange(len(batch))
+    per_batch = _median_seconds(lambda: ensemble.predict(batch))
+    per_batch_oracle = _median_seconds(lambda: oracle.labels(batch, ids=ids))
 
     record = {
         "mlp_seconds": mlp_s, "mlp_iterations": int(mlp.n_iter_), "mlp_test_accuracy": float(mlp.score(ds.x_test, ds.y_test)),
@@ -79,6 +89,7 @@ def main() -> None:
         "ratio_scd_vote_over_mlp": vote.fit_time_ / mlp_s,
         "predict_votes": int(ensemble.W1_.shape[0]), "predict_batch": len(batch),
         "predict_ms_per_batch": per_batch * 1e3, "predict_qps": len(batch) / per_batch,
+        "oracle_ms_per_batch": per_batch_oracle * 1e3, "oracle_qps": len(batch) / per_batch_oracle,
         "command": "python benchmarks/" + Path(__file__).name + " " + " ".join(sys.argv[1:]),
         "machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M"),
     }

@@ -55,6 +55,28 @@ def _speed_section(records: list[dict]) -> list[str]:
         f"| ratio SCD01 vote / MLP (target <= 1; paper's GPU run: 64/13 = 4.9) | **{r['scd_vote_seconds'] / r['mlp_seconds']:.2f}** |",
         f"| 100-vote SCD01 prediction throughput, batch 1000 | {r['predict_qps']:.0f} queries/s ({r['predict_ms_per_batch']:.1f} ms per batch) |",
     ]
+    if "oracle_qps" in r:
+        lines.append(f"| the same through `attacks.Oracle` (target: within 10 %) | {r['oracle_qps']:.0f} queries/s "
+                     f"({r['oracle_qps'] / r['predict_qps']:.2f} of direct) |")
+    return lines
+
+
+PAPER_BASELINE = {"mlp": "90", "bnn": "83", "rf": "88", "cnn": "96 (LeNet)"}
+
+
+def _baseline_table(records: list[dict]) -> list[str]:
+    if not records:
+        return ["(not measured yet: run `python benchmarks/bench_baselines.py --model mlp|bnn|rf|cnn`)"]
+    lines = [
+        "| model | members | test accuracy | paper (100 votes) | train accuracy | mean member test acc. | training time | per member | command |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in sorted(records, key=lambda r: (list(PAPER_BASELINE).index(r["model"]), r["votes"])):
+        lines.append(
+            f"| {r['estimator']} | {r['votes']} | {r['test_accuracy']:.4f} | {PAPER_BASELINE[r['model']]} % "
+            f"| {r['train_accuracy']:.4f} | {r['member_test_accuracy_mean']:.4f} | {r['fit_seconds']:.0f} s "
+            f"| {r['seconds_per_member']:.2f} s | `{r['command']}` |"
+        )
     return lines
 
 
@@ -70,6 +92,10 @@ def write_report() -> None:
         "## SCD ensembles on CIFAR-10 0 vs 1 (paper settings: H=20, nrows=0.75, w_inc 0.17/0.2, uf=128, I=20)",
         "",
         *_training_table(train),
+        "",
+        "## Baselines on CIFAR-10 0 vs 1 (package defaults = the reference's settings)",
+        "",
+        *_baseline_table(_records("baseline_")),
         "",
         "## Training speed against scikit-learn's MLP, and prediction throughput",
         "",
