@@ -112,3 +112,21 @@ def test_failed_save_keeps_previous_file(tmp_path):
         save_bundle(path, "x", {}, {"a": np.array([object()], dtype=object)})
     assert np.array_equal(load_bundle(path)[1]["a"], np.arange(3))
     assert [p.name for p in tmp_path.iterdir()] == ["b.scd"]
+
+
+def test_load_model_reads_any_kind_and_refuses_others(tmp_path, saved, digits):
+    from eval.baselines import load_model, model_info
+
+    model = load_model(saved)
+    assert isinstance(model, scd.SCD01)
+    assert np.array_equal(model.predict(digits.x_test), scd.load(saved).predict(digits.x_test))
+    assert model_info(saved)["kind"] == "scd-ensemble" and model_info(saved)["arrays"]["W1"] == [3, 64, 5]
+    other = tmp_path / "other.scd"
+    save_bundle(other, "scd-checkpoint", {}, {"x": np.zeros(2)})
+    with pytest.raises(ValueError, match="not a model this package can load"):
+        load_model(other)
+    with pytest.raises(FileNotFoundError):
+        load_model(tmp_path / "missing.scd")
+    (tmp_path / "junk.scd").write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="truncated or corrupt"):
+        load_model(tmp_path / "junk.scd")
