@@ -144,7 +144,9 @@ class _Group:
         ``base (B, m)`` and ``theta (B,)`` are the incumbent projection and threshold,
         ``delta (B, C)`` the candidates' steps and ``direction (B, C', m)`` the rows they move
         along, with ``C`` a multiple of ``C'`` (``+step`` candidates, then ``-step``).
-        ``guess=False`` finds the windows by selection (for projections with many ties).
+        ``guess`` rows nearest the incumbent threshold guess where each window is (see
+        :func:`rank_window`); ``guess=0`` finds the windows by selection, which is faster
+        for projections with many ties and for small batches.
         """
         B, C = delta.shape
         Cd, m = direction.shape[1:]
@@ -172,7 +174,6 @@ class _Group:
                 out.append(ce_best_cuts(values, self.yb, seq))
             else:
                 out.append(best_cuts(seq, sg, start[sl].unsqueeze(1) + below, obj))
-            del values
         return torch.cat([o[0] for o in out]), torch.cat([o[1] for o in out])
 
     def _scratch(self, slot: int, numel: int) -> torch.Tensor:
