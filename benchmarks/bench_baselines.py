@@ -58,7 +58,7 @@ def main() -> None:
         "test_accuracy": float(model.score(ds.x_test, ds.y_test)),
         "member_test_accuracy_mean": float(np.mean(member_acc)),
         "fit_seconds": model.fit_time_, "seconds_per_member": model.fit_time_ / votes,
-        "command": "python benchmarks/" + Path(__file__).name + " " + " ".join(sys.argv[1:]),
+        "command": " ".join(["python", "benchmarks/" + Path(__file__).name, *sys.argv[1:]]),
         "machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M"),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -90,7 +90,7 @@ def main() -> None:
         "predict_votes": int(ensemble.W1_.shape[0]), "predict_batch": len(batch),
         "predict_ms_per_batch": per_batch * 1e3, "predict_qps": len(batch) / per_batch,
         "oracle_ms_per_batch": per_batch_oracle * 1e3, "oracle_qps": len(batch) / per_batch_oracle,
-        "command": "python benchmarks/" + Path(__file__).name + " " + " ".join(sys.argv[1:]),
+        "command": " ".join(["python", "benchmarks/" + Path(__file__).name, *sys.argv[1:]]),
         "machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M"),
     }
     atomic_write_bytes(RESULTS / "speed.json", json.dumps(record, indent=1).encode())

@@ -74,7 +74,7 @@ def main() -> None:
         "voting": model._voting(), "member_test_accuracy_mean": float(np.mean(member_acc)),
         "best_member_test_accuracy": member_acc[model.best_index_],
         "fit_seconds": model.fit_time_, "resumed": resume, "predict_seconds_test": predict_s,
-        "command": "python benchmarks/" + Path(__file__).name + " " + " ".join(sys.argv[1:]),
+        "command": " ".join(["python", "benchmarks/" + Path(__file__).name, *sys.argv[1:]]),
         "machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M"),
     }
     if model.n_votes > 1 and model._voting() == "soft":

@@ -61,7 +61,7 @@ def _speed_section(records: list[dict]) -> list[str]:
     return lines
 
 
-PAPER_BASELINE = {"mlp": "90", "bnn": "83", "rf": "88", "cnn": "96 (LeNet)"}
+PAPER_BASELINE = {"mlp": "90 %", "bnn": "83 %", "rf": "88 %", "cnn": "96 % (LeNet)"}
 
 
 def _baseline_table(records: list[dict]) -> list[str]:
@@ -73,7 +73,7 @@ def _baseline_table(records: list[dict]) -> list[str]:
     ]
     for r in sorted(records, key=lambda r: (list(PAPER_BASELINE).index(r["model"]), r["votes"])):
         lines.append(
-            f"| {r['estimator']} | {r['votes']} | {r['test_accuracy']:.4f} | {PAPER_BASELINE[r['model']]} % "
+            f"| {r['estimator']} | {r['votes']} | {r['test_accuracy']:.4f} | {PAPER_BASELINE[r['model']]} "
             f"| {r['train_accuracy']:.4f} | {r['member_test_accuracy_mean']:.4f} | {r['fit_seconds']:.0f} s "
             f"| {r['seconds_per_member']:.2f} s | `{r['command']}` |"
         )
