@@ -4,13 +4,14 @@
 voting (mean softmax, the default) or hard voting.  The architecture follows the input:
 
 ==============================  =============================================================
-input                           network (every conv: ReLU, then 2x2 max-pool while the
-                                feature map is at least 2 wide)
+input                           network (every conv: ReLU, then max-pooling while the
+                                feature map is wide enough)
 ==============================  =============================================================
 ``(32, 32, 3)`` CIFAR (HWC)     LeNet-5: conv5x5(6) -> conv5x5(16) -> fc120 -> fc84 -> fc2
 ``(28, 28, 1)`` MNIST           LeNet-5 with the first conv padded by 2 (the original layout)
 ``(8, 8, 1)`` sklearn digits    conv3x3(8, pad 1) -> conv3x3(16, pad 1) -> fc64 -> fc2
-``(n,)`` flat vectors (ECG)     conv1d k7(8, pad 3) -> conv1d k5(16, pad 2) -> fc64 -> fc2
+``(n,)`` flat vectors (ECG)     the paper's ECG CNN: conv1d k16(64) -> pool 4 -> conv1d k16(128)
+                                -> pool 4 -> conv1d k16(256) -> pool 2 -> fc128 -> fc2
 ==============================  =============================================================
 
 Images arrive flattened in HWC order (``x.reshape(-1, H, W, C)``) and the module reshapes
@@ -64,25 +65,28 @@ def _default_input_shape(n_features: int) -> tuple[int, ...]:
 def _architecture(input_shape: tuple[int, ...]) -> dict[str, Any]:
     """JSON description of the network for one sample of ``input_shape`` ((L,), (H, W) or (H, W, C)).
 
-    ``convs`` lists ``[out_channels, kernel, padding, pool]``; ``pool`` is 2 while the
-    feature map is at least 2 wide and 1 (no pooling) after that, so tiny inputs work.
+    ``convs`` lists ``[out_channels, kernel, padding, pool]``.  Vectors get the paper's ECG
+    network (64, 128 and 256 kernels of width 16, max-pooling by 4, 4 and 2, one dense layer
+    of 128 units: the paper does not give its width); 28x28 and larger images get LeNet-5;
+    smaller images a small two-layer CNN.  Kernels and pools shrink for inputs too small
+    for them, so any size works.
     """
     if len(input_shape) == 1:
         kind, channels, size = "conv1d", 1, [input_shape[0]]
-        layers, hidden = [(8, 7, 3), (16, 5, 2)], [64]
+        layers, hidden = [(64, 16, 8, 4), (128, 16, 8, 4), (256, 16, 8, 2)], [128]
     else:
         h, w = input_shape[:2]
         channels = input_shape[2] if len(input_shape) == 3 else 1
         kind, size = "conv2d", [h, w]
         if min(h, w) >= 28:  # LeNet-5; pad the first conv of a 28x28 image as LeNet did
-            layers, hidden = [(6, 5, 2 if min(h, w) < 32 else 0), (16, 5, 0)], [120, 84]
+            layers, hidden = [(6, 5, 2 if min(h, w) < 32 else 0, 2), (16, 5, 0, 2)], [120, 84]
         else:
-            layers, hidden = [(8, 3, 1), (16, 3, 1)], [64]
+            layers, hidden = [(8, 3, 1, 2), (16, 3, 1, 2)], [64]
     convs = []
-    for out, k, pad in layers:
+    for out, k, pad, pool in layers:
         k = min(k, min(size) + 2 * pad)  # never larger than the (padded) map
         size = [s + 2 * pad - k + 1 for s in size]
-        pool = 2 if min(size) >= 2 else 1
+        pool = pool if min(size) >= pool else 1
         size = [s // pool for s in size]
         convs.append([out, k, pad, pool])
     flat = layers[-1][0] * math.prod(size)
