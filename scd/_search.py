@@ -11,8 +11,8 @@ is *decomposable*: a row contributes a fixed payoff when it is below the cut and
 when it is above.  With per-row *gains* ``g = payoff_below - payoff_above`` and ``start`` =
 the total payoff with every row above, the objective of a cut is ``start + sum of g over the
 rows below it``: a prefix sum in sorted order.  That turns the reference's O(m^2) search into
-a sort plus a cumulative sum, O(m log m), and the windowed candidate search into two
-``topk`` selections, O(m) per candidate.
+a sort plus a cumulative sum, O(m log m), and the windowed candidate search into a few
+O(m) passes per candidate (:func:`rank_window`).
 
 Conventions (all functions are pure; inputs are trusted, shapes are asserted):
 

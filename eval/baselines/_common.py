@@ -21,7 +21,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 __all__ = [
     "_VotingBaseline", "base_seed", "binary_targets", "check_array", "describe", "json_params",
-    "label_indices", "load_classes", "member_seeds", "meta_number", "rebuild", "savable_classes",
+    "check_member", "label_indices", "load_classes", "member_seeds", "meta_number", "rebuild", "savable_classes",
 ]
 
 
@@ -49,6 +49,12 @@ def label_indices(classes: np.ndarray, y, n: int) -> np.ndarray:
     if not np.all(classes[idx] == y):
         raise ValueError(f"y holds labels that are not in classes_ {classes.tolist()}.")
     return idx.astype(np.int64)
+
+
+def check_member(member, n: int) -> None:
+    """``ValueError`` unless ``member`` is None or a member index in ``[0, n)``."""
+    if member is not None and (not isinstance(member, Integral) or not 0 <= member < n):
+        raise ValueError(f"member must be None or an integer in [0, {n}), got {member!r}.")
 
 
 def base_seed(random_state) -> int:
@@ -86,6 +92,7 @@ class _VotingBaseline(ClassifierMixin, BaseEstimator):
         return tags
 
     def _member_positive(self, X: np.ndarray, index: int) -> np.ndarray:
+        """Abstract: member ``index``'s probability of ``classes_[1]`` (each subclass defines it)."""
         raise NotImplementedError
 
     def _check_member(self, index) -> int:

@@ -51,7 +51,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from eval.io import atomic_open
 
-from ._common import base_seed, binary_targets, json_params, label_indices
+from ._common import base_seed, binary_targets, check_member, json_params, label_indices
 
 __all__ = ["BNNEnsemble", "load"]
 
@@ -292,9 +292,7 @@ class BNNEnsemble(ClassifierMixin, BaseEstimator):
     # ------------------------------------------------------------------ outputs
     def _check_member(self, member) -> None:
         check_is_fitted(self)
-        n = len(self.members_)
-        if member is not None and (not isinstance(member, Integral) or not 0 <= member < n):
-            raise ValueError(f"member must be None or an integer in [0, {n}), got {member!r}.")
+        check_member(member, len(self.members_))
 
     def _input(self, X):
         return validate_data(self, X, reset=False, dtype=np.float32, order="C")

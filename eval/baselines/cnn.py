@@ -48,7 +48,7 @@ from torch import nn
 from scd._device import resolve_devices
 from scd._persist import load_bundle, save_bundle
 
-from ._common import base_seed, binary_targets, json_params, label_indices
+from ._common import base_seed, binary_targets, check_member, json_params, label_indices
 
 __all__ = ["CNNEnsemble", "load"]
 
@@ -315,9 +315,7 @@ class CNNEnsemble(ClassifierMixin, BaseEstimator):
     # ------------------------------------------------------------------ torch access
     def _check_member(self, member) -> None:
         check_is_fitted(self)
-        n = len(self.members_)
-        if member is not None and (not isinstance(member, Integral) or not 0 <= member < n):
-            raise ValueError(f"member must be None or an integer in [0, {n}), got {member!r}.")
+        check_member(member, len(self.members_))
 
     def torch_module(self, member: int | None = None) -> nn.Module:
         """Differentiable module: float32 ``(n, n_features)`` on ``device_`` -> ``(n, 2)``.
