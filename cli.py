@@ -163,5 +163,53 @@ def info(model_path):
 
     click.echo(json.dumps(model_info(model_path), indent=2, sort_keys=True))
 
+@main.command()
+@click.argument("model_path", metavar="MODEL", type=click.Path(exists=True, dir_okay=False))
+@click.option("--method", type=click.Choice(["hsj", "boundary", "rays"]), default="hsj", show_default=True,
+              help="HopSkipJump (L2 or Linf), Boundary Attack (L2) or RayS (Linf).")
+@_data_options
+@click.option("--n-samples", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Attack the first N test points the model classifies correctly.")
+@click.option("--indices", default=None, help="Comma-separated test indices to attack instead.")
+@click.option("--norm", type=click.Choice(["2", "inf"]), default=None,
+              help="hsj: 2 (default) or inf; boundary is L2, rays is Linf.")
+@click.option("--max-queries", type=click.IntRange(min=1), default=None,
+              help="Per-sample budget of model queries (rays: its query limit, default 10000).")
+@click.option("--iters", type=click.IntRange(min=0), default=None,
+              help="hsj iterations (default 40) or boundary steps (default 25000).")
+@click.option("--init-size", type=click.IntRange(min=1), default=None,
+              help="Random draws per sample to find a starting point (default 100).")
+@click.option("--theta", default=None, help="hsj binary-search tolerance: paper (default), art, or a number.")
+@click.option("--target", type=int, default=None, help="Targeted attack towards this model label.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=1024, show_default=True,
+              help="Most rows per model call.")
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write the JSON record here.")
+@click.option("--save-examples", type=click.Path(dir_okay=False), default=None,
+              help="Write originals and adversarial examples here (.npz).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def attack(model_path, method, data, classes, data_dir, data_path, n_samples, indices, norm, max_queries, iters,
+           init_size, theta, target, seed, batch_size, out, save_examples, quiet):
+    """Attack a saved model with a decision-based attack; print a table, optionally write JSON."""
+    from eval.attack_run import AttackConfig, main as run_attack
+
+    if indices is not None:
+        try:
+            indices = tuple(int(i) for i in indices.split(","))
+        except ValueError:
+            raise click.BadParameter(f"expected comma-separated integers, got {indices!r}", param_hint="--indices")
+    config = AttackConfig(model_path=model_path, method=method, data=data, classes=tuple(classes) if classes else None,
+                          data_dir=data_dir, data_path=data_path, n_samples=n_samples, indices=indices, norm=norm,
+                          max_queries=max_queries, iters=iters, init_size=init_size, theta=theta, target=target,
+                          seed=seed, batch_size=batch_size, out=out, save_examples=save_examples, quiet=quiet)
+    try:
+        run_attack(config)
+    except ValueError as err:
+        raise click.ClickException(str(err))
+    for path, what in ((out, "record"), (save_examples, "examples")):
+        if path:
+            click.echo(f"{what} written to {path}", err=True)
+
+
 if __name__ == "__main__":
     main()

@@ -96,7 +96,8 @@ def to_art_classifier(model: Any, *, clip_values: tuple[Any, Any] | None = None,
                               nb_classes=oracle.n_classes, clip_values=_art_clip_values(oracle))
 
 
-def art_generate(attack: Any, x: Any, y: Any = None, *, ids: Any = None) -> tuple[np.ndarray, np.ndarray]:
+def art_generate(attack: Any, x: Any, y: Any = None, *, ids: Any = None,
+                 x_adv_init: Any = None) -> tuple[np.ndarray, np.ndarray]:
     """Run an ART evasion attack one sample at a time, attributing its queries per sample.
 
     Parameters
@@ -109,6 +110,8 @@ def art_generate(attack: Any, x: Any, y: Any = None, *, ids: Any = None) -> tupl
         ART's ``y`` (labels or one-hot targets), sliced per sample.
     ids : array-like of int, optional
         Sample id of each row of ``x`` for the counters; default ``arange(n)``.
+    x_adv_init : ndarray of shape (n, n_features), optional
+        Starting points for ART's HopSkipJump / BoundaryAttack, sliced per sample.
 
     Returns
     -------
@@ -128,7 +131,9 @@ def art_generate(attack: Any, x: Any, y: Any = None, *, ids: Any = None) -> tupl
     for i in range(len(x)):
         with predict_fn.attribute_to(ids[i]):
             try:
-                x_adv[i] = attack.generate(x[i : i + 1], y=None if y is None else np.asarray(y)[i : i + 1])[0]
+                extra = {} if x_adv_init is None else {"x_adv_init": np.asarray(x_adv_init, np.float32)[i : i + 1]}
+                x_adv[i] = attack.generate(x[i : i + 1], y=None if y is None else np.asarray(y)[i : i + 1],
+                                           **extra)[0]
             except QueryBudgetExceeded:
                 completed[i] = False
     return x_adv, completed

@@ -3,8 +3,8 @@
     python benchmarks/bench_baselines.py --model mlp|bnn|rf|cnn [--votes N] [--epochs E] [--jobs J]
 
 Settings are the package defaults (the reference's, see README "Baselines"); ``--votes``
-defaults to the model's own default.  Writes ``benchmarks/results/baseline_<model>_<votes>v.json``
-and regenerates ``docs/benchmarks.md``.  The data is ``cifar10_01.npz`` from ``--data-dir``
+defaults to the model's own default.  Writes ``benchmarks/results/baseline_<model>_<votes>v.json`` (and the model next to it as
+``.model``, not committed, for the attack benchmarks) and regenerates ``docs/benchmarks.md``.  The data is ``cifar10_01.npz`` from ``--data-dir``
 (default: the shared data folder beside the checkout, else ``$SCD_DATA_DIR``).
 """
 
@@ -62,6 +62,7 @@ def main() -> None:
         "machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M"),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
+    model.save(RESULTS / f"baseline_{args.model}_{votes}v.model")
     atomic_write_bytes(RESULTS / f"baseline_{args.model}_{votes}v.json", json.dumps(record, indent=1).encode())
     print(json.dumps(record, indent=1))
     from report import write_report

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+import weakref
 from numbers import Integral, Real
 from typing import Any
 
@@ -22,7 +23,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._device import resolve_devices
-from ._network import vote_logits
+from ._network import stack_votes, vote_logits
 from ._parallel import auto_group_size, fingerprint, run_groups, split_groups
 from ._persist import load_bundle, save_bundle
 from ._train import TrainConfig
@@ -184,6 +185,7 @@ class _BaseSCD(ClassifierMixin, BaseEstimator):
         self.seed_ = seed
         for name in _WEIGHTS:
             setattr(self, f"{name}_", state.weights[name])
+        self.W1_.flags.writeable = False
         self.vote_scores_ = state.weights["score"]
         self.best_index_ = int(np.argmax(self.vote_scores_))
         return self
@@ -208,8 +210,9 @@ class _BaseSCD(ClassifierMixin, BaseEstimator):
             if not isinstance(member, Integral) or not 0 <= member < self.W1_.shape[0]:
                 raise ValueError(f"member must be an integer in [0, {self.W1_.shape[0]}), got {member!r}.")
             votes = slice(int(member), int(member) + 1)
-        weights = [torch.from_numpy(getattr(self, f"{n}_")[votes]) for n in _WEIGHTS]
-        V, _, H = weights[0].shape
+        W1 = _stacked(self.W1_) if member is None else stack_votes(torch.tensor(self.W1_[votes]))
+        weights = [W1, *(torch.from_numpy(getattr(self, f"{n}_")[votes]) for n in _WEIGHTS[1:])]
+        V, H = weights[1].shape
         step = max(1, _PREDICT_ELEMENTS // (V * H))
         Xt = torch.from_numpy(X if X.flags.writeable else X.copy())
         with torch.no_grad():
@@ -307,6 +310,7 @@ def load(path: str | os.PathLike) -> _BaseSCD:
         raise ValueError(f"{os.fspath(path)!r} is corrupt: W1 has {d} features, metadata says {meta.get('n_features_in')}")
     for name in _WEIGHTS:
         setattr(est, f"{name}_", np.ascontiguousarray(arrays[name], dtype=np.float32))
+    est.W1_.flags.writeable = False
     est.vote_scores_ = arrays["vote_scores"]
     est.classes_ = arrays["classes"]
     est.n_features_in_ = d
@@ -314,6 +318,25 @@ def load(path: str | os.PathLike) -> _BaseSCD:
     est.fit_time_ = float(meta.get("fit_time", 0.0))
     est.best_index_ = int(meta.get("best_index", int(np.argmax(est.vote_scores_))))
     return est
+
+
+_STACKED: dict[int, tuple[weakref.ref, torch.Tensor]] = {}
+
+
+def _stacked(W1: np.ndarray) -> torch.Tensor:
+    """``stack_votes`` of a fitted ``W1_``, computed once per read-only array (``fit`` and
+    ``load`` make it read-only): the re-layout copies the whole ensemble, which would otherwise
+    dominate small prediction calls (attacks make thousands).  Kept outside the estimator so
+    that predicting leaves it unchanged; a writeable ``W1_`` is re-laid out on every call."""
+    if W1.flags.writeable:  # someone may edit it in place: no caching
+        return stack_votes(torch.tensor(W1))
+    key = id(W1)
+    hit = _STACKED.get(key)
+    if hit is not None and hit[0]() is W1:
+        return hit[1]
+    stacked = stack_votes(torch.tensor(W1))
+    _STACKED[key] = (weakref.ref(W1, lambda _, key=key: _STACKED.pop(key, None)), stacked)
+    return stacked
 
 
 class _VoteStore:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["hidden_units", "project", "vote_logits"]
+__all__ = ["hidden_units", "project", "stack_votes", "vote_logits"]
 
 
 def hidden_units(pre: torch.Tensor) -> torch.Tensor:
@@ -27,18 +27,24 @@ def project(X: torch.Tensor, W1: torch.Tensor) -> torch.Tensor:
     return torch.stack([X @ W1[v] for v in range(W1.shape[0])])
 
 
+def stack_votes(W1: torch.Tensor) -> torch.Tensor:
+    """``[W1_0 ... W1_V]`` as one contiguous ``(d, V * H)`` matrix, the layout :func:`vote_logits` takes."""
+    V, d, H = W1.shape
+    return W1.permute(1, 0, 2).reshape(d, V * H).contiguous()
+
+
 def vote_logits(
     X: torch.Tensor,
-    W1: torch.Tensor,
+    W1_stacked: torch.Tensor,
     b1: torch.Tensor,
     w2: torch.Tensor,
     b2: torch.Tensor,
 ) -> torch.Tensor:
     """Logits ``(n, V)`` of every vote for inputs ``X (n, d)``.
 
-    All votes share one matrix product ``X @ [W1_0 ... W1_V]`` (the fast path for
-    prediction and attacks).
+    All votes share one matrix product ``X @ W1_stacked`` (``W1_stacked`` from
+    :func:`stack_votes`; the fast path for prediction and attacks).
     """
-    V, d, H = W1.shape
-    pre = (X @ W1.permute(1, 0, 2).reshape(d, V * H)).reshape(-1, V, H) + b1
+    V, H = b1.shape
+    pre = (X @ W1_stacked).reshape(-1, V, H) + b1
     return (hidden_units(pre) * w2).sum(dim=-1) + b2

@@ -70,3 +70,46 @@ def test_baselines_train_info_predict(tmp_path, kind, extra):
     assert meta["kind"] == f"baseline-{kind}"
     pred = runner.invoke(main, ["predict", str(out), "--member", "0"])
     assert pred.exit_code == 0 and "test accuracy" in pred.output, pred.output
+
+
+@pytest.fixture(scope="module")
+def forest_file(tmp_path_factory):
+    from eval.baselines import RandomForestEnsemble
+    from eval.datasets import load_dataset
+
+    ds = load_dataset("digits")
+    path = tmp_path_factory.mktemp("models") / "rf.model"
+    RandomForestEnsemble(n_votes=10, random_state=0).fit(ds.x_train, ds.y_train).save(path)
+    return path
+
+
+@pytest.mark.parametrize("method, extra", [("hsj", ["--iters", "3", "--norm", "inf"]), ("boundary", ["--iters", "50"]),
+                                           ("rays", ["--max-queries", "200"])])
+def test_attack_writes_table_json_and_examples(tmp_path, forest_file, method, extra):
+    import numpy as np
+
+    out, examples = tmp_path / "r.json", tmp_path / "adv.npz"
+    result = CliRunner().invoke(main, ["attack", str(forest_file), "--method", method, "--n-samples", "3",
+                                       "--init-size", "200", "--out", str(out), "--save-examples", str(examples),
+                                       "--quiet", *extra] if method != "rays" else
+                                ["attack", str(forest_file), "--method", method, "--n-samples", "3", "--out", str(out),
+                                 "--save-examples", str(examples), "--quiet", *extra])
+    assert result.exit_code == 0, result.output
+    assert "success rate" in result.output and "queries median" in result.output
+    record = json.loads(out.read_text())
+    assert record["attack"] == method and len(record["samples"]) == 3
+    assert record["dataset"]["name"] == "digits" and record["config"]["n_samples"] == 3
+    saved = np.load(examples)
+    assert saved["x_adv"].shape == saved["x"].shape == (3, 64)
+    assert [s["success"] for s in record["samples"]] == saved["success"].tolist()
+
+
+def test_attack_rejects_bad_requests_before_querying(tmp_path, forest_file):
+    runner = CliRunner()
+    cases = [(["--method", "boundary", "--norm", "inf"], "L2"), (["--method", "rays", "--iters", "3"], "max-queries"),
+             (["--theta", "sometimes"], "theta"), (["--indices", "1,x"], "comma"),
+             (["--indices", "100000"], "indices"), (["--target", "7"], "target")]
+    for args, message in cases:
+        result = runner.invoke(main, ["attack", str(forest_file), "--quiet", *args])
+        assert result.exit_code != 0, args
+        assert message.lower() in result.output.lower(), (args, result.output)
