@@ -181,6 +181,9 @@ def info(model_path):
               help="Random draws per sample to find a starting point (default 100).")
 @click.option("--theta", default=None, help="hsj binary-search tolerance: paper (default), art, or a number.")
 @click.option("--target", type=int, default=None, help="Targeted attack towards this model label.")
+@click.option("--start", type=click.Choice(["uniform", "nearest"]), default="uniform", show_default=True,
+              help="hsj, boundary: start from uniform noise, or from the nearest training image of another class "
+                   "(the target class with --target); uniform noise is the fallback.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=1024, show_default=True,
               help="Most rows per model call.")
@@ -189,7 +192,7 @@ def info(model_path):
               help="Write originals and adversarial examples here (.npz).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def attack(model_path, method, data, classes, data_dir, data_path, n_samples, indices, norm, max_queries, iters,
-           init_size, theta, target, seed, batch_size, out, save_examples, quiet):
+           init_size, theta, target, start, seed, batch_size, out, save_examples, quiet):
     """Attack a saved model with a decision-based attack; print a table, optionally write JSON."""
     from eval.attack_run import AttackConfig, main as run_attack
 
@@ -201,7 +204,8 @@ def attack(model_path, method, data, classes, data_dir, data_path, n_samples, in
     config = AttackConfig(model_path=model_path, method=method, data=data, classes=tuple(classes) if classes else None,
                           data_dir=data_dir, data_path=data_path, n_samples=n_samples, indices=indices, norm=norm,
                           max_queries=max_queries, iters=iters, init_size=init_size, theta=theta, target=target,
-                          seed=seed, batch_size=batch_size, out=out, save_examples=save_examples, quiet=quiet)
+                          start=start, seed=seed, batch_size=batch_size, out=out, save_examples=save_examples,
+                          quiet=quiet)
     try:
         run_attack(config)
     except ValueError as err:

@@ -435,11 +435,12 @@ def bisect(target: Target, owners: np.ndarray, point, lo: np.ndarray, hi: np.nda
            tol: np.ndarray | float) -> np.ndarray:
     """Batched binary search for the boundary along a one-parameter path per row.
 
-    ``owners`` may repeat (several searches for one sample); a row is only sent while its
-    sample's budget covers it, so no answer is ever a refusal.  ``point(rows, a)`` gives the inputs at parameter ``a`` for the rows ``rows`` (positions in
+    ``point(rows, a)`` gives the inputs at parameter ``a`` for the rows ``rows`` (positions in
     ``owners``); ``point(rows, hi)`` must be adversarial and ``point(rows, lo)`` not.  All rows
     bisect in lock-step (one model call per round for the whole batch) until ``hi - lo <= tol``
-    or their sample's budget is spent.  Returns the final ``hi`` (the adversarial end).
+    or their sample's budget is spent.  ``owners`` may repeat (several searches for one
+    sample); a row is only sent while its sample's budget covers it, so no answer is ever a
+    refusal.  Returns the final ``hi`` (the adversarial end).
     """
     owners = np.asarray(owners, np.int64)
     lo = np.array(lo, np.float64)

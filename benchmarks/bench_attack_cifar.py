@@ -1,12 +1,14 @@
 """HopSkipJump minimum L2 on CIFAR-10 0 vs 1 for saved models, with the SCD paper's protocol.
 
     python benchmarks/bench_attack_cifar.py --model scd01=benchmarks/results/train_SCD01_100v_1000it.scd \\
-        --model mlp=benchmarks/results/baseline_mlp_100v.model [--n 10] [--iters 100] [--init-size 1000] [--runs 1]
+        --model mlp=benchmarks/results/baseline_mlp_20v.model [--n 10] [--iters 100] [--init-size 1000] [--runs 1]
 
 The first ``--n`` test images that every model classifies correctly are attacked untargeted
 in L2 with HopSkipJump (paper θ, geometric steps, initial pool ``--init-size``, ``--iters``
-iterations); with ``--runs R`` each image is attacked R times with different seeds and the
-smallest distortion is kept (the paper's "best of several runs").  Writes
+iterations; an image whose uniform draws never leave its class starts from the nearest
+training image of the other class instead).  With ``--runs R`` each image is attacked R
+times with different seeds and the smallest distortion is kept (the paper's "best of
+several runs").  Writes
 ``benchmarks/results/attack_cifar_hsj.json`` and regenerates ``docs/benchmarks.md``.
 """
 
@@ -26,6 +28,7 @@ import numpy as np  # noqa: E402
 
 from bench_train import RESULTS, data_dir, machine  # noqa: E402
 from attacks import HopSkipJump  # noqa: E402
+from attacks.base import nearest_other_class  # noqa: E402
 from eval.baselines import load_model  # noqa: E402
 from eval.datasets import load_dataset  # noqa: E402
 from eval.io import atomic_write_bytes  # noqa: E402
@@ -60,10 +63,20 @@ def main() -> None:
         best = np.full(len(idx), np.inf)
         queries = np.zeros(len(idx), np.int64)
         start = time.perf_counter()
+        fallback = 0
         for run in range(args.runs):
             result = attack(model, x, y, bounds=(0.0, 1.0), seed=args.seed + run, sample_ids=idx, progress=True)
-            best = np.minimum(best, np.where(result.success, result.l2, np.inf))
-            queries += result.queries
+            l2, used = np.where(result.success, result.l2, np.inf), result.queries
+            failed = np.flatnonzero(result.extra.get("init_failed", np.zeros(len(idx), bool)))
+            if len(failed):  # uniform noise never left the class: start from the nearest other-class image
+                fallback += len(failed)
+                start = nearest_other_class(x[failed], ds.x_train, model.predict(x[failed]), model.predict(ds.x_train))
+                again = attack(model, x[failed], y[failed], bounds=(0.0, 1.0), seed=args.seed + run,
+                               sample_ids=idx[failed], starting_points=start, progress=True)
+                l2[failed] = np.where(again.success, again.l2, np.inf)
+                used[failed] += again.queries
+            best = np.minimum(best, l2)
+            queries += used
         seconds = time.perf_counter() - start
         ok = np.isfinite(best)
         entry = {"path": named[name], "members": int(getattr(model, "n_votes", 1)),
@@ -71,7 +84,7 @@ def main() -> None:
                  "mean_l2": float(np.mean(best[ok])) if ok.any() else None,
                  "l2": [float(v) if np.isfinite(v) else None for v in best],
                  "median_queries_per_run": float(np.median(queries / args.runs)), "seconds": seconds,
-                 "paper_l2": PAPER_L2.get(name.lower())}
+                 "paper_l2": PAPER_L2.get(name.lower()), "nearest_image_starts": fallback}
         record["models"][name] = entry
         print(name, json.dumps({k: v for k, v in entry.items() if k != "l2"}), flush=True)
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from attacks import ATTACKS
-from attacks.base import AttackResult, parse_norm
+from attacks.base import AttackResult, nearest_other_class, parse_norm
 
 __all__ = ["AttackConfig", "build_attack", "format_table", "main", "run", "select_points"]
 
@@ -43,6 +43,7 @@ class AttackConfig:
     init_size: int | None = None
     theta: str | None = None
     target: int | None = None
+    start: str = "uniform"
     seed: int = 0
     batch_size: int = 1024
     out: str | None = None
@@ -110,6 +111,10 @@ def run(config: AttackConfig) -> tuple[AttackResult, np.ndarray, Any]:
 
     attack = build_attack(config.method, config.norm, config.iters, config.init_size, config.theta,
                           config.max_queries)
+    if config.start not in ("uniform", "nearest"):
+        raise ValueError(f"start must be 'uniform' or 'nearest', got {config.start!r}.")
+    if config.start == "nearest" and not attack.uses_starting_points:
+        raise ValueError(f"{config.method} takes no starting points; drop --start nearest.")
     model = load_model(config.model_path)
     ds = load_dataset(config.data, classes=config.classes, data_dir=config.data_dir, path=config.data_path)
     if ds.x_test.shape[1] != model.n_features_in_:
@@ -120,9 +125,14 @@ def run(config: AttackConfig) -> tuple[AttackResult, np.ndarray, Any]:
         if config.target not in set(np.asarray(model.classes_).tolist()):
             raise ValueError(f"target {config.target} is not one of the model's classes {model.classes_.tolist()}.")
         targets = np.full(len(idx), config.target)
-    result = attack(model, ds.x_test[idx], ds.y_test[idx], targets=targets, bounds=(0.0, 1.0), seed=config.seed,
+    x, y = ds.x_test[idx], ds.y_test[idx]
+    starting_points = None
+    if config.start == "nearest":
+        # the closest training image of another (true) class, or of the target class: no model query
+        starting_points = nearest_other_class(x, ds.x_train, y, ds.y_train, targets)
+    result = attack(model, x, y, targets=targets, bounds=(0.0, 1.0), seed=config.seed,
                     max_queries=config.max_queries if config.method != "rays" else None, sample_ids=idx,
-                    batch_size=config.batch_size, progress=not config.quiet)
+                    starting_points=starting_points, batch_size=config.batch_size, progress=not config.quiet)
     return result, idx, ds
 
 

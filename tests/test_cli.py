@@ -83,7 +83,8 @@ def forest_file(tmp_path_factory):
     return path
 
 
-@pytest.mark.parametrize("method, extra", [("hsj", ["--iters", "3", "--norm", "inf"]), ("boundary", ["--iters", "50"]),
+@pytest.mark.parametrize("method, extra", [("hsj", ["--iters", "3", "--norm", "inf"]),
+                                           ("boundary", ["--iters", "50", "--start", "nearest"]),
                                            ("rays", ["--max-queries", "200"])])
 def test_attack_writes_table_json_and_examples(tmp_path, forest_file, method, extra):
     import numpy as np
@@ -108,7 +109,8 @@ def test_attack_rejects_bad_requests_before_querying(tmp_path, forest_file):
     runner = CliRunner()
     cases = [(["--method", "boundary", "--norm", "inf"], "L2"), (["--method", "rays", "--iters", "3"], "max-queries"),
              (["--theta", "sometimes"], "theta"), (["--indices", "1,x"], "comma"),
-             (["--indices", "100000"], "indices"), (["--target", "7"], "target")]
+             (["--indices", "100000"], "indices"), (["--target", "7"], "target"),
+             (["--method", "rays", "--start", "nearest"], "starting points")]
     for args, message in cases:
         result = runner.invoke(main, ["attack", str(forest_file), "--quiet", *args])
         assert result.exit_code != 0, args
