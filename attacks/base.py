@@ -30,20 +30,28 @@ import numpy as np
 
 from .oracle import REFUSED, Oracle
 
-__all__ = ["Attack", "AttackResult", "Criterion", "Target", "distances", "nearest_other_class", "parse_norm"]
+__all__ = ["Attack", "AttackResult", "Criterion", "Target", "distances", "nearest_other_class", "norm_name",
+           "norm_of", "parse_norm"]
 
 L0_TOLERANCE = 1e-6
 """A feature counts towards L0 when it moved by more than this."""
 
 
 def parse_norm(norm: Any) -> float:
-    """``2`` or ``np.inf`` from the usual spellings (2, "2", "l2", inf, "inf", "linf")."""
+    """``1.0``, ``2.0`` or ``np.inf`` from the usual spellings (1, "l1", 2, "l2", inf, "inf", "linf")."""
     key = str(norm).lower().replace("_", "")
+    if key in ("1", "1.0", "l1"):
+        return 1.0
     if key in ("2", "2.0", "l2"):
         return 2.0
     if key in ("inf", "linf", "l-inf"):
         return np.inf
-    raise ValueError(f"Unknown norm {norm!r}; use 2 or 'inf'.")
+    raise ValueError(f"Unknown norm {norm!r}; use 1, 2 or 'inf'.")
+
+
+def norm_name(norm: float) -> Any:
+    """The JSON/CLI spelling of a parsed norm: 1, 2 or "inf"."""
+    return "inf" if norm == np.inf else int(norm)
 
 
 def distances(x: np.ndarray, x_adv: np.ndarray) -> dict[str, np.ndarray]:
@@ -55,10 +63,12 @@ def distances(x: np.ndarray, x_adv: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def norm_of(delta: np.ndarray, norm: float) -> np.ndarray:
-    """Row norms of ``delta`` (L2 or L∞) in float64."""
+    """Row norms of ``delta`` (L1, L2 or L∞) in float64."""
     delta = np.asarray(delta, np.float64)
     if norm == 2:
         return np.sqrt((delta * delta).sum(axis=1))
+    if norm == 1:
+        return np.abs(delta).sum(axis=1)
     return np.abs(delta).max(axis=1, initial=0.0)
 
 
@@ -301,6 +311,7 @@ class Attack:
         """
         self._check_params()
         oracle = _make_oracle(model, bounds, max_queries, batch_size)
+        self._check_oracle(oracle)
         x = oracle.check(x)
         n = len(x)
         ids = _sample_ids(sample_ids, n)
@@ -364,6 +375,9 @@ class Attack:
 
     def _check_params(self) -> None:
         """Raise ``ValueError`` for invalid hyperparameters (called before any query)."""
+
+    def _check_oracle(self, oracle: Oracle) -> None:
+        """Raise if the attack cannot work on this model (called before any query)."""
 
     def get_params(self) -> dict[str, Any]:
         """Constructor arguments (JSON-friendly), recorded in every result."""

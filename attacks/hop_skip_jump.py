@@ -31,8 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from .base import (Attack, Best, Target, bisect, blend, norm_of, parse_norm, progress_bar, still_active,
-                   uniform_init)
+from .base import (Attack, Best, Target, bisect, blend, norm_name, norm_of, parse_norm, progress_bar,
+                   still_active, uniform_init)
 
 __all__ = ["HopSkipJump"]
 
@@ -86,12 +86,13 @@ class HopSkipJump(Attack):
 
     def get_params(self) -> dict[str, Any]:
         params = super().get_params()
-        params["norm"] = "inf" if self.norm == np.inf else 2
+        params["norm"] = norm_name(self.norm)
         del params["norm_name"]
         return params
 
     def _check_params(self) -> None:
-        parse_norm(self.norm_name)
+        if parse_norm(self.norm_name) == 1:
+            raise ValueError("HopSkipJump attacks the L2 or Linf norm, not L1.")
         for name in ("max_iter", "init_evals", "max_evals", "init_size", "max_halvings"):
             value = getattr(self, name)
             if not isinstance(value, (int, np.integer)) or value < (0 if name == "max_iter" else 1):
