@@ -6,7 +6,7 @@
 The first ``--n`` test images that every model classifies correctly are attacked untargeted
 in L2 with HopSkipJump (paper θ, geometric steps, initial pool ``--init-size``, ``--iters``
 iterations; an image whose uniform draws never leave its class starts from the nearest
-training image of the other class instead).  With ``--runs R`` each image is attacked R
+training image the model puts in the other class instead).  With ``--runs R`` each image is attacked R
 times with different seeds and the smallest distortion is kept (the paper's "best of
 several runs").  Writes
 ``benchmarks/results/attack_cifar_hsj.json`` and regenerates ``docs/benchmarks.md``.
@@ -70,9 +70,9 @@ def main() -> None:
             failed = np.flatnonzero(result.extra.get("init_failed", np.zeros(len(idx), bool)))
             if len(failed):  # uniform noise never left the class: start from the nearest other-class image
                 fallback += len(failed)
-                start = nearest_other_class(x[failed], ds.x_train, model.predict(x[failed]), model.predict(ds.x_train))
+                points = nearest_other_class(x[failed], ds.x_train, y[failed], model.predict(ds.x_train))
                 again = attack(model, x[failed], y[failed], bounds=(0.0, 1.0), seed=args.seed + run,
-                               sample_ids=idx[failed], starting_points=start, progress=True)
+                               sample_ids=idx[failed], starting_points=points, progress=True)
                 l2[failed] = np.where(again.success, again.l2, np.inf)
                 used[failed] += again.queries
             best = np.minimum(best, l2)

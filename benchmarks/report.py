@@ -89,7 +89,8 @@ def _attack_art_section(records: list[dict]) -> list[str]:
         return ["(not measured yet: run `python benchmarks/bench_attacks_art.py`)"]
     r = records[-1]
     lines = [
-        f"{r['n']} test points of {r['dataset']} correctly classified by both models, untargeted L2, the same "
+        f"{r['n']} test points of {r['dataset']} correctly classified by both models (rf: a 100-tree "
+        f"`RandomForestEnsemble`; scd: a 100-vote `SCD01`), untargeted L2, the same "
         f"starting points for both libraries; HopSkipJump {r['hsj_iters']} iterations (ours in the ART-compatible "
         f"setting `theta=\"art\"`), Boundary {r['boundary_iters']} ART iterations. Our distance is read off our budget "
         f"curve at the number of queries ART used on each sample. Measured {r['date']}, command `{r['command']}`.",
