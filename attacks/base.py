@@ -272,7 +272,7 @@ class Attack:
 
     @property
     def norm(self) -> float:
-        """The distance this attack minimises (2 or inf)."""
+        """The distance this attack minimises or bounds (1, 2 or inf)."""
         raise NotImplementedError
 
     def __call__(self, model: Any, x: Any, y: Any = None, *, targets: Any = None, bounds: Any = None,
