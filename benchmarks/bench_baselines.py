@@ -1,6 +1,7 @@
 """Train one baseline on CIFAR-10 classes 0 vs 1; record clean accuracy and training time per member.
 
     python benchmarks/bench_baselines.py --model mlp|bnn|rf|cnn [--votes N] [--epochs E] [--jobs J]
+    python benchmarks/bench_baselines.py --model mlp --votes 100 --grow benchmarks/results/baseline_mlp_20v.model
 
 Settings are the package defaults (the reference's, see README "Baselines"); ``--votes``
 defaults to the model's own default.  Writes ``benchmarks/results/baseline_<model>_<votes>v.json`` (and the model next to it as
@@ -35,6 +36,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=None, help="bnn, cnn (default: the class default)")
     parser.add_argument("--jobs", type=int, default=None, help="mlp, rf: joblib workers")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--grow", default=None, metavar="MODEL",
+                        help="mlp: keep the members of this saved ensemble and train only the rest (warm_start; "
+                             "the same ensemble as a fresh fit with the same seed)")
     parser.add_argument("--data-dir", default=None)
     args = parser.parse_args()
 
@@ -47,7 +51,14 @@ def main() -> None:
         params["epochs"] = args.epochs
     if args.jobs and "n_jobs" in cls().get_params():
         params["n_jobs"] = args.jobs
-    model = cls(**params).fit(ds.x_train, ds.y_train)
+    if args.grow:
+        from eval.baselines import load_model
+
+        model = load_model(args.grow).set_params(warm_start=True, **{k: v for k, v in params.items()
+                                                                      if k != "random_state"})
+    else:
+        model = cls(**params)
+    model.fit(ds.x_train, ds.y_train)
     votes = model.n_votes
     member_acc = [float(np.mean(model.predict(ds.x_test, member=i) == ds.y_test)) for i in range(votes)]
     record = {

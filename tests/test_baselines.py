@@ -337,3 +337,19 @@ def test_bad_input_raises(cls, fitted, digits):
         cls(voting="majority").fit(X, y)
     with pytest.raises(ValueError, match="n_votes"):
         cls(n_votes=0).fit(X, y)
+
+
+def test_mlp_warm_start_grows_to_the_same_ensemble(digits, tmp_path):
+    params = dict(random_state=3, max_iter=50, hidden_layer_sizes=(5,))
+    fresh = MLPEnsemble(n_votes=3, **params).fit(digits.x_train, digits.y_train)
+    small = MLPEnsemble(n_votes=2, **params).fit(digits.x_train, digits.y_train)
+    small.save(tmp_path / "small.model")
+    grown = mlp.load(tmp_path / "small.model").set_params(n_votes=3, warm_start=True)
+    grown.fit(digits.x_train, digits.y_train)
+    assert len(grown.estimators_) == 3
+    np.testing.assert_array_equal(grown.predict_proba(digits.x_test), fresh.predict_proba(digits.x_test))
+    np.testing.assert_array_equal(grown.member_seeds_, fresh.member_seeds_)
+    with pytest.raises(ValueError, match="fewer than"):
+        grown.set_params(n_votes=2).fit(digits.x_train, digits.y_train)
+    with pytest.raises(ValueError, match="classes"):
+        grown.set_params(n_votes=4).fit(digits.x_train, digits.y_train + 5)

@@ -67,6 +67,11 @@ learning_rate_init, max_iter, shuffle, tol, momentum, nesterovs_momentum, n_iter
         and for any ``n_jobs``.
     n_jobs : int or None
         Members trained in parallel with joblib (honours ``joblib.parallel_config``).
+    warm_start : bool, default=False
+        Like scikit-learn's forests: when fitted already, ``fit`` keeps the existing members
+        and trains only members ``len(estimators_) .. n_votes-1``, with the seeds a fresh fit
+        would give them (so growing 20 members to 100 equals fitting 100).  It must see the
+        same data; only the feature count and labels are checked.
 
     Attributes
     ----------
@@ -91,6 +96,7 @@ learning_rate_init, max_iter, shuffle, tol, momentum, nesterovs_momentum, n_iter
         "voting": [StrOptions({"soft", "hard"})],
         "random_state": ["random_state"],
         "n_jobs": [Integral, None],
+        "warm_start": ["boolean"],
     }
     _dtype = (np.float64, np.float32)
     _per_member = ("member_seeds_", "n_iter_")
@@ -115,6 +121,7 @@ learning_rate_init, max_iter, shuffle, tol, momentum, nesterovs_momentum, n_iter
         voting: str = "soft",
         random_state=None,
         n_jobs: int | None = None,
+        warm_start: bool = False,
     ):
         self.n_votes = n_votes
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -133,6 +140,7 @@ learning_rate_init, max_iter, shuffle, tol, momentum, nesterovs_momentum, n_iter
         self.voting = voting
         self.random_state = random_state
         self.n_jobs = n_jobs
+        self.warm_start = warm_start
 
     def _mlp_params(self) -> dict:
         return {name: getattr(self, name) for name in _MLP_PARAMS}
@@ -140,22 +148,35 @@ learning_rate_init, max_iter, shuffle, tol, momentum, nesterovs_momentum, n_iter
     def fit(self, X, y) -> "MLPEnsemble":
         """Train ``n_votes`` members on ``X (n_samples, n_features)`` and binary ``y``."""
         self._validate_params()
-        X, y = validate_data(self, X, y, dtype=(np.float64, np.float32))
+        kept = self._warm_members()
+        X, y = validate_data(self, X, y, dtype=(np.float64, np.float32), reset=not kept)
         classes, y01 = binary_targets(y, type(self).__name__)
-        seed = base_seed(self.random_state)
+        if kept and not np.array_equal(classes, self.classes_):
+            raise ValueError(f"warm_start: y has classes {classes.tolist()}, the fitted members "
+                             f"{self.classes_.tolist()}.")
+        seed = self.seed_ if kept else base_seed(self.random_state)
         seeds = member_seeds(seed, self.n_votes)
         start = time.perf_counter()
         members = joblib.Parallel(n_jobs=self.n_jobs)(
-            joblib.delayed(_fit_member)(X, y01, self._mlp_params(), int(s)) for s in seeds
+            joblib.delayed(_fit_member)(X, y01, self._mlp_params(), int(s)) for s in seeds[len(kept):]
         )
-        self.fit_time_ = time.perf_counter() - start
-        self.estimators_ = list(members)
+        self.fit_time_ = time.perf_counter() - start + (self.fit_time_ if kept else 0.0)
+        self.estimators_ = kept + list(members)
         self.classes_ = classes
         self.seed_ = seed
         self.member_seeds_ = seeds
-        self.n_iter_ = np.array([m.n_iter_ for m in members], dtype=np.int64)
+        self.n_iter_ = np.array([m.n_iter_ for m in self.estimators_], dtype=np.int64)
         _warn_unconverged(self.n_iter_, self.max_iter)
         return self
+
+    def _warm_members(self) -> list:
+        """The members ``fit`` keeps: all of them under ``warm_start`` (none otherwise)."""
+        if not (self.warm_start and hasattr(self, "estimators_")):
+            return []
+        if len(self.estimators_) > self.n_votes:
+            raise ValueError(f"warm_start: n_votes={self.n_votes} is fewer than the {len(self.estimators_)} members "
+                             "already fitted.")
+        return list(self.estimators_)
 
     def _member_positive(self, X: np.ndarray, index: int) -> np.ndarray:
         # the public path (the member validates X again: cheap next to its forward pass)
