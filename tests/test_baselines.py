@@ -339,6 +339,7 @@ def test_bad_input_raises(cls, fitted, digits):
         cls(n_votes=0).fit(X, y)
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_mlp_warm_start_grows_to_the_same_ensemble(digits, tmp_path):
     params = dict(random_state=3, max_iter=50, hidden_layer_sizes=(5,))
     fresh = MLPEnsemble(n_votes=3, **params).fit(digits.x_train, digits.y_train)
