@@ -152,15 +152,21 @@ class Best:
         owners = np.asarray(owners, np.int64)
         d = norm_of(candidates - self.x[owners], self.norm)
         d[~is_adv] = np.inf
-        order = np.lexsort((d, owners))  # per owner, closest first
-        first = np.ones(len(order), bool)
-        first[1:] = owners[order][1:] != owners[order][:-1]
-        best_rows = order[first]
+        best_rows = closest_per_owner(owners, d)
         better = d[best_rows] < self.dist[owners[best_rows]]
         rows = best_rows[better]
         self.x_adv[owners[rows]] = candidates[rows]
         self.dist[owners[rows]] = d[rows]
         return rows
+
+    def close(self, owners: np.ndarray) -> None:
+        """End the budget curves of ``owners`` at their final state, where the last point is out of date."""
+        owners = np.asarray(owners, np.int64)
+        used = self.target.queries(owners)
+        stale = [k for k, i in enumerate(owners)
+                 if not self.history[i] or self.history[i][-1] != (int(used[k]), float(self.dist[i]))]
+        if stale:
+            self.record(owners[stale])
 
     def record(self, owners: np.ndarray) -> None:
         """Append a budget-curve point for each sample in ``owners`` that has found a point."""
@@ -272,8 +278,9 @@ class Attack:
 
     @property
     def norm(self) -> float:
-        """The distance this attack minimises or bounds (1, 2 or inf)."""
-        raise NotImplementedError
+        """The distance this attack minimises or bounds (1, 2 or inf): the constructor's ``norm``
+        (stored as ``norm_name``); attacks of one fixed norm override this."""
+        return parse_norm(self.norm_name)
 
     def __call__(self, model: Any, x: Any, y: Any = None, *, targets: Any = None, bounds: Any = None,
                  seed: int = 0, max_queries: int | None = None, starting_points: Any = None,
@@ -381,8 +388,15 @@ class Attack:
 
     def get_params(self) -> dict[str, Any]:
         """Constructor arguments (JSON-friendly), recorded in every result."""
-        return {k: (v if not isinstance(v, np.generic) else v.item()) for k, v in vars(self).items()
-                if not k.startswith("_")}
+        params = {k: (v if not isinstance(v, np.generic) else v.item()) for k, v in vars(self).items()
+                  if not k.startswith("_")}
+        if "norm_name" in params:
+            raw = params.pop("norm_name")
+            try:
+                params["norm"] = norm_name(parse_norm(raw))
+            except ValueError:  # repr of an invalid attack must still work; _check_params raises
+                params["norm"] = raw
+        return params
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
@@ -471,6 +485,14 @@ def bisect(target: Target, owners: np.ndarray, point, lo: np.ndarray, hi: np.nda
         lo[live[~adv]] = mid[~adv]
         live = live[hi[live] - lo[live] > tol[live]]
     return hi
+
+
+def closest_per_owner(owners: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """For each distinct owner, the row with the smallest ``d`` (ties: the first row)."""
+    order = np.lexsort((d, owners))
+    first = np.ones(len(order), bool)
+    first[1:] = owners[order][1:] != owners[order][:-1]
+    return order[first]
 
 
 def _rank_within(owners: np.ndarray) -> np.ndarray:

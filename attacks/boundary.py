@@ -192,7 +192,7 @@ class Boundary(Attack):
                                 active=len(live))
         if bar is not None:
             bar.close()
-        _record_final(target, best, idx)
+        best.close(idx)
         return {"init_failed": init_failed, "converged": converged, "steps": steps_taken,
                 "spherical_step": spherical_steps, "source_step": source_steps}
 
@@ -298,15 +298,6 @@ def _draw_proposals(target: Target, originals: np.ndarray, perturbed: np.ndarray
     candidates = spherical + lengths[:, None].astype(np.float32) * new_directions
     candidates = np.clip(candidates, target.lower, target.upper).astype(np.float32)
     return candidates, spherical, source_norms
-
-
-def _record_final(target: Target, best: Best, idx: np.ndarray) -> None:
-    """Record the final state of the samples ``idx`` whose last history point is out of date."""
-    used = target.queries(idx)
-    stale = [k for k, i in enumerate(idx)
-             if not best.history[i] or best.history[i][-1] != (int(used[k]), float(best.dist[i]))]
-    if stale:
-        best.record(idx[stale])
 
 
 def _is_real(value: Any) -> bool:

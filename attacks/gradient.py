@@ -85,7 +85,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import Attack, Best, Target, norm_name, norm_of, parse_norm, progress_bar
+from .base import Attack, Best, Target, parse_norm, progress_bar
 from .oracle import NoGradientError, Oracle
 
 __all__ = ["FGM", "FGSM", "IFGM", "PGD"]
@@ -122,26 +122,12 @@ class _GradientAttack(Attack):
         self.eps_search = eps_search
         self.search_steps = search_steps
 
-    @property
-    def norm(self) -> float:
-        """The attack's norm: 1.0, 2.0 or ``np.inf``."""
-        return parse_norm(self.norm_name)
-
     def default_step(self) -> float:
         """Step size when ``step`` is None."""
         return self.eps / self.steps
 
     def step_size(self) -> float:
         return self.default_step() if self.step is None else float(self.step)
-
-    def get_params(self) -> dict[str, Any]:
-        params = super().get_params()
-        try:
-            params["norm"] = norm_name(self.norm)
-        except ValueError:  # repr of an invalid attack must still work; _check_params raises
-            params["norm"] = self.norm_name
-        del params["norm_name"]
-        return params
 
     def _check_params(self) -> None:
         parse_norm(self.norm_name)

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import (Attack, Best, Target, bisect, blend, norm_name, norm_of, parse_norm, progress_bar,
+from .base import (Attack, Best, Target, bisect, blend, closest_per_owner, norm_of, parse_norm, progress_bar,
                    still_active, uniform_init)
 
 __all__ = ["HopSkipJump"]
@@ -79,16 +79,6 @@ class HopSkipJump(Attack):
         self.stepsize_search = stepsize_search
         self.init_size = init_size
         self.max_halvings = max_halvings
-
-    @property
-    def norm(self) -> float:
-        return parse_norm(self.norm_name)
-
-    def get_params(self) -> dict[str, Any]:
-        params = super().get_params()
-        params["norm"] = norm_name(self.norm)
-        del params["norm_name"]
-        return params
 
     def _check_params(self) -> None:
         if parse_norm(self.norm_name) == 1:
@@ -261,10 +251,7 @@ class HopSkipJump(Attack):
         if len(keep):
             projected = self._project(target, x, idx[rows[keep]], trial[keep], theta)
             d = norm_of(projected - x[idx[rows[keep]]], self.norm)
-            order = np.lexsort((d, rows[keep]))
-            first = np.ones(len(order), bool)
-            first[1:] = rows[keep][order][1:] != rows[keep][order][:-1]
-            chosen = order[first]
+            chosen = closest_per_owner(rows[keep], d)
             better = d[chosen] < dist[rows[keep][chosen]]
             out[rows[keep][chosen[better]]] = projected[chosen[better]]
         return out

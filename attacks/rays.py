@@ -177,9 +177,7 @@ class RayS(Attack):
         if bar is not None:
             bar.close()
 
-        ran = np.flatnonzero(active & best.found)
-        if len(ran):
-            best.record(ran)  # closes each budget curve at the final query count
+        best.close(np.flatnonzero(active & best.found))  # each budget curve ends at the final query count
         radius[~active] = 0.0
         radius[~np.isfinite(radius)] = -1.0
         return {"radius": radius, "signs": signs, "stop_queries": stop_queries}
