@@ -3,9 +3,11 @@
 :class:`Oracle` wraps a fitted classifier (an SCD ensemble, any scikit-learn-style classifier
 with ``predict_proba`` or only ``predict``, a plain callable, or a ``torch.nn.Module``
 returning logits) and gives attacks a hard-label oracle (:meth:`Oracle.labels`), a score
-oracle (:meth:`Oracle.scores`) and, for differentiable models only, :meth:`Oracle.logits`
-and :meth:`Oracle.loss_gradient`.  Attacks never call the model themselves, so queries are
-counted, and budgets enforced, in this one place (style guide, habit 7).
+oracle (:meth:`Oracle.scores`) and, for differentiable models only, :meth:`Oracle.logits`,
+:meth:`Oracle.loss_gradient` and :meth:`Oracle.logits_gradient` (the gradient of any weighted
+sum of logits, a vector-Jacobian product: what margin losses such as C&W's and EAD's need).
+Attacks never call the model themselves, so queries are counted, and budgets enforced, in this
+one place (style guide, habit 7).
 
 Conventions
 -----------
@@ -85,15 +87,17 @@ class _Model:
     """What the oracle can ask a wrapped model: each entry is a function of float32 rows, or None.
 
     ``labels(x) -> (n,)`` model labels (encoded later), ``proba(x) -> (n, C)``,
-    ``logits(x) -> (n, C)``, ``grad(x, y) -> (n, d)`` with ``y`` class indices.
+    ``logits(x) -> (n, C)``, ``grad(x, y) -> (n, d)`` with ``y`` class indices, and
+    ``vjp(x, w) -> (n, d)``, row ``i`` the gradient of ``sum_c w[i, c] * logits(x)[i, c]``.
     """
 
-    def __init__(self, name: str, *, labels=None, proba=None, logits=None, grad=None):
+    def __init__(self, name: str, *, labels=None, proba=None, logits=None, grad=None, vjp=None):
         self.name = name
         self.labels = labels
         self.proba = proba
         self.logits = logits
         self.grad = grad
+        self.vjp = vjp
 
 
 def _is_torch_module(model: Any) -> bool:
@@ -108,10 +112,11 @@ def _method(model: Any, name: str) -> Callable | None:
 
 def _from_object(model: Any) -> _Model:
     """An estimator-like object: ``predict``/``predict_proba`` and, optionally, its own
-    ``logits(x)`` and ``loss_gradient(x, y)`` (how surrogates and BNNs plug in)."""
+    ``logits(x)``, ``loss_gradient(x, y)`` and ``logits_gradient(x, weights)`` (how surrogates
+    and BNNs plug in)."""
     predict, proba, logits = _method(model, "predict"), _method(model, "predict_proba"), _method(model, "logits")
     return _Model(type(model).__name__, labels=predict, proba=proba, logits=logits,
-                  grad=_method(model, "loss_gradient"))
+                  grad=_method(model, "loss_gradient"), vjp=_method(model, "logits_gradient"))
 
 
 def _from_callable(fn: Callable, output: str) -> _Model:
@@ -157,7 +162,16 @@ def _from_torch(module: Any, device: Any) -> tuple[_Model, Any]:
             (g,) = torch.autograd.grad(loss, xt)
         return g.detach().cpu().numpy()
 
-    return _Model(type(module).__name__, logits=logits, grad=grad), device
+    def vjp(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+        # A sum over rows as well: row i of the gradient only sees row i's weighted logits.
+        xt = tensor(x).requires_grad_(True)
+        with torch.enable_grad():
+            z = forward(xt)
+            total = (z * torch.tensor(w, device=device, dtype=z.dtype)).sum()
+            (g,) = torch.autograd.grad(total, xt)
+        return g.detach().cpu().numpy()
+
+    return _Model(type(module).__name__, logits=logits, grad=grad, vjp=vjp), device
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
@@ -227,9 +241,11 @@ class Oracle:
     model : estimator, callable or torch.nn.Module
         - an object with ``predict_proba`` and/or ``predict`` (SCD ensembles, scikit-learn);
           labels come from ``predict`` when it exists (the deployed decision), else from the
-          argmax of ``predict_proba``; if the object also has ``logits(x)`` or
-          ``loss_gradient(x, y)`` (``y`` class indices, returns ``(n, n_features)``), those
-          are used for the gradient oracle;
+          argmax of ``predict_proba``; if the object also has ``logits(x)``,
+          ``loss_gradient(x, y)`` (``y`` class indices, returns ``(n, n_features)``) or
+          ``logits_gradient(x, weights)`` (weights ``(n, n_classes)``, returns the gradient of
+          each row's weighted logit sum, ``(n, n_features)``), those are used for the gradient
+          oracle;
         - a ``torch.nn.Module`` returning logits (or one logit for a binary problem); inputs
           are moved to ``device``; gradients come from autograd;
         - a plain callable of ``x``, returning what ``output`` says.
@@ -287,6 +303,12 @@ class Oracle:
     def has_gradients(self) -> bool:
         """Whether :meth:`loss_gradient` works."""
         return self._model.grad is not None
+
+    @property
+    def has_logit_gradients(self) -> bool:
+        """Whether :meth:`logits_gradient` works (a torch module, or an object with its own
+        ``logits_gradient(x, weights)``)."""
+        return self._model.vjp is not None
 
     # ------------------------------------------------------------------ input boundary
     def check(self, x: Any) -> np.ndarray:
@@ -361,6 +383,28 @@ class Oracle:
             raise ValueError(f"y must be {len(x)} class indices in [0, {self.n_classes}), got shape {y.shape}, "
                              f"dtype {y.dtype}.")
         return self._ask(self._grad, (x, y.astype(np.int64)), ids, strict, np.float32, (self.n_features,))
+
+    def logits_gradient(self, x: Any, weights: Any, ids: Any = None, *, strict: bool = False) -> np.ndarray:
+        """Gradient w.r.t. each row of ``sum_c weights[i, c] * logits(x)[i, c]``, ``(n, n_features)``
+        float32 (a vector-Jacobian product); refused rows are NaN.
+
+        ``weights`` is a real ``(n, n_classes)`` array, one row of logit weights per input row, so
+        any loss that is linear in the logits at a point, e.g. the C&W margin ``Z_y - Z_r``
+        (``+1`` at ``y``, ``-1`` at ``r``), is one call.  Counted exactly like
+        :meth:`loss_gradient`: one row per input row, the same budget and refusal rules.
+        ``NoGradientError`` when the model gives no such gradient.
+        """
+        if self._model.vjp is None:
+            raise NoGradientError(self._no_gradient_message("logits_gradient", "logits_gradient(x, weights)"))
+        x = self.check(x)
+        w = np.asarray(weights)
+        if w.shape != (len(x), self.n_classes) or w.dtype.kind not in "fiu":
+            raise ValueError(f"weights must be a real array of shape ({len(x)}, {self.n_classes}), one row of logit "
+                             f"weights per row of x, got shape {w.shape}, dtype {w.dtype}.")
+        if not np.all(np.isfinite(w)):
+            raise ValueError("weights must be finite.")
+        return self._ask(self._vjp, (x, np.ascontiguousarray(w, dtype=np.float64)), ids, strict, np.float32,
+                         (self.n_features,))
 
     def confirm(self, x: Any, ids: Any = None) -> np.ndarray:
         """Labels ``(n,)`` for a final check of adversarial examples: ignores the budget and is
@@ -499,6 +543,12 @@ class Oracle:
             raise ValueError(f"{self._model.name}.loss_gradient returned shape {g.shape} for inputs {x.shape}.")
         return g
 
+    def _vjp(self, x: np.ndarray, w: np.ndarray) -> np.ndarray:
+        g = np.asarray(self._model.vjp(x, w), dtype=np.float32)
+        if g.shape != x.shape:
+            raise ValueError(f"{self._model.name}.logits_gradient returned shape {g.shape} for inputs {x.shape}.")
+        return g
+
     def _matrix(self, out: Any, n: int, what: str) -> np.ndarray:
         out = np.asarray(out)
         if out.shape != (n, self.n_classes):
@@ -507,9 +557,9 @@ class Oracle:
                              f"({n}, {self.n_classes}){hint}.")
         return out if out.dtype.kind == "f" else out.astype(np.float64)
 
-    def _no_gradient_message(self, what: str) -> str:
+    def _no_gradient_message(self, what: str, needs: str = "logits(x)/loss_gradient(x, y)") -> str:
         return (f"{self._model.name} has no gradients, so oracle.{what} is unavailable: it needs a torch.nn.Module "
-                "or an object with logits(x)/loss_gradient(x, y). Sign-activation networks and trees are not "
+                f"or an object with {needs}. Sign-activation networks and trees are not "
                 "differentiable; use a decision-based attack (HopSkipJump, Boundary, RayS), or attack a "
                 "differentiable surrogate (a substitute model or a straight-through relaxation) in its own Oracle "
                 "and transfer the examples.")

@@ -297,6 +297,102 @@ def test_torch_single_logit_is_binary_and_training_mode_warns():
     assert np.array_equal(oracle.labels(x), (z > 0).astype(int))
 
 
+# ---------------------------------------------------------------------- logits_gradient (VJP)
+def test_logits_gradient_is_the_closed_form_on_a_linear_model():
+    """For logits ``x @ W.T + b`` the gradient of ``sum_c w[i, c] z[i, c]`` is ``w[i] @ W``, exactly."""
+    torch.manual_seed(0)
+    net = torch.nn.Linear(D, C).eval()
+    oracle = Oracle(net, bounds=(0, 1), n_features=D, classes=C, batch_size=2)
+    x = _x(5)
+    w = np.random.default_rng(3).normal(size=(5, C))
+    g = oracle.logits_gradient(x, w, ids=np.arange(5))
+    assert g.shape == (5, D) and g.dtype == np.float32 and oracle.has_logit_gradients
+    np.testing.assert_allclose(g, w @ net.weight.detach().numpy().astype(np.float64), rtol=1e-5, atol=1e-6)
+    s = oracle.summary()
+    assert (s["rows"], s["calls"]) == (5, 3) and oracle.queries(np.arange(5)).tolist() == [1] * 5
+    # the C&W margin Z_0 - Z_2 and a one-hot weight row give the weight-row differences
+    one = oracle.logits_gradient(x[:1], np.array([[1.0, 0.0, -1.0]]))
+    W = net.weight.detach().numpy()
+    np.testing.assert_allclose(one[0], W[0] - W[2], rtol=1e-5, atol=1e-6)
+    assert oracle.summary()["unattributed_rows"] == 1
+
+
+def test_logits_gradient_matches_finite_differences_on_an_mlp():
+    torch.set_num_threads(1)
+    net64, h = _mlp().double(), 1e-6
+    oracle = Oracle(_mlp(), bounds=(0, 1), n_features=D, classes=C, batch_size=4)
+    x = _x(6, seed=2)
+    w = np.random.default_rng(4).normal(size=(6, C))
+    g = oracle.logits_gradient(x, w)
+    for i in range(6):
+        for j in range(D):
+            e = np.zeros((1, D))
+            e[0, j] = h
+            with torch.no_grad():
+                f = [float((net64(torch.tensor(x[i : i + 1] + s * e)) * torch.tensor(w[i])).sum()) for s in (1, -1)]
+            assert abs((f[0] - f[1]) / (2 * h) - g[i, j]) < 1e-4
+    # the cross-entropy gradient is the VJP with weights softmax(z) - onehot(y): the two oracles agree
+    y = np.arange(6) % C
+    z = oracle.logits(x)
+    ce_weights = np.exp(z - z.max(1, keepdims=True))
+    ce_weights = ce_weights / ce_weights.sum(1, keepdims=True) - np.eye(C)[y]
+    np.testing.assert_allclose(oracle.logits_gradient(x, ce_weights), oracle.loss_gradient(x, y), atol=1e-5)
+
+
+def test_logits_gradient_of_a_single_logit_binary_module():
+    net = torch.nn.Linear(D, 1).eval()
+    oracle = Oracle(net, bounds=(0, 1), n_features=D, classes=2)
+    g = oracle.logits_gradient(_x(3), np.array([[1.0, -1.0], [0.0, 2.0], [0.0, 0.0]]))
+    wv = net.weight.detach().numpy()[0]
+    np.testing.assert_allclose(g, np.stack([-wv, 2 * wv, 0 * wv]), rtol=1e-5, atol=1e-7)
+
+
+def test_logits_gradient_budget_refusal_and_strict():
+    oracle = Oracle(_mlp(), bounds=(0, 1), n_features=D, classes=C, budget=3)
+    x, w = _x(5), np.ones((5, C))
+    oracle.labels(_x(2), ids=[0, 0])
+    g = oracle.logits_gradient(x, w, ids=[0, 0, 1, 1, 1])  # sample 0 has one row left, sample 1 three
+    assert np.isfinite(g[[0, 2, 3, 4]]).all() and np.isnan(g[1]).all()
+    assert oracle.queries([0, 1]).tolist() == [3, 3] and oracle.summary()["refused_rows"] == 1
+    with pytest.raises(QueryBudgetExceeded, match="budget of 3"):
+        oracle.logits_gradient(x[:1], w[:1], ids=[1], strict=True)
+    assert oracle.queries([0, 1]).tolist() == [3, 3]
+    with pytest.raises(ValueError, match="pass ids="):
+        oracle.logits_gradient(x, w)
+
+
+@pytest.mark.parametrize("weights, match", [(np.ones((5, C + 1)), "shape"), (np.ones(5), "shape"),
+                                            (np.full((5, C), np.nan), "finite"),
+                                            (np.full((5, C), "a"), "real array")])
+def test_logits_gradient_checks_its_weights_before_any_query(weights, match):
+    oracle = Oracle(_mlp(), bounds=(0, 1), n_features=D, classes=C)
+    with pytest.raises(ValueError, match=match):
+        oracle.logits_gradient(_x(5), weights)
+    assert oracle.summary()["rows"] == 0
+
+
+def test_logits_gradient_of_objects_and_models_without_one():
+    class Surrogate:
+        n_features_in_, classes_ = D, np.arange(2)
+
+        def logits(self, x):
+            return np.c_[-x.sum(1), x.sum(1)]
+
+        def logits_gradient(self, x, weights):
+            return (weights[:, 1] - weights[:, 0])[:, None] * np.ones_like(x)
+
+    oracle = Oracle(Surrogate(), bounds=(0, 1))
+    assert oracle.has_logit_gradients and not oracle.has_gradients
+    assert np.allclose(oracle.logits_gradient(_x(2), np.array([[1.0, 0.0], [0.0, 3.0]])), [[-1], [3]])
+    assert oracle.summary()["rows"] == 2
+    model = CountingModel()
+    oracle = Oracle(model, bounds=(0, 1))
+    assert not oracle.has_logit_gradients
+    with pytest.raises(NoGradientError, match=r"logits_gradient\(x, weights\).*decision-based"):
+        oracle.logits_gradient(_x(2), np.ones((2, C)))
+    assert model.rows == 0 and oracle.summary()["rows"] == 0
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_torch_module_on_gpu_gets_its_inputs_there():
@@ -346,8 +442,9 @@ def test_scd_oracle_matches_the_estimator_and_has_no_gradients(ensemble, digits)
     assert oracle.n_features == 64 and oracle.classes.tolist() == ensemble.classes_.tolist()
     assert np.array_equal(oracle.classes[oracle.labels(x)], ensemble.predict(x))
     assert np.allclose(oracle.scores(x), ensemble.predict_proba(x))
-    assert not oracle.has_gradients
-    for call in (lambda: oracle.loss_gradient(x, np.zeros(20, int)), lambda: oracle.logits(x)):
+    assert not oracle.has_gradients and not oracle.has_logit_gradients
+    for call in (lambda: oracle.loss_gradient(x, np.zeros(20, int)), lambda: oracle.logits(x),
+                 lambda: oracle.logits_gradient(x, np.zeros((20, oracle.n_classes)))):
         with pytest.raises(NoGradientError, match="has no gradients.*surrogate") as info:
             call()
         assert isinstance(info.value, TypeError)
