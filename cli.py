@@ -165,18 +165,22 @@ def info(model_path):
 
 @main.command()
 @click.argument("model_path", metavar="MODEL", type=click.Path(exists=True, dir_okay=False))
-@click.option("--method", type=click.Choice(["hsj", "boundary", "rays"]), default="hsj", show_default=True,
-              help="HopSkipJump (L2 or Linf), Boundary Attack (L2) or RayS (Linf).")
+@click.option("--method", type=click.Choice(["hsj", "boundary", "rays", "zoo", "ead", "cw", "fgsm", "pgd", "substitute"]),
+              default="hsj", show_default=True,
+              help="Decision-based: hsj (L2/Linf), boundary (L2), rays (Linf). Scores: zoo (L2). Gradients: ead "
+                   "(L1), cw (L2), fgsm (Linf), pgd (Linf/L2/L1). substitute: the transfer curve of a substitute "
+                   "model (FGSM at each --eps, with a Gaussian-noise control).")
 @_data_options
 @click.option("--n-samples", type=click.IntRange(min=1), default=10, show_default=True,
               help="Attack the first N test points the model classifies correctly.")
 @click.option("--indices", default=None, help="Comma-separated test indices to attack instead.")
-@click.option("--norm", type=click.Choice(["2", "inf"]), default=None,
-              help="hsj: 2 (default) or inf; boundary is L2, rays is Linf.")
+@click.option("--norm", type=click.Choice(["1", "2", "inf"]), default=None,
+              help="hsj: 2 (default) or inf; pgd: inf (default), 2 or 1; the other methods have one norm.")
 @click.option("--max-queries", type=click.IntRange(min=1), default=None,
               help="Per-sample budget of model queries (rays: its query limit, default 10000).")
 @click.option("--iters", type=click.IntRange(min=0), default=None,
-              help="hsj iterations (default 40) or boundary steps (default 25000).")
+              help="hsj iterations (default 40), boundary steps (25000), pgd steps (40), or zoo/ead/cw iterations "
+                   "per binary-search step.")
 @click.option("--init-size", type=click.IntRange(min=1), default=None,
               help="Random draws per sample to find a starting point (default 100).")
 @click.option("--theta", default=None, help="hsj binary-search tolerance: paper (default), art, or a number.")
@@ -184,6 +188,19 @@ def info(model_path):
 @click.option("--start", type=click.Choice(["uniform", "nearest"]), default="uniform", show_default=True,
               help="hsj, boundary: start from uniform noise, or from the nearest training image of another class "
                    "(the target class with --target); uniform noise is the fallback.")
+@click.option("--eps", default=None,
+              help="fgsm/pgd: the L-norm budget (default 0.3); substitute: comma-separated Linf budgets "
+                   "(default 0,0.015625,0.03125,0.0625,0.125,0.25).")
+@click.option("--surrogate", type=click.Choice(["smooth", "substitute"]), default=None,
+              help="Gradient source for fgsm/pgd/ead/cw when the model has none: smooth (SCD weights, sign relaxed "
+                   "to tanh: a white-box adaptive attack) or substitute (an MLP trained on the model's labels). "
+                   "Labels and the final check always come from the real model.")
+@click.option("--seed-size", type=click.IntRange(min=2), default=200, show_default=True,
+              help="substitute: test points (not attacked) whose labels seed the substitute's training.")
+@click.option("--substitute-rounds", type=click.IntRange(min=1), default=20, show_default=True,
+              help="substitute: Jacobian-augmentation rounds.")
+@click.option("--substitute-epochs", type=click.IntRange(min=1), default=20, show_default=True,
+              help="substitute: training epochs per round.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=1024, show_default=True,
               help="Most rows per model call.")
@@ -192,8 +209,12 @@ def info(model_path):
               help="Write originals and adversarial examples here (.npz).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def attack(model_path, method, data, classes, data_dir, data_path, n_samples, indices, norm, max_queries, iters,
-           init_size, theta, target, start, seed, batch_size, out, save_examples, quiet):
-    """Attack a saved model with a decision-based attack; print a table, optionally write JSON."""
+           init_size, theta, target, start, eps, surrogate, seed_size, substitute_rounds, substitute_epochs, seed,
+           batch_size, out, save_examples, quiet):
+    """Attack a saved model; print a table, optionally write JSON and the examples.
+
+    Successes are always judged by re-querying the real model on the final, clipped example.
+    """
     from eval.attack_run import AttackConfig, main as run_attack
 
     if indices is not None:
@@ -201,11 +222,17 @@ def attack(model_path, method, data, classes, data_dir, data_path, n_samples, in
             indices = tuple(int(i) for i in indices.split(","))
         except ValueError:
             raise click.BadParameter(f"expected comma-separated integers, got {indices!r}", param_hint="--indices")
+    if eps is not None:
+        try:
+            eps = tuple(float(e) for e in eps.split(","))
+        except ValueError:
+            raise click.BadParameter(f"expected comma-separated numbers, got {eps!r}", param_hint="--eps")
     config = AttackConfig(model_path=model_path, method=method, data=data, classes=tuple(classes) if classes else None,
                           data_dir=data_dir, data_path=data_path, n_samples=n_samples, indices=indices, norm=norm,
                           max_queries=max_queries, iters=iters, init_size=init_size, theta=theta, target=target,
-                          start=start, seed=seed, batch_size=batch_size, out=out, save_examples=save_examples,
-                          quiet=quiet)
+                          start=start, eps=eps, surrogate=surrogate, seed_size=seed_size,
+                          substitute_rounds=substitute_rounds, substitute_epochs=substitute_epochs, seed=seed,
+                          batch_size=batch_size, out=out, save_examples=save_examples, quiet=quiet)
     try:
         run_attack(config)
     except ValueError as err:

@@ -29,9 +29,19 @@ class Linear:
         return (z > 0).astype(np.int64) if z.ndim == 1 else np.argmax(z, axis=1)
 
     def exact_distance(self, x: np.ndarray, norm: float) -> np.ndarray:
-        """Distance to the boundary of a binary model (dual norm of w)."""
-        dual = np.abs(self.W).sum() if norm == np.inf else np.linalg.norm(self.W)
+        """Distance to the boundary of a binary model (dual norm of w), ignoring the box."""
+        dual = {np.inf: np.abs(self.W).sum(), 1: np.abs(self.W).max()}.get(norm, np.linalg.norm(self.W))
         return np.abs(self.margin(x)) / dual
+
+    def torch_module(self):
+        """The same binary model as a one-logit ``torch.nn.Linear`` (scores and gradients)."""
+        import torch
+
+        layer = torch.nn.Linear(self.n_features_in_, 1).double()
+        with torch.no_grad():
+            layer.weight.copy_(torch.from_numpy(self.W[None]))
+            layer.bias.fill_(float(self.b))
+        return layer.eval()
 
 
 def binary_linear(d: int = 20, n: int = 8, seed: int = 0) -> tuple[Linear, np.ndarray]:

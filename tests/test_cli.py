@@ -115,3 +115,48 @@ def test_attack_rejects_bad_requests_before_querying(tmp_path, forest_file):
         result = runner.invoke(main, ["attack", str(forest_file), "--quiet", *args])
         assert result.exit_code != 0, args
         assert message.lower() in result.output.lower(), (args, result.output)
+
+
+@pytest.fixture(scope="module")
+def scd_file(tmp_path_factory):
+    import scd
+    from eval.datasets import load_dataset
+
+    ds = load_dataset("digits")
+    path = tmp_path_factory.mktemp("models") / "m.scd"
+    scd.SCD01(n_votes=3, n_iters=60, random_state=0).fit(ds.x_train, ds.y_train).save(path)
+    return path
+
+
+@pytest.mark.parametrize("extra, source", [(["--method", "pgd", "--surrogate", "smooth", "--iters", "5"], "smooth"),
+                                           (["--method", "fgsm", "--surrogate", "substitute", "--seed-size", "40",
+                                             "--substitute-rounds", "2", "--substitute-epochs", "5"], "substitute")])
+def test_gradient_attack_on_an_ensemble_names_its_gradient_source(tmp_path, scd_file, extra, source):
+    out = tmp_path / "r.json"
+    result = CliRunner().invoke(main, ["attack", str(scd_file), "--n-samples", "4", "--eps", "0.3", "--quiet",
+                                       "--out", str(out), *extra])
+    assert result.exit_code == 0, result.output
+    assert f"gradient source" in result.output and source in result.output
+    record = json.loads(out.read_text())
+    assert record["gradient_source"]["source"] == source
+    if source == "substitute":
+        assert record["gradient_source"]["training_queries"] >= 40
+        assert not set(record["gradient_source"]["seed_indices"]) & set(record["dataset"]["indices"])
+
+
+def test_substitute_curve_and_gradient_errors(tmp_path, scd_file):
+    runner = CliRunner()
+    out = tmp_path / "c.json"
+    result = runner.invoke(main, ["attack", str(scd_file), "--method", "substitute", "--n-samples", "5",
+                                  "--eps", "0,0.2", "--seed-size", "30", "--substitute-rounds", "2",
+                                  "--substitute-epochs", "5", "--quiet", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    record = json.loads(out.read_text())
+    assert record["eps"] == [0.0, 0.2] and record["adversarial_accuracy"][0] == 1.0
+    cases = [(["--method", "pgd"], "--surrogate"), (["--method", "hsj", "--surrogate", "smooth"], "surrogate"),
+             (["--method", "fgsm", "--iters", "3"], "one step"), (["--method", "hsj", "--eps", "0.1"], "eps"),
+             (["--method", "substitute", "--save-examples", str(tmp_path / "x.npz")], "save-examples")]
+    for args, message in cases:
+        result = runner.invoke(main, ["attack", str(scd_file), "--quiet", *args])
+        assert result.exit_code != 0, args
+        assert message.lower() in result.output.lower(), (args, result.output)
