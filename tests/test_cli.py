@@ -128,15 +128,21 @@ def scd_file(tmp_path_factory):
     return path
 
 
-@pytest.mark.parametrize("extra, source", [(["--method", "pgd", "--surrogate", "smooth", "--iters", "5"], "smooth"),
-                                           (["--method", "fgsm", "--surrogate", "substitute", "--seed-size", "40",
-                                             "--substitute-rounds", "2", "--substitute-epochs", "5"], "substitute")])
+SUBSTITUTE = ["--surrogate", "substitute", "--seed-size", "40", "--substitute-rounds", "2", "--substitute-epochs", "5"]
+
+
+@pytest.mark.parametrize("extra, source", [
+    (["--method", "pgd", "--surrogate", "smooth", "--iters", "5", "--eps", "0.3"], "smooth"),
+    (["--method", "fgsm", "--eps", "0.3", *SUBSTITUTE], "substitute"),
+    (["--method", "ead", "--surrogate", "smooth", "--iters", "20"], "smooth"),
+    (["--method", "ead", "--iters", "20", *SUBSTITUTE], "substitute")])
 def test_gradient_attack_on_an_ensemble_names_its_gradient_source(tmp_path, scd_file, extra, source):
     out = tmp_path / "r.json"
-    result = CliRunner().invoke(main, ["attack", str(scd_file), "--n-samples", "4", "--eps", "0.3", "--quiet",
-                                       "--out", str(out), *extra])
+    result = CliRunner().invoke(main, ["attack", str(scd_file), "--n-samples", "4", "--quiet", "--out", str(out),
+                                       *extra])
     assert result.exit_code == 0, result.output
-    assert f"gradient source" in result.output and source in result.output
+    assert "gradient source" in result.output and source in result.output
+    assert "success rate (on the real model)" in result.output
     record = json.loads(out.read_text())
     assert record["gradient_source"]["source"] == source
     if source == "substitute":
