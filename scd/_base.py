@@ -23,6 +23,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._device import resolve_devices
+from ._members import member_indices
 from ._network import stack_votes, vote_logits
 from ._parallel import auto_group_size, fingerprint, run_groups, split_groups
 from ._persist import load_bundle, save_bundle
@@ -243,16 +244,21 @@ class _BaseSCD(ClassifierMixin, BaseEstimator):
 
     def member(self, index: int) -> "_BaseSCD":
         """A fitted one-vote estimator holding vote ``index`` (for attacking single members)."""
+        return self.members([index])
+
+    def members(self, indices) -> "_BaseSCD":
+        """A fitted estimator holding the votes ``indices`` in that order (e.g. ``range(k)``: the
+        first ``k`` votes, for robustness against ensemble size)."""
         check_is_fitted(self)
-        if not isinstance(index, Integral) or not 0 <= index < self.W1_.shape[0]:
-            raise ValueError(f"index must be an integer in [0, {self.W1_.shape[0]}), got {index!r}.")
-        one = type(self)(**{**self.get_params(), "n_votes": 1})
+        idx = member_indices(indices, self.W1_.shape[0])
+        sub = type(self)(**{**self.get_params(), "n_votes": len(idx)})
         for name in ("classes_", "n_features_in_", "seed_", "fit_time_"):
-            setattr(one, name, getattr(self, name))
+            setattr(sub, name, getattr(self, name))
         for name in (*_WEIGHTS, "vote_scores"):
-            setattr(one, f"{name}_", getattr(self, f"{name}_")[index : index + 1].copy())
-        one.best_index_ = 0
-        return one
+            setattr(sub, f"{name}_", getattr(self, f"{name}_")[idx].copy())
+        sub.W1_.flags.writeable = False
+        sub.best_index_ = int(np.argmax(sub.vote_scores_))
+        return sub
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike) -> None:

@@ -134,8 +134,15 @@ def test_member_is_a_one_vote_estimator(cls, fitted, digits):
     for bad in (-1, 5, 1.0, True, "0"):
         with pytest.raises(ValueError, match=r"member must be an integer in \[0, 5\)"):
             model.predict(X, member=bad)
-        with pytest.raises(ValueError, match="member must be"):
+        with pytest.raises(ValueError, match="members must be"):
             model.member(bad)
+    first = model.members(range(3))
+    assert first.n_votes == 3 and [e is f for e, f in zip(first.estimators_, model.estimators_)] == [True] * 3
+    picked = model.members([4, 1])
+    assert np.array_equal(picked.predict(X, member=0), model.predict(X, member=4))
+    for bad in ([], [1, 1], [0, 5]):
+        with pytest.raises(ValueError, match="members must be"):
+            model.members(bad)
 
 
 @quiet

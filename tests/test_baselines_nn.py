@@ -238,7 +238,7 @@ def test_cnn_bad_input_raises(cnn, digits):
         cnn.predict(np.full((2, 64), np.nan, np.float32))
     with pytest.raises(ValueError, match="member"):
         cnn.predict(digits.x_test, member=3)
-    with pytest.raises(ValueError, match="index"):
+    with pytest.raises(ValueError, match="members must be"):
         cnn.member(-1)
     with pytest.raises(ValueError, match="not in classes_"):
         cnn.loss_gradient(digits.x_test[:2], [0, 5])

@@ -71,6 +71,11 @@ def test_members_are_single_votes(digits):
     assert model.best_index_ == int(np.argmax(model.vote_scores_))
     with pytest.raises(ValueError, match="member must be an integer"):
         model.predict(digits.x_test, member=3)
+    first = model.members(range(2))  # the first k votes: robustness against ensemble size
+    np.testing.assert_array_equal(first._logits(digits.x_test, None), model._logits(digits.x_test, None)[:, :2])
+    assert first.n_votes == 2 and first.best_index_ == int(np.argmax(first.vote_scores_))
+    with pytest.raises(ValueError, match="members must be"):
+        model.members([0, 0])
 
 
 def test_any_two_labels_and_model_selection(digits):

@@ -14,18 +14,21 @@ class Copies:
     """An ensemble of ``m`` members that are all the same linear model, or each its own."""
 
     def __init__(self, members: list[Linear]):
-        self.members = members
+        self.models = members
         self.n_votes = len(members)
         self.classes_ = members[0].classes_
         self.n_features_in_ = members[0].n_features_in_
 
     def member(self, i):
-        return self.members[i]
+        return self.models[i]
+
+    def members(self, indices):
+        return Copies([self.models[i] for i in indices])
 
     def predict(self, x, member=None):
         if member is not None:
-            return self.members[member].predict(x)
-        votes = np.mean([m.predict(x) for m in self.members], axis=0)
+            return self.models[member].predict(x)
+        votes = np.mean([m.predict(x) for m in self.models], axis=0)
         return (votes > 0.5).astype(np.int64)
 
 
@@ -63,3 +66,34 @@ def test_bad_requests():
         within_ensemble_transfer(Copies([model]), x, model.predict(x), HopSkipJump())
     with pytest.raises(ValueError, match="members"):
         within_ensemble_transfer(Copies([model, model]), x, model.predict(x), HopSkipJump(), members=[5])
+
+
+def test_distortion_against_ensemble_size():
+    from eval.ensemble_size import distortion_vs_size
+
+    model, x = binary_linear(n=4, seed=5)
+    ensemble = Copies([model] * 4)
+    y = model.predict(x)
+    records = distortion_vs_size(ensemble, x, y, HopSkipJump(max_iter=10), [1, 2, 4], runs=2)
+    assert [r["k"] for r in records] == [1, 2, 4]
+    exact = model.exact_distance(x, 2)
+    for r in records:  # the same model at every size: the same, near-exact distances
+        assert r["success_rate"] == 1.0 and r["misclassified"] == 0
+        assert np.all(np.asarray(r["distance"]) >= exact * (1 - 1e-4))
+        assert np.all(np.asarray(r["distance"]) <= exact * 1.1)
+    with pytest.raises(ValueError, match="sizes"):
+        distortion_vs_size(ensemble, x, y, HopSkipJump(), [5])
+
+
+def test_distortion_against_size_on_a_forest_leaves_out_misclassified_images():
+    from eval.ensemble_size import distortion_vs_size
+
+    ds = load_dataset("digits")
+    forest = RandomForestEnsemble(n_votes=6, random_state=0).fit(ds.x_train, ds.y_train)
+    x, y = ds.x_test[:12], ds.y_test[:12]
+    records = distortion_vs_size(forest, x, y, HopSkipJump(max_iter=2, init_size=200), [1, 6])
+    for r in records:
+        sub = forest.members(range(r["k"]))
+        wrong = sub.predict(x) != y
+        assert r["misclassified"] == int(wrong.sum())
+        assert all(d is None for d, w in zip(r["distance"], wrong) if w)

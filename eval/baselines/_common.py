@@ -19,6 +19,8 @@ from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from scd._members import member_indices
+
 __all__ = [
     "_VotingBaseline", "base_seed", "binary_targets", "check_array", "describe", "json_params",
     "check_member", "label_indices", "load_classes", "member_seeds", "meta_number", "rebuild", "savable_classes",
@@ -133,15 +135,19 @@ class _VotingBaseline(ClassifierMixin, BaseEstimator):
 
     def member(self, index: int) -> "_VotingBaseline":
         """A fitted one-member estimator of the same class holding member ``index``."""
+        return self.members([index])
+
+    def members(self, indices) -> "_VotingBaseline":
+        """A fitted estimator of the same class holding the members ``indices`` in that order."""
         check_is_fitted(self)
-        index = self._check_member(index)
-        one = type(self)(**{**self.get_params(), "n_votes": 1})
+        idx = member_indices(indices, len(self.estimators_))
+        sub = type(self)(**{**self.get_params(), "n_votes": len(idx)})
         for name in ("classes_", "n_features_in_", "seed_", "fit_time_"):
-            setattr(one, name, getattr(self, name))
-        one.estimators_ = [self.estimators_[index]]
+            setattr(sub, name, getattr(self, name))
+        sub.estimators_ = [self.estimators_[i] for i in idx]
         for name in self._per_member:
-            setattr(one, name, getattr(self, name)[index : index + 1].copy())
-        return one
+            setattr(sub, name, getattr(self, name)[idx].copy())
+        return sub
 
 
 # ---------------------------------------------------------------------- model files

@@ -50,6 +50,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from eval.io import atomic_open
+from scd._members import member_indices
 
 from ._common import base_seed, binary_targets, check_member, json_params, label_indices
 
@@ -364,16 +365,21 @@ class BNNEnsemble(ClassifierMixin, BaseEstimator):
 
     def member(self, index: int) -> "BNNEnsemble":
         """A fitted one-vote ``BNNEnsemble`` holding a copy of member ``index``."""
+        return self.members([index])
+
+    def members(self, indices) -> "BNNEnsemble":
+        """A fitted ``BNNEnsemble`` holding copies of the members ``indices`` in that order."""
         check_is_fitted(self)
-        if not isinstance(index, Integral) or not 0 <= index < len(self.members_):
-            raise ValueError(f"index must be an integer in [0, {len(self.members_)}), got {index!r}.")
-        one = type(self)(**{**self.get_params(), "n_votes": 1})
+        idx = member_indices(indices, len(self.members_))
+        sub = type(self)(**{**self.get_params(), "n_votes": len(idx)})
         for name in ("classes_", "n_features_in_", "seed_", "fit_time_"):
-            setattr(one, name, getattr(self, name))
-        model = _build_member(self.n_features_in_, self.hidden_nodes, self.input_quantizer)
-        model.set_weights(self.members_[index].get_weights())
-        one.members_ = [model]
-        return one
+            setattr(sub, name, getattr(self, name))
+        sub.members_ = []
+        for i in idx:
+            model = _build_member(self.n_features_in_, self.hidden_nodes, self.input_quantizer)
+            model.set_weights(self.members_[i].get_weights())
+            sub.members_.append(model)
+        return sub
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike) -> None:

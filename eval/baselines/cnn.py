@@ -46,6 +46,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
 from scd._device import resolve_devices
+from scd._members import member_indices
 from scd._persist import load_bundle, save_bundle
 
 from ._common import base_seed, binary_targets, check_member, json_params, label_indices
@@ -385,14 +386,17 @@ class CNNEnsemble(ClassifierMixin, BaseEstimator):
 
     def member(self, index: int) -> "CNNEnsemble":
         """A fitted one-vote ``CNNEnsemble`` holding a copy of member ``index``."""
+        return self.members([index])
+
+    def members(self, indices) -> "CNNEnsemble":
+        """A fitted ``CNNEnsemble`` holding copies of the members ``indices`` in that order."""
         check_is_fitted(self)
-        if not isinstance(index, Integral) or not 0 <= index < len(self.members_):
-            raise ValueError(f"index must be an integer in [0, {len(self.members_)}), got {index!r}.")
-        one = type(self)(**{**self.get_params(), "n_votes": 1})
+        idx = member_indices(indices, len(self.members_))
+        sub = type(self)(**{**self.get_params(), "n_votes": len(idx)})
         for name in ("classes_", "n_features_in_", "input_shape_", "architecture_", "device_", "seed_", "fit_time_"):
-            setattr(one, name, copy.deepcopy(getattr(self, name)))
-        one.members_ = [copy.deepcopy(self.members_[index])]
-        return one
+            setattr(sub, name, copy.deepcopy(getattr(self, name)))
+        sub.members_ = [copy.deepcopy(self.members_[i]) for i in idx]
+        return sub
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike) -> None:
