@@ -139,7 +139,7 @@ def _ead_zoo_section(records: list[dict]) -> list[str]:
     lines = [
         f"{r['model']} on {r['dataset']} (test accuracy {r['test_accuracy']:.3f}), the first {len(r['indices'])} test "
         "points it classifies correctly, untargeted, 9 binary-search steps x 1000 iterations, lr 0.01, c from 0.001 "
-        f"(ZOO: the settings in its row). Measured {r['date']}, command `{r['command']}`.",
+        f"(ZOO: the settings under the table). Measured {r['date']}, command `{r['command']}`.",
         "",
         "| attack | success | median L1 | median L2 | median L∞ | median queries | time |",
         "|---|---|---|---|---|---|---|",
