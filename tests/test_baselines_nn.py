@@ -193,6 +193,14 @@ def test_cnn_malicious_and_corrupt_files_raise(cnn, tmp_path):
         load_cnn(tmp_path / "missing.scd")
 
 
+def test_cnn_logits_gradient_is_the_chain_rule_of_the_loss_gradient(cnn, digits):
+    x, y = digits.x_test[:6], digits.y_test[:6]
+    weights = torch.softmax(torch.from_numpy(cnn.logits(x)), 1).numpy() - np.eye(2)[y]
+    np.testing.assert_allclose(cnn.logits_gradient(x, weights), cnn.loss_gradient(x, y), rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match="weights"):
+        cnn.logits_gradient(x, weights[:3])
+
+
 @pytest.mark.parametrize("member", [None, 1])
 def test_cnn_loss_gradient_matches_autograd_and_finite_differences(cnn, digits, member):
     x, y = digits.x_test[:6], digits.y_test[:6]
@@ -411,6 +419,16 @@ def test_bnn_loss_gradient_and_logits(tf, bnn, digits):
     np.testing.assert_allclose(tf.nn.softmax(z).numpy(), bnn.members_[0](x).numpy(), rtol=1e-5, atol=1e-7)
     soft = np.stack([m(x).numpy() for m in bnn.members_]).mean(0)
     np.testing.assert_allclose(tf.nn.softmax(bnn.logits(x)).numpy(), soft, rtol=1e-5, atol=1e-7)
+
+
+def test_bnn_logits_gradient_is_the_chain_rule_of_the_loss_gradient(tf, bnn, digits):
+    """sum_c (softmax(z) - onehot(y))_c grad z_c is the cross-entropy gradient: EAD's margin
+    gradient and the loss gradient come from the same straight-through backward pass."""
+    x, y = digits.x_test[:8], digits.y_test[:8]
+    weights = tf.nn.softmax(bnn.logits(x)).numpy() - np.eye(2)[y]
+    np.testing.assert_allclose(bnn.logits_gradient(x, weights), bnn.loss_gradient(x, y), rtol=1e-3, atol=1e-5)
+    with pytest.raises(ValueError, match="weights"):
+        bnn.logits_gradient(x, weights[:, :1])
 
 
 def test_bnn_bad_input_raises(tf, bnn, digits):

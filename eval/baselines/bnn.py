@@ -346,6 +346,22 @@ class BNNEnsemble(ClassifierMixin, BaseEstimator):
             loss = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=target, logits=z))
         return tape.gradient(loss, x).numpy()
 
+    def logits_gradient(self, X, weights, member: int | None = None) -> np.ndarray:
+        """Gradient w.r.t. each row of ``sum_c weights[i, c] * logits[i, c]`` (:meth:`logits`,
+        larq's straight-through pseudo-gradients), float32 ``(n_samples, n_features)``: the
+        margin gradient EAD and C&W need."""
+        self._check_member(member)
+        tf, _ = _tf()
+        X = self._input(X)
+        w = np.asarray(weights, np.float32)
+        if w.shape != (len(X), 2):
+            raise ValueError(f"weights must have shape ({len(X)}, 2), got {w.shape}.")
+        x = tf.convert_to_tensor(X)
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            total = tf.reduce_sum(self._ensemble_logits(x, member, tf) * tf.convert_to_tensor(w))
+        return tape.gradient(total, x).numpy()
+
     def _positive_fraction(self, X, member) -> np.ndarray:
         probs = self._member_probs(X, member).astype(np.float64)
         if self.voting == "hard":

@@ -366,6 +366,17 @@ class CNNEnsemble(ClassifierMixin, BaseEstimator):
         (grad,) = torch.autograd.grad(loss, Xt)
         return grad.cpu().numpy()
 
+    def logits_gradient(self, X, weights, member: int | None = None) -> np.ndarray:
+        """Gradient w.r.t. each row of ``sum_c weights[i, c] * logits[i, c]`` (:meth:`logits`),
+        float32 ``(n_samples, n_features)``: the margin gradient EAD and C&W need."""
+        module = self.torch_module(member)
+        Xt = self._tensor(X).requires_grad_(True)
+        w = torch.as_tensor(np.asarray(weights, np.float32), device=Xt.device)
+        if w.shape != (len(Xt), 2):
+            raise ValueError(f"weights must have shape ({len(Xt)}, 2), got {tuple(w.shape)}.")
+        (grad,) = torch.autograd.grad((module(Xt) * w).sum(), Xt)
+        return grad.cpu().numpy()
+
     # ------------------------------------------------------------------ predict
     def _positive_fraction(self, X, member) -> np.ndarray:
         p = self._member_probs(X, member)
