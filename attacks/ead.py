@@ -110,7 +110,6 @@ shrinkage-thresholding algorithm", SIAM J. Imaging Sci. 2009.
 
 from __future__ import annotations
 
-import warnings
 from numbers import Integral, Real
 from typing import Any
 
@@ -196,7 +195,7 @@ class _MarginAttack(Attack):
         extra: dict[str, Any] = {"c": c_last, "c_success": c_success, "iterations": p.iterations,
                                  "rounds": rounds}
         extra.update(p.stats.extras(x.shape[1]))
-        _warn_zero_gradients(type(self).__name__, p.stats, m)
+        p.stats.warn(type(self).__name__, "margin", m, "only moved the input by the distance terms")
         return extra
 
     def _rows_first_iteration(self) -> int:
@@ -470,14 +469,3 @@ def _check_real(name: str, value: Any, minimum: float, strict: bool) -> None:
     ok = ok and (value > minimum if strict else value >= minimum)
     if not ok:
         raise ValueError(f"{name} must be a finite number {'>' if strict else '>='} {minimum:g}, got {value!r}.")
-
-
-def _warn_zero_gradients(name: str, stats: _GradientStats, attacked: int) -> None:
-    affected = int(np.count_nonzero(stats.zero_steps))
-    if affected:
-        warnings.warn(
-            f"{name}: the margin gradient was exactly zero for {affected} of {attacked} attacked samples "
-            f"({int(stats.zero_steps.sum())} steps in all); those steps only moved the input by the distance "
-            "terms. The model is probably not differentiable where it matters (sign activations, trees, saturated "
-            "outputs): use a decision-based attack (HopSkipJump, Boundary, RayS) or a differentiable surrogate. "
-            "See extra['zero_gradient_steps'] and extra['zero_gradient_fraction'].", UserWarning, stacklevel=4)

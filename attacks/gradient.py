@@ -198,15 +198,7 @@ class _GradientAttack(Attack):
             bar.close()
         extra.update(stats.extras(d))
         extra["eps"] = eps_found
-        affected = int(np.count_nonzero(stats.zero_steps))
-        if affected:
-            warnings.warn(
-                f"{type(self).__name__}: the loss gradient was exactly zero for {affected} of {len(idx)} attacked "
-                f"samples ({int(stats.zero_steps.sum())} steps in all); those steps did not move the input. The "
-                "model is probably not differentiable where it matters (sign activations, trees, saturated "
-                "outputs): use a decision-based attack (HopSkipJump, Boundary, RayS) or a differentiable "
-                "surrogate. See extra['zero_gradient_steps'] and extra['zero_gradient_fraction'].",
-                UserWarning, stacklevel=4)
+        stats.warn(type(self).__name__, "loss", len(idx), "did not move the input")
         return extra
 
     def _attack(self, target: Target, x: np.ndarray, idx: np.ndarray, eps: np.ndarray,
@@ -265,6 +257,17 @@ class _GradientStats:
         self.zero_coords[owners] += zero.sum(axis=1)
         self.zero_steps[owners[zero.all(axis=1)]] += 1
         return g
+
+    def warn(self, attack: str, what: str, attacked: int, effect: str) -> None:
+        """One ``UserWarning`` if any sample met an exactly-zero ``what`` gradient."""
+        affected = int(np.count_nonzero(self.zero_steps))
+        if affected:
+            warnings.warn(
+                f"{attack}: the {what} gradient was exactly zero for {affected} of {attacked} attacked samples "
+                f"({int(self.zero_steps.sum())} steps in all); those steps {effect}. The model is probably not "
+                "differentiable where it matters (sign activations, trees, saturated outputs): use a decision-based "
+                "attack (HopSkipJump, Boundary, RayS) or a differentiable surrogate. See "
+                "extra['zero_gradient_steps'] and extra['zero_gradient_fraction'].", UserWarning, stacklevel=4)
 
     def extras(self, d: int) -> dict[str, np.ndarray]:
         fraction = self.zero_coords / np.maximum(self.rows * d, 1)

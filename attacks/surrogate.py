@@ -102,7 +102,7 @@ class SurrogateGradients:
         self.surrogate = surrogate.eval()
         self.source = source
         self.classes_ = model.classes_
-        self.n_features_in_ = model.n_features_in_
+        self.n_features_in_ = getattr(model, "n_features_in_", None)
         self._dtype = next((p.dtype for p in surrogate.buffers()), None) or next(
             (p.dtype for p in surrogate.parameters()), torch.float32)
 
