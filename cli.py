@@ -242,5 +242,241 @@ def attack(model_path, method, data, classes, data_dir, data_path, n_samples, in
             click.echo(f"{what} written to {path}", err=True)
 
 
+# ------------------------------------------------------------------------------- scd eval
+@main.group(name="eval")
+def eval_group():
+    """The paper's measurements: resumable runs with JSON, Markdown tables and plots.
+
+    Each command writes into --out RUN_DIR: config.json, records.jsonl (one line per finished
+    unit; a restarted command with the same settings skips those), results.json, report.md
+    and PNG plots.  --backend dask|ray spreads the units over a cluster.
+    """
+
+
+def _eval_common(f):
+    f = click.option("--quiet", is_flag=True, help="No progress bar.")(f)
+    f = click.option("--ray-address", default=None, help="ray: address of an existing cluster (default: a local one).")(f)
+    f = click.option("--scheduler", default=None,
+                     help="dask: address of an existing scheduler (default: a local cluster on 127.0.0.1).")(f)
+    f = click.option("--jobs", type=int, default=None, help="Parallel units (default: one per core, or per worker).")(f)
+    f = click.option("--backend", type=click.Choice(["loky", "sequential", "dask", "ray"]), default="loky",
+                     show_default=True, help="Where the units run.")(f)
+    f = click.option("--seed", type=int, default=0, show_default=True,
+                     help="Seed of the point selection and of run r's attack (seed + r).")(f)
+    f = click.option("--out", type=click.Path(file_okay=False), required=True, help="Run directory.")(f)
+    f = _data_options(f)
+    return f
+
+
+def _eval_models(f):
+    return click.option("--model", "models", multiple=True, required=True, metavar="NAME=PATH",
+                        help="A saved model (repeat for each; NAME defaults to the file name).")(f)
+
+
+def _eval_attack(f):
+    f = click.option("--batch-size", type=click.IntRange(min=1), default=1024, show_default=True,
+                     help="Most rows per model call.")(f)
+    f = click.option("--chunk", type=click.IntRange(min=1), default=5, show_default=True,
+                     help="Test points per work unit (results do not depend on it).")(f)
+    f = click.option("--start", type=click.Choice(["uniform", "nearest"]), default="uniform", show_default=True,
+                     help="Start from uniform noise, or from the nearest training image of another class.")(f)
+    f = click.option("--max-queries", type=click.IntRange(min=1), default=None, help="Per-sample query budget.")(f)
+    f = click.option("--theta", default=None, help="hsj binary-search tolerance: paper (default), art or a number.")(f)
+    f = click.option("--init-size", type=click.IntRange(min=1), default=None,
+                     help="Random draws per sample for a starting point (paper: 1000).")(f)
+    f = click.option("--iters", type=click.IntRange(min=0), default=None,
+                     help="hsj iterations (paper: 100), boundary steps.")(f)
+    f = click.option("--norm", type=click.Choice(["2", "inf"]), default=None, help="hsj: 2 (default) or inf.")(f)
+    f = click.option("--runs", type=click.IntRange(min=1), default=1, show_default=True,
+                     help="Attacks per image with seeds seed..seed+runs-1; the minimum distortion is kept.")(f)
+    f = click.option("--n", "n_points", type=click.IntRange(min=1), default=10, show_default=True,
+                     help="Test points, drawn with --seed among those every model classifies correctly.")(f)
+    f = click.option("--method", type=click.Choice(["hsj", "boundary", "rays"]), default="hsj", show_default=True)(f)
+    return f
+
+
+def _attack_options(method, norm, iters, init_size, theta, max_queries, n_points, runs, start, chunk, batch_size,
+                    seed):
+    from eval.attack_run import build_attack
+
+    build_attack(method, norm, iters, init_size, theta, max_queries)  # bad settings fail before any work
+    if start == "nearest" and method == "rays":
+        raise click.UsageError("rays takes no starting points; drop --start nearest.")
+    return {"attack": {"method": method, "norm": norm, "iters": iters, "init_size": init_size, "theta": theta,
+                       "max_queries": max_queries},
+            "n": n_points, "runs": runs, "start": start, "chunk": chunk, "batch_size": batch_size, "seed": seed}
+
+
+def _run_eval(kind, models, options, data, classes, data_dir, data_path, out, backend, jobs, scheduler, ray_address,
+              quiet):
+    from eval.suite import evaluate, parse_models
+
+    spec = {"name": data, "classes": list(classes) if classes else None, "data_dir": data_dir, "path": data_path}
+    try:
+        results = evaluate(kind, parse_models(models) if models else None, spec, out, options=options,
+                           backend=backend, n_jobs=jobs, scheduler=scheduler, ray_address=ray_address, quiet=quiet)
+    except KeyboardInterrupt:
+        click.echo(f"\ninterrupted; the finished units are kept: rerun the same command to resume into {out}.",
+                   err=True)
+        sys.exit(130)
+    except (ValueError, FileNotFoundError) as err:
+        raise click.ClickException(str(err))
+    click.echo(open(os.path.join(out, "report.md")).read())
+    return results
+
+
+@eval_group.command(name="accuracy")
+@_eval_models
+@_eval_common
+def eval_accuracy(models, data, classes, data_dir, data_path, out, seed, backend, jobs, scheduler, ray_address, quiet):
+    """Clean train/test accuracy, training time and prediction throughput (paper Table 1)."""
+    _run_eval("accuracy", models, {"seed": seed}, data, classes, data_dir, data_path, out, backend, jobs, scheduler,
+              ray_address, quiet)
+
+
+@eval_group.command(name="distortion")
+@_eval_models
+@_eval_attack
+@_eval_common
+def eval_distortion(models, method, n_points, runs, norm, iters, init_size, theta, max_queries, start, chunk,
+                    batch_size, data, classes, data_dir, data_path, out, seed, backend, jobs, scheduler, ray_address,
+                    quiet):
+    """Minimum adversarial distortion per model, with confidence intervals, paired tests and the
+    cross-model transfer matrix (paper Tables 2 to 4, 8)."""
+    options = _attack_options(method, norm, iters, init_size, theta, max_queries, n_points, runs, start, chunk,
+                              batch_size, seed)
+    _run_eval("distortion", models, options, data, classes, data_dir, data_path, out, backend, jobs, scheduler,
+              ray_address, quiet)
+
+
+@eval_group.command(name="transfer")
+@_eval_models
+@_eval_attack
+@click.option("--members", default=None, help="Comma-separated member indices to attack (default: all).")
+@_eval_common
+def eval_transfer(models, method, n_points, runs, norm, iters, init_size, theta, max_queries, start, chunk, batch_size,
+                  members, data, classes, data_dir, data_path, out, seed, backend, jobs, scheduler, ray_address, quiet):
+    """Transfer probability inside each ensemble: attack each member alone, count the others it
+    fools (paper Table 6)."""
+    if runs != 1 or start != "uniform":
+        raise click.UsageError("transfer attacks each member once from uniform noise; drop --runs/--start.")
+    options = _attack_options(method, norm, iters, init_size, theta, max_queries, n_points, runs, start, chunk,
+                              batch_size, seed)
+    options["members"] = _int_list(members, "--members")
+    _run_eval("transfer", models, options, data, classes, data_dir, data_path, out, backend, jobs, scheduler,
+              ray_address, quiet)
+
+
+@eval_group.command(name="size")
+@_eval_models
+@_eval_attack
+@click.option("--sizes", default="1,5,10,25,50,100", show_default=True,
+              help="Comma-separated ensemble sizes k (the first k members); sizes above a model's are skipped.")
+@_eval_common
+def eval_size(models, method, n_points, runs, norm, iters, init_size, theta, max_queries, start, chunk, batch_size,
+              sizes, data, classes, data_dir, data_path, out, seed, backend, jobs, scheduler, ray_address, quiet):
+    """Minimum distortion of the ensembles of the first k members, for k in --sizes (paper Figure 1)."""
+    options = _attack_options(method, norm, iters, init_size, theta, max_queries, n_points, runs, start, chunk,
+                              batch_size, seed)
+    options["sizes"] = _int_list(sizes, "--sizes")
+    _run_eval("size", models, options, data, classes, data_dir, data_path, out, backend, jobs, scheduler, ray_address,
+              quiet)
+
+
+@eval_group.command(name="width")
+@click.option("--hidden", default="4,16,20,32,64", show_default=True, help="Comma-separated hidden widths to train.")
+@click.option("--loss", type=click.Choice(["01", "ce"]), default="01", show_default=True)
+@click.option("--votes", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option("--train-iters", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="SCD iterations per vote.")
+@click.option("--train-jobs", type=int, default=-1, show_default=True,
+              help="Worker processes training vote groups (under --backend dask|ray they go to the cluster).")
+@_eval_attack
+@_eval_common
+def eval_width(hidden, loss, votes, train_iters, train_jobs, method, n_points, runs, norm, iters, init_size, theta,
+               max_queries, start, chunk, batch_size, data, classes, data_dir, data_path, out, seed, backend, jobs,
+               scheduler, ray_address, quiet):
+    """Train SCD ensembles of several hidden widths into RUN_DIR/models, then measure their minimum
+    distortion (paper Table 5)."""
+    options = _attack_options(method, norm, iters, init_size, theta, max_queries, n_points, runs, start, chunk,
+                              batch_size, seed)
+    options["width"] = {"hidden": _int_list(hidden, "--hidden"), "loss": loss, "votes": votes, "iters": train_iters,
+                        "jobs": train_jobs}
+    _run_eval("width", (), options, data, classes, data_dir, data_path, out, backend, jobs, scheduler, ray_address,
+              quiet)
+
+
+@eval_group.command(name="substitute")
+@_eval_models
+@click.option("--n", "n_points", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="Test points attacked (drawn among those every model classifies correctly).")
+@click.option("--eps", default="0,0.015625,0.03125,0.0625,0.125,0.25", show_default=True,
+              help="Comma-separated L-inf budgets.")
+@click.option("--seeds", default="2019,2393,92382", show_default=True,
+              help="Substitute seeds (one substitute per seed; the curve is their mean).")
+@click.option("--seed-size", type=click.IntRange(min=2), default=200, show_default=True,
+              help="Other test points whose labels seed the substitute.")
+@click.option("--rounds", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Jacobian-augmentation rounds.")
+@click.option("--epochs", type=click.IntRange(min=1), default=20, show_default=True, help="Epochs per round.")
+@_eval_common
+def eval_substitute(models, n_points, eps, seeds, seed_size, rounds, epochs, data, classes, data_dir, data_path, out,
+                    seed, backend, jobs, scheduler, ray_address, quiet):
+    """Substitute-model transfer curve with the Gaussian-noise control (paper Figure 2)."""
+    try:
+        budgets = [float(e) for e in eps.split(",")]
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated numbers, got {eps!r}", param_hint="--eps")
+    options = {"n": n_points, "seed": seed, "substitute": {"eps": budgets, "seeds": _int_list(seeds, "--seeds"),
+                                                           "seed_size": seed_size, "rounds": rounds, "epochs": epochs}}
+    _run_eval("substitute", models, options, data, classes, data_dir, data_path, out, backend, jobs, scheduler,
+              ray_address, quiet)
+
+
+@eval_group.command(name="report")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+def eval_report(run_dir):
+    """Rebuild results.json, report.md and the plots of RUN_DIR from its records."""
+    from eval.runstore import RunStore
+    from eval.suite import finish
+
+    try:
+        finish(RunStore(run_dir))
+    except (ValueError, FileNotFoundError) as err:
+        raise click.ClickException(str(err))
+    click.echo(open(os.path.join(run_dir, "report.md")).read())
+
+
+@eval_group.command(name="timeseries")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--sample", "sample_id", type=int, required=True, help="Test index of an attacked point.")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False), default=None,
+              help="PNG to write (default: RUN_DIR/examples_<sample>.png).")
+def eval_timeseries(run_dir, sample_id, out_path):
+    """Plot a test input and its closest adversarial versions against each model of a distortion
+    run (paper Figure 3): curves for 1-D data such as ECG, images for image data."""
+    from eval.report import plot_examples
+    from eval.suite import examples
+
+    try:
+        original, adversarial, ds = examples(run_dir, sample_id)
+        path = plot_examples(original, adversarial, out_path or os.path.join(run_dir, f"examples_{sample_id}.png"),
+                             input_shape=ds.input_shape, title=f"{ds.name} test point {sample_id}")
+    except (ValueError, FileNotFoundError) as err:
+        raise click.ClickException(str(err))
+    click.echo(f"written to {path}")
+
+
+def _int_list(text, hint):
+    if text is None:
+        return None
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers, got {text!r}", param_hint=hint)
+    if any(v < 0 for v in values):
+        raise click.BadParameter(f"expected integers >= 0, got {text!r}", param_hint=hint)
+    return values
+
 if __name__ == "__main__":
     main()

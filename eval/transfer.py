@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["TransferResult", "member_predictions", "within_ensemble_transfer"]
+__all__ = ["TransferResult", "combine_transfer", "member_predictions", "transfer_from_member",
+           "within_ensemble_transfer"]
 
 
 def member_predictions(model: Any, x: np.ndarray) -> np.ndarray:
@@ -83,20 +84,45 @@ def within_ensemble_transfer(model: Any, x: np.ndarray, y: np.ndarray, attack: A
     success = np.zeros((n, M), bool)
     clean = member_predictions(model, x)
     for i in chosen:
-        rows = np.flatnonzero(clean[:, i] == y)
-        if not len(rows):
-            continue
-        attacked[rows, i] = True
-        result = attack(model.member(int(i)), x[rows], y[rows], bounds=bounds, seed=seed, max_queries=max_queries,
-                        sample_ids=ids[rows])
-        ok = rows[result.success]
-        success[ok, i] = True
-        if not len(ok):
-            continue
+        part = transfer_from_member(model, int(i), x, y, attack, bounds=bounds, seed=seed, max_queries=max_queries,
+                                    sample_ids=ids, clean=clean)
+        attacked[:, i], success[:, i], fooled[:, i], l2[:, i] = (part[k] for k in ("attacked", "success", "fooled",
+                                                                                    "l2"))
+    return combine_transfer(fooled, attacked, success, l2, M)
+
+
+def transfer_from_member(model: Any, member: int, x: np.ndarray, y: np.ndarray, attack: Any, *,
+                         bounds: tuple[Any, Any] = (0.0, 1.0), seed: int = 0, max_queries: int | None = None,
+                         sample_ids: np.ndarray | None = None, clean: np.ndarray | None = None,
+                         **attack_options: Any) -> dict[str, np.ndarray]:
+    """Attack member ``member`` alone on the rows it classifies correctly and count, per row,
+    the other members its example fools: ``attacked``, ``success`` (bool), ``fooled`` and
+    ``l2`` (NaN where not attacked or failed), one entry per row of ``x``.  ``clean`` are the
+    members' labels of ``x`` when the caller has them (:func:`member_predictions`)."""
+    clean = member_predictions(model, x) if clean is None else clean
+    ids = np.arange(len(x)) if sample_ids is None else np.asarray(sample_ids)
+    n = len(x)
+    out = {"attacked": clean[:, member] == y, "success": np.zeros(n, bool), "fooled": np.full(n, np.nan),
+           "l2": np.full(n, np.nan)}
+    rows = np.flatnonzero(out["attacked"])
+    if not len(rows):
+        return out
+    result = attack(model.member(member), x[rows], y[rows], bounds=bounds, seed=seed, max_queries=max_queries,
+                    sample_ids=ids[rows], **attack_options)
+    ok = rows[result.success]
+    out["success"][ok] = True
+    if len(ok):
         others = member_predictions(model, result.x_adv[result.success]) != y[ok][:, None]
-        others[:, i] = False
-        fooled[ok, i] = others.sum(axis=1)
-        l2[ok, i] = result.l2[result.success]
+        others[:, member] = False
+        out["fooled"][ok] = others.sum(axis=1)
+        out["l2"][ok] = result.l2[result.success]
+    return out
+
+
+def combine_transfer(fooled: np.ndarray, attacked: np.ndarray, success: np.ndarray, l2: np.ndarray,
+                     n_members: int) -> TransferResult:
+    """The :class:`TransferResult` of per-(image, member) parts ``(n_images, n_members)``."""
+    M = n_members
     counted = success.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         probability = np.where(counted > 0, np.nansum(fooled, axis=1) / (counted * (M - 1)), np.nan)

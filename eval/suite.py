@@ -1,0 +1,428 @@
+"""The paper's measurements as resumable, distributable runs: the computation behind ``scd eval``.
+
+Every measurement is planned as independent work units (:mod:`eval.units`), which go through
+joblib (:mod:`eval.backends`: loky, dask or ray) and are persisted one by one in a run
+directory (:class:`eval.runstore.RunStore`).  A restarted run skips the units already done;
+since every attack seeds each sample by its dataset index, the records do not depend on the
+backend, the number of workers or the interruptions.  When all units are done the records
+are summarised into ``results.json`` and rendered (:mod:`eval.report`).
+
+Measurements (``kind``):
+
+* ``accuracy``: clean train/test accuracy, training time and prediction throughput (Table 1);
+* ``distortion``: minimum adversarial distortion with HopSkipJump, Boundary or RayS over
+  ``runs`` seeds per image, on ``n`` test images that every model classifies correctly, with
+  bootstrap confidence intervals, paired tests and the cross-model transfer matrix of the
+  closest examples (Tables 2 to 5, 8);
+* ``transfer``: transfer probability inside each ensemble (Table 6);
+* ``size``: minimum distortion of the ensembles of the first ``k`` members (Figure 1);
+* ``width``: train SCD01 ensembles of several hidden widths, then ``distortion`` (Table 5);
+* ``substitute``: the substitute-model curve with its Gaussian-noise control (Figure 2).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from .runstore import RunStore
+from .units import load_cached, load_data, run_unit
+
+__all__ = ["KINDS", "evaluate", "examples", "finish", "parse_models", "summarize"]
+
+KINDS = ("accuracy", "distortion", "transfer", "size", "width", "substitute")
+_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+_ATTACK_KEYS = ("method", "norm", "iters", "init_size", "theta", "max_queries")
+
+
+def parse_models(specs: Sequence[str]) -> dict[str, str]:
+    """``NAME=PATH`` (or ``PATH``, named by its file stem) for each model, in order."""
+    models: dict[str, str] = {}
+    for spec in specs:
+        name, sep, path = spec.partition("=")
+        if not sep:
+            name, path = Path(spec).stem, spec
+        if not _NAME.match(name):
+            raise ValueError(f"model name {name!r} must be letters, digits, _ and - only (NAME=PATH).")
+        if name in models:
+            raise ValueError(f"model name {name!r} is given twice.")
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"model file not found: {path!r}")
+        models[name] = path
+    return models
+
+
+def _sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
+def _common_points(models: dict[str, Any], x: np.ndarray, y: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """``n`` test indices (sorted) drawn with ``seed`` among those every model classifies correctly."""
+    correct = np.ones(len(x), bool)
+    for model in models.values():
+        correct &= np.asarray(model.predict(x)) == y
+    pool = np.flatnonzero(correct)
+    if len(pool) < n:
+        raise ValueError(f"only {len(pool)} test points are classified correctly by every model; asked for {n}.")
+    return np.sort(np.random.default_rng([int(seed), 11]).choice(pool, n, replace=False))
+
+
+def _chunks(ids: np.ndarray, size: int) -> list[np.ndarray]:
+    return [ids[i:i + size] for i in range(0, len(ids), size)]
+
+
+def _build_config(kind: str, models: dict[str, str], data: dict[str, Any], options: dict[str, Any]) -> dict:
+    config = {"kind": kind, "data": data, **options}
+    config["models"] = {name: {"path": os.path.abspath(p), "sha256": _sha256(p)} for name, p in models.items()}
+    return config
+
+
+def _plan(config: dict[str, Any], models: dict[str, Any], ds: Any) -> list[dict[str, Any]]:
+    """The work units of a run (deterministic in the config)."""
+    kind = config["kind"]
+    paths = {name: m["path"] for name, m in config["models"].items()}
+    if kind == "accuracy":
+        return [{"key": name, "kind": "accuracy", "model": name, "model_path": path, "ids": [], "data": config["data"]}
+                for name, path in paths.items()]
+    ids = np.asarray(config["points"], np.int64)
+    x, y = ds.x_test, ds.y_test
+    attack = config.get("attack")
+    starts = None
+    if config.get("start") == "nearest":
+        from attacks.base import nearest_other_class
+
+        starts = dict(zip(ids.tolist(), nearest_other_class(x[ids], ds.x_train, y[ids], ds.y_train)))
+    base = {"attack": attack, "batch_size": config.get("batch_size")}
+    units = []
+    for name, path in paths.items():
+        common = dict(base, model=name, model_path=path)
+        if kind == "substitute":
+            s = config["substitute"]
+            seed_ids = np.asarray(config["seed_points"], np.int64)
+            for seed in s["seeds"]:
+                units.append(dict(common, key=f"{name}.s{seed}", kind="substitute", seed=int(seed), ids=ids,
+                                  x=x[ids], y=y[ids], x_seed=x[seed_ids], substitute=s))
+            continue
+        for c, chunk in enumerate(_chunks(ids, int(config["chunk"]))):
+            rows = dict(common, ids=chunk, x=x[chunk], y=y[chunk],
+                        starts=None if starts is None else np.stack([starts[int(i)] for i in chunk]))
+            if kind in ("distortion", "width"):
+                for r in range(int(config["runs"])):
+                    units.append(dict(rows, key=f"{name}.r{r}.c{c}", kind="attack", run=r,
+                                      seed=int(config["seed"]) + r, keep_examples=True))
+            elif kind == "size":
+                for k in config["sizes"]:
+                    if k > models[name].n_votes:
+                        continue
+                    for r in range(int(config["runs"])):
+                        units.append(dict(rows, key=f"{name}.k{k}.r{r}.c{c}", kind="attack", subset=int(k), run=r,
+                                          seed=int(config["seed"]) + r))
+            elif kind == "transfer":
+                members = config.get("members") or list(range(int(models[name].n_votes)))
+                for i in members:
+                    if i >= models[name].n_votes:
+                        continue
+                    units.append(dict(rows, key=f"{name}.m{i}.c{c}", kind="transfer", member=int(i),
+                                      seed=int(config["seed"]), starts=None))
+    return units
+
+
+def _train_widths(config: dict[str, Any], ds: Any, run_dir: Path, quiet: bool) -> dict[str, str]:
+    """Train (or reuse) one SCD ensemble per hidden width of a ``width`` run, in
+    ``RUN_DIR/models``; the training settings are kept there, and other settings are refused."""
+    import json
+
+    from scd import SCDClassifier
+
+    from .io import atomic_write_bytes
+
+    w = config["width"]
+    settings = {"width": w, "data": config["data"], "seed": config["seed"]}
+    folder = run_dir / "models"
+    recorded = folder / "settings.json"
+    if recorded.exists():
+        if json.loads(recorded.read_text()) != json.loads(json.dumps(settings)):
+            raise ValueError(f"{os.fspath(folder)!r} holds models trained with other settings; use another --out.")
+    else:
+        atomic_write_bytes(recorded, json.dumps(settings, indent=1, sort_keys=True).encode())
+    paths = {}
+    for H in w["hidden"]:
+        path = folder / f"h{H}.scd"
+        if not path.exists():
+            model = SCDClassifier(loss=w["loss"], hidden_nodes=int(H), n_votes=int(w["votes"]),
+                                  n_iters=int(w["iters"]), random_state=int(config["seed"]),
+                                  n_jobs=w.get("jobs"), checkpoint=str(path) + ".ckpt", verbose=0 if quiet else 1)
+            model.fit(ds.x_train, ds.y_train, resume=os.path.exists(str(path) + ".ckpt"))
+            model.save(path)
+            Path(str(path) + ".ckpt").unlink(missing_ok=True)
+        paths[f"h{H}"] = str(path)
+    return paths
+
+
+def evaluate(kind: str, models: dict[str, str] | None, data: dict[str, Any], out: str | os.PathLike, *,
+             options: dict[str, Any] | None = None, backend: str = "loky", n_jobs: int | None = None,
+             scheduler: str | None = None, ray_address: str | None = None, quiet: bool = False,
+             on_record: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Run (or resume) one measurement into ``out`` and return its summary (``results.json``).
+
+    ``models`` maps names to saved model files (not for ``width``, which trains its own);
+    ``data`` names the dataset (``name``, ``classes``, ``data_dir``, ``path``); ``options``
+    are the measurement's settings (see ``scd eval KIND --help``).  ``on_record`` sees each
+    record as it is persisted.
+    """
+    from .backends import map_unordered, parallel_backend
+
+    if kind not in KINDS:
+        raise ValueError(f"unknown evaluation {kind!r}; choose from {KINDS}.")
+    options = dict(options or {})
+    run_dir = Path(out)
+    ds = load_data(data)
+    with parallel_backend(backend, n_jobs=n_jobs, scheduler=scheduler, ray_address=ray_address) as jobs:
+        if kind == "width":
+            models = _train_widths({"data": data, **options}, ds, run_dir, quiet)
+        if not models:
+            raise ValueError("give at least one model (--model NAME=PATH).")
+        loaded = {name: load_cached(path) for name, path in models.items()}
+        for name, model in loaded.items():
+            if model.n_features_in_ != ds.x_test.shape[1]:
+                raise ValueError(f"model {name!r} takes {model.n_features_in_} features, but {ds.name} has "
+                                 f"{ds.x_test.shape[1]}.")
+        if kind in ("transfer", "size"):
+            for name, model in loaded.items():
+                if getattr(model, "n_votes", 1) < 2:
+                    raise ValueError(f"model {name!r} has one member; {kind} needs ensembles.")
+        config = _build_config(kind, models, data, options)
+        if kind != "accuracy":
+            config["points"] = _common_points(loaded, ds.x_test, ds.y_test, int(options["n"]),
+                                              int(options.get("seed", 0))).tolist()
+        if kind == "substitute":
+            rest = np.setdiff1d(np.arange(len(ds.x_test)), config["points"])
+            size = int(options["substitute"]["seed_size"])
+            config["seed_points"] = np.sort(np.random.default_rng([int(options.get("seed", 0)), 7])
+                                            .permutation(rest)[:size]).tolist()
+        store = RunStore(run_dir, config)
+        units = _plan(config, loaded, ds)
+        pending = [u for u in units if not store.done(u["key"])]
+        from tqdm.auto import tqdm
+
+        with tqdm(total=len(units), initial=len(units) - len(pending), desc=f"eval {kind}", unit="unit",
+                  disable=quiet) as bar:
+            for _, (record, arrays) in map_unordered(run_unit, pending, n_jobs=jobs):
+                store.add(record, arrays)
+                bar.update(1)
+                if on_record is not None:
+                    on_record(record)
+    return finish(store, models=loaded, ds=ds)
+
+
+def finish(store: RunStore, models: dict[str, Any] | None = None, ds: Any = None) -> dict[str, Any]:
+    """Summarise the records of a run into ``results.json`` and render its report."""
+    from .report import render
+
+    results = summarize(store, models=models, ds=ds)
+    store.write_json("results.json", results)
+    render(results, store.dir)
+    return results
+
+
+# --------------------------------------------------------------------------- summaries
+def _distance_name(config: dict[str, Any]) -> str:
+    from eval.attack_run import build_attack
+
+    a = config["attack"]
+    norm = build_attack(a["method"], a.get("norm"), a.get("iters"), a.get("init_size"), a.get("theta"),
+                        a.get("max_queries")).norm
+    return {1.0: "l1", 2.0: "l2"}.get(norm, "linf")
+
+
+def _per_sample_min(records: list[dict[str, Any]], points: list[int], dist: str) -> tuple[np.ndarray, dict]:
+    """Per point, the smallest successful distance over runs (NaN if every run failed), the
+    run it came from, and query/time totals."""
+    pos = {p: i for i, p in enumerate(points)}
+    best = np.full(len(points), np.inf)
+    best_key: list[tuple[str, int] | None] = [None] * len(points)
+    queries, seconds, misclassified = [], 0.0, np.zeros(len(points), bool)
+    for rec in records:
+        seconds += rec["seconds"]
+        for j, sid in enumerate(rec["sample_ids"]):
+            i = pos[sid]
+            if rec.get("already_adversarial", [False] * len(rec["sample_ids"]))[j]:
+                misclassified[i] = True
+                continue
+            queries.append(rec["queries"][j])
+            d = rec[dist][j]
+            if rec["success"][j] and d is not None and d < best[i]:
+                best[i], best_key[i] = d, (rec["key"], j)
+    best[~np.isfinite(best)] = np.nan
+    best[misclassified] = np.nan
+    return best, {"keys": best_key, "median_queries": float(np.median(queries)) if queries else None,
+                  "seconds": seconds, "misclassified": int(misclassified.sum())}
+
+
+def _by_model(store: RunStore) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for rec in store.records.values():
+        out.setdefault(rec["model"], []).append(rec)
+    return out
+
+
+def summarize(store: RunStore, models: dict[str, Any] | None = None, ds: Any = None) -> dict[str, Any]:
+    """The JSON summary of a run's records (``results.json``).  ``models``/``ds`` are loaded
+    from the config when a summary needs them (the cross-model transfer matrix)."""
+    from importlib.metadata import version
+
+    from .stats import paired_test, summarize_distances
+
+    config = store.config
+    kind = config["kind"]
+    names = list(config["models"])
+    records = _by_model(store)
+    results: dict[str, Any] = {"kind": kind, "config": config, "package_version": version("scd"),
+                               "date": time.strftime("%Y-%m-%d %H:%M:%S"), "models": {}}
+    seed = int(config.get("seed", 0))
+    if kind == "accuracy":
+        for name in names:
+            if name in records:
+                results["models"][name] = {k: v for k, v in records[name][0].items()
+                                           if k not in ("key", "kind", "model", "sample_ids")}
+        return results
+    points = config["points"]
+    if kind in ("distortion", "width"):
+        dist = _distance_name(config)
+        results["distance"] = dist
+        mins = {}
+        for name in names:
+            best, info = _per_sample_min(records.get(name, []), points, dist)
+            mins[name] = best
+            results["models"][name] = {**summarize_distances(best, seed=seed), "per_sample": _nan_none(best),
+                                       "median_queries": info["median_queries"], "seconds": info["seconds"],
+                                       "runs_done": len({r["run"] for r in records.get(name, [])})}
+            results["models"][name]["best"] = info["keys"]
+        results["paired_tests"] = [{"a": a, "b": b, **paired_test(mins[a], mins[b])}
+                                   for i, a in enumerate(names) for b in names[i + 1:]]
+        results["transfer_matrix"] = _transfer_matrix(store, results, names, models, ds)
+    elif kind == "size":
+        dist = _distance_name(config)
+        results["distance"] = dist
+        for name in names:
+            rows = []
+            for k in config["sizes"]:
+                recs = [r for r in records.get(name, []) if r.get("subset") == k]
+                if not recs:
+                    continue
+                best, info = _per_sample_min(recs, points, dist)
+                rows.append({"k": int(k), **summarize_distances(best, seed=seed), "per_sample": _nan_none(best),
+                             "misclassified": info["misclassified"], "median_queries": info["median_queries"],
+                             "seconds": info["seconds"]})
+            results["models"][name] = {"sizes": rows}
+    elif kind == "transfer":
+        from .transfer import combine_transfer
+
+        pos = {p: i for i, p in enumerate(points)}
+        for name in names:
+            recs = records.get(name, [])
+            if not recs:
+                continue
+            M = recs[0]["n_members"]
+            shape = (len(points), M)
+            fooled, l2 = np.full(shape, np.nan), np.full(shape, np.nan)
+            attacked, success = np.zeros(shape, bool), np.zeros(shape, bool)
+            for rec in recs:
+                rows = [pos[s] for s in rec["sample_ids"]]
+                m = rec["member"]
+                attacked[rows, m], success[rows, m] = rec["attacked"], rec["success"]
+                fooled[rows, m] = np.array(rec["fooled"], dtype=np.float64)
+                l2[rows, m] = np.array(rec["l2"], dtype=np.float64)
+            tr = combine_transfer(fooled, attacked, success, l2, M)
+            results["models"][name] = {"mean_probability": _none(tr.mean_probability),
+                                       "probability": _nan_none(tr.probability),
+                                       "members_attacked": int(attacked.any(axis=0).sum()), "n_members": M,
+                                       "member_success_rate": _none(success.sum() / max(1, attacked.sum())),
+                                       "median_member_l2": _none(np.nanmedian(l2)) if np.isfinite(l2).any() else None,
+                                       "seconds": float(sum(r["seconds"] for r in recs))}
+    elif kind == "substitute":
+        for name in names:
+            recs = sorted(records.get(name, []), key=lambda r: r["seed"])
+            if not recs:
+                continue
+            mean = lambda k: np.mean([r[k] for r in recs], axis=0).tolist()  # noqa: E731
+            results["models"][name] = {"eps": recs[0]["eps"], "adversarial_accuracy": mean("adversarial_accuracy"),
+                                       "noise_accuracy": mean("noise_accuracy"),
+                                       "substitute_accuracy": mean("substitute_accuracy"),
+                                       "clean_accuracy": float(np.mean([r["clean_accuracy"] for r in recs])),
+                                       "agreement": float(np.mean([r["agreement"] for r in recs])),
+                                       "queries": float(np.mean([r["queries"] for r in recs])),
+                                       "seeds": [r["seed"] for r in recs],
+                                       "seconds": float(sum(r["seconds"] for r in recs))}
+    return results
+
+
+def _transfer_matrix(store: RunStore, results: dict[str, Any], names: list[str], models: dict[str, Any] | None,
+                     ds: Any) -> dict[str, Any] | None:
+    """For each source model's closest adversarial examples, the fraction that every other
+    model also misclassifies (rows: source, columns: target)."""
+    if len(names) < 2:
+        return None
+    paths = {name: m["path"] for name, m in store.config["models"].items()}
+    if models is None:
+        if not all(os.path.isfile(p) for p in paths.values()):
+            return None  # rebuilt without the model files: leave the matrix out
+        models = {name: load_cached(p) for name, p in paths.items()}
+    if ds is None:
+        ds = load_data(store.config["data"])
+    points = store.config["points"]
+    matrix: dict[str, dict[str, float | None]] = {}
+    for src in names:
+        keys = [k for k in results["models"][src]["best"] if k is not None]
+        if not keys:
+            matrix[src] = {dst: None for dst in names}
+            continue
+        x_adv = np.stack([store.arrays(key)["x_adv"][j] for key, j in keys])
+        sid = np.array([store.records[key]["sample_ids"][j] for key, j in keys])
+        y = ds.y_test[sid]
+        matrix[src] = {dst: float(np.mean(np.asarray(models[dst].predict(x_adv)) != y)) for dst in names}
+    return {"sources": names, "fooled_fraction": matrix, "n_points": len(points)}
+
+
+def examples(run_dir: str | os.PathLike, sample_id: int) -> tuple[np.ndarray, dict[str, np.ndarray], Any]:
+    """The original test input ``sample_id`` of a distortion run and each model's closest
+    adversarial version of it (models whose attacks all failed are left out), and the dataset."""
+    import json
+
+    store = RunStore(run_dir)
+    if store.config["kind"] not in ("distortion", "width"):
+        raise ValueError(f"examples come from distortion or width runs, not {store.config['kind']!r}.")
+    path = store.dir / "results.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{os.fspath(path)!r} not found: finish the run (or run scd eval report) first.")
+    results = json.loads(path.read_text())
+    points = store.config["points"]
+    if sample_id not in points:
+        raise ValueError(f"test point {sample_id} was not attacked in this run; choose from {points}.")
+    i = points.index(sample_id)
+    ds = load_data(store.config["data"])
+    adversarial = {}
+    for name, m in results["models"].items():
+        if m["best"][i] is not None:
+            key, j = m["best"][i]
+            adversarial[name] = store.arrays(key)["x_adv"][j]
+    return ds.x_test[sample_id], adversarial, ds
+
+
+def _none(value: Any) -> float | None:
+    value = float(value)
+    return value if np.isfinite(value) else None
+
+
+def _nan_none(values: np.ndarray) -> list:
+    return [None if not np.isfinite(v) else float(v) for v in np.asarray(values, np.float64)]
