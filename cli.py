@@ -63,9 +63,13 @@ _SCD_VARIANTS = {("01", False): "SCD01", ("ce", False): "SCDCE", ("01", True): "
               help="CPU worker processes training vote groups (-1: one per core; scd, mlp, rf).")
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Save the model here (.scd).")
 @click.option("--resume", is_flag=True, help="SCD: continue from the checkpoint of an interrupted run with the same --out.")
+@click.option("--backend", type=click.Choice(["loky", "dask", "ray"]), default="loky", show_default=True,
+              help="Where the CPU workers of --jobs run (scd, mlp, rf): local processes, a dask cluster or ray.")
+@click.option("--scheduler", default=None, help="dask: address of an existing scheduler (default: a local cluster).")
+@click.option("--ray-address", default=None, help="ray: address of an existing cluster (default: a local one).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train(kind, loss, binary_weights, votes, hidden, iters, epochs, nrows, updated_features, data, classes,
-          data_dir, data_path, device, seed, jobs, out, resume, quiet):
+          data_dir, data_path, device, seed, jobs, out, resume, backend, scheduler, ray_address, quiet):
     """Train an SCD ensemble or a baseline and print its train/test accuracy and training time."""
     if resume and (out is None or kind != "scd"):
         raise click.UsageError("--resume needs --out and --model scd (the checkpoint is OUT.ckpt).")
@@ -78,8 +82,12 @@ def train(kind, loss, binary_weights, votes, hidden, iters, epochs, nrows, updat
     size = f"{model.n_votes} members" + (f" x {model.n_iters} iterations" if kind == "scd" else "")
     click.echo(f"{name}: {size}, on {ds.name} {ds.classes} ({len(ds.x_train)} train / {len(ds.x_test)} test, "
                f"{ds.x_train.shape[1]} features)", err=True)
+    from eval.backends import parallel_backend
+
     try:
-        model.fit(ds.x_train, ds.y_train, **({"resume": resume} if kind == "scd" else {}))
+        with parallel_backend(backend, n_jobs=None if jobs == -1 else jobs, scheduler=scheduler,
+                              ray_address=ray_address):
+            model.fit(ds.x_train, ds.y_train, **({"resume": resume} if kind == "scd" else {}))
     except KeyboardInterrupt:
         hint = f" Resume with: --out {out} --resume" if checkpoint else ""
         click.echo(f"\ninterrupted.{hint}", err=True)

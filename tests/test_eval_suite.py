@@ -240,3 +240,16 @@ def test_cli_bad_input_is_a_clear_error(models, tmp_path):
     assert result.exit_code != 0 and "classified correctly by every model" in result.output
     result = runner.invoke(main, ["eval", "report", str(tmp_path)])
     assert result.exit_code != 0 and "no config.json" in result.output
+
+
+def test_training_vote_groups_on_dask_equals_local_training(tmp_path):
+    pytest.importorskip("distributed")
+    ds = load_dataset("digits")
+    local = scd.SCD01(n_votes=4, n_iters=30, group_size=1, random_state=3, n_jobs=1).fit(ds.x_train, ds.y_train)
+    out = tmp_path / "dask.scd"
+    result = CliRunner().invoke(main, ["train", "--votes", "4", "--iters", "30", "--seed", "3", "--jobs", "2",
+                                       "--backend", "dask", "--quiet", "--out", str(out)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    on_dask = scd.load(str(out))
+    np.testing.assert_array_equal(on_dask.W1_, local.W1_)
+    np.testing.assert_array_equal(on_dask.predict(ds.x_test), local.predict(ds.x_test))

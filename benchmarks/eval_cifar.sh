@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The paper's measurements on CIFAR-10 0 vs 1 (or MNIST with DATA=mnist) with settings that fit
+# a 2-core CPU in about an hour: smaller ensembles than the paper's 100 members, HopSkipJump with
+# one run per image. Models go to $RUNS/models (trained once; rerunning skips what exists), each
+# measurement to its own resumable run directory; docs/results.md quotes the reports.
+#
+#   bash benchmarks/eval_cifar.sh            # CIFAR-10 0 vs 1 from ../shared/data
+#   DATA=mnist CLASSES="3 5" bash benchmarks/eval_cifar.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SCD=${SCD:-.venv/bin/scd}
+DATA=${DATA:-cifar10}
+CLASSES=${CLASSES:-"0 1"}
+DATA_DIR=${DATA_DIR:-../shared/data}
+RUNS=${RUNS:-runs/$DATA}
+VOTES=${VOTES:-20}          # SCD01, SCDCE and MLP members (paper: 100)
+BNN_VOTES=${BNN_VOTES:-8}   # SCDCEBNN votes (paper: 100) ...
+BNN_ITERS=${BNN_ITERS:-2500} # ... of this many iterations (paper: 10,000)
+N=${N:-10}                  # test images attacked (paper: 10)
+ITERS=${ITERS:-100}         # HopSkipJump iterations (paper: 100)
+DATA_ARGS=(--data "$DATA" --classes $CLASSES --data-dir "$DATA_DIR")
+M=$RUNS/models
+mkdir -p "$M"
+
+train() {  # train OUT ARGS...: skip a model that is already there
+  local out=$1; shift
+  [ -f "$out" ] || "$SCD" train "$@" "${DATA_ARGS[@]}" --quiet --out "$out"
+}
+train "$M/scd01.scd"    --loss 01 --votes "$VOTES"
+train "$M/scdce.scd"    --loss ce --votes "$VOTES"
+train "$M/scdcebnn.scd" --loss ce --binary-weights --votes "$BNN_VOTES" --iters "$BNN_ITERS"
+train "$M/mlp.model"    --model mlp --votes "$VOTES"
+train "$M/bnn.model"    --model bnn --votes 10
+train "$M/rf.model"     --model rf --votes 100
+train "$M/lenet.model"  --model cnn --votes 5
+
+ALL=(--model scd01="$M/scd01.scd" --model scdce="$M/scdce.scd" --model scdcebnn="$M/scdcebnn.scd"
+     --model mlp="$M/mlp.model" --model bnn="$M/bnn.model" --model rf="$M/rf.model" --model lenet="$M/lenet.model")
+E=("${DATA_ARGS[@]}" --quiet)
+"$SCD" eval accuracy "${ALL[@]}" "${E[@]}" --out "$RUNS/accuracy" --backend sequential
+"$SCD" eval distortion "${ALL[@]}" "${E[@]}" --out "$RUNS/distortion" --n "$N" --iters "$ITERS" \
+  --init-size 1000 --start nearest --chunk 5
+"$SCD" eval transfer "${ALL[@]}" "${E[@]}" --out "$RUNS/transfer" --n 8 --iters 20 --init-size 1000 --chunk 8
+"$SCD" eval size --model scd01="$M/scd01.scd" --model mlp="$M/mlp.model" --model rf="$M/rf.model" "${E[@]}" \
+  --out "$RUNS/size" --sizes 1,2,5,10,20,50,100 --n 5 --iters 50 --init-size 1000 --start nearest --chunk 5
+"$SCD" eval substitute --model scd01="$M/scd01.scd" --model mlp="$M/mlp.model" "${E[@]}" --out "$RUNS/substitute" \
+  --n 500 --seeds 2019 --rounds 6 --epochs 10
