@@ -13,7 +13,8 @@ DATA=${DATA:-cifar10}
 CLASSES=${CLASSES:-"0 1"}
 DATA_DIR=${DATA_DIR:-../shared/data}
 RUNS=${RUNS:-runs/$DATA}
-VOTES=${VOTES:-20}          # SCD01, SCDCE and MLP members (paper: 100)
+VOTES=${VOTES:-20}          # SCD01 and MLP members (paper: 100)
+CE_VOTES=${CE_VOTES:-10}    # SCDCE votes (paper: 100)
 BNN_VOTES=${BNN_VOTES:-8}   # SCDCEBNN votes (paper: 100) ...
 BNN_ITERS=${BNN_ITERS:-2500} # ... of this many iterations (paper: 10,000)
 N=${N:-10}                  # test images attacked (paper: 10)
@@ -26,9 +27,12 @@ train() {  # train OUT ARGS...: skip a model that is already there
   local out=$1; shift
   [ -f "$out" ] || "$SCD" train "$@" "${DATA_ARGS[@]}" --quiet --out "$out"
 }
-train "$M/scd01.scd"    --loss 01 --votes "$VOTES"
-train "$M/scdce.scd"    --loss ce --votes "$VOTES"
-train "$M/scdcebnn.scd" --loss ce --binary-weights --votes "$BNN_VOTES" --iters "$BNN_ITERS"
+train_scd() {  # the same, continuing an interrupted SCD fit from its checkpoint
+  train "$@" --resume
+}
+train_scd "$M/scd01.scd"    --loss 01 --votes "$VOTES"
+train_scd "$M/scdce.scd"    --loss ce --votes "$CE_VOTES"
+train_scd "$M/scdcebnn.scd" --loss ce --binary-weights --votes "$BNN_VOTES" --iters "$BNN_ITERS"
 train "$M/mlp.model"    --model mlp --votes "$VOTES"
 train "$M/bnn.model"    --model bnn --votes 10
 train "$M/rf.model"     --model rf --votes 100

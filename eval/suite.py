@@ -32,7 +32,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .runstore import RunStore
-from .units import load_cached, load_data, run_unit
+from .units import json_floats, load_cached, load_data, run_unit
 
 __all__ = ["KINDS", "evaluate", "examples", "finish", "parse_models", "summarize"]
 
@@ -304,7 +304,7 @@ def summarize(store: RunStore, models: dict[str, Any] | None = None, ds: Any = N
         for name in names:
             best, info = _per_sample_min(records.get(name, []), points, dist)
             mins[name] = best
-            results["models"][name] = {**summarize_distances(best, seed=seed), "per_sample": _nan_none(best),
+            results["models"][name] = {**summarize_distances(best, seed=seed), "per_sample": json_floats(best),
                                        "median_queries": info["median_queries"], "seconds": info["seconds"],
                                        "runs_done": len({r["run"] for r in records.get(name, [])})}
             results["models"][name]["best"] = info["keys"]
@@ -321,7 +321,7 @@ def summarize(store: RunStore, models: dict[str, Any] | None = None, ds: Any = N
                 if not recs:
                     continue
                 best, info = _per_sample_min(recs, points, dist)
-                rows.append({"k": int(k), **summarize_distances(best, seed=seed), "per_sample": _nan_none(best),
+                rows.append({"k": int(k), **summarize_distances(best, seed=seed), "per_sample": json_floats(best),
                              "misclassified": info["misclassified"], "median_queries": info["median_queries"],
                              "seconds": info["seconds"]})
             results["models"][name] = {"sizes": rows}
@@ -345,7 +345,7 @@ def summarize(store: RunStore, models: dict[str, Any] | None = None, ds: Any = N
                 l2[rows, m] = np.array(rec["l2"], dtype=np.float64)
             tr = combine_transfer(fooled, attacked, success, l2, M)
             results["models"][name] = {"mean_probability": _none(tr.mean_probability),
-                                       "probability": _nan_none(tr.probability),
+                                       "probability": json_floats(tr.probability),
                                        "members_attacked": int(attacked.any(axis=0).sum()), "n_members": M,
                                        "member_success_rate": _none(success.sum() / max(1, attacked.sum())),
                                        "median_member_l2": _none(np.nanmedian(l2)) if np.isfinite(l2).any() else None,
@@ -422,7 +422,3 @@ def examples(run_dir: str | os.PathLike, sample_id: int) -> tuple[np.ndarray, di
 def _none(value: Any) -> float | None:
     value = float(value)
     return value if np.isfinite(value) else None
-
-
-def _nan_none(values: np.ndarray) -> list:
-    return [None if not np.isfinite(v) else float(v) for v in np.asarray(values, np.float64)]

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["load_cached", "load_data", "run_unit"]
+__all__ = ["json_floats", "load_cached", "load_data", "run_unit"]
 
 _DISTANCES = ("l0", "l1", "l2", "linf")
 
@@ -61,7 +61,8 @@ def _attack(spec: dict[str, Any]):
                         spec.get("theta"), spec.get("max_queries"))
 
 
-def _plain(values: np.ndarray) -> list:
+def json_floats(values: Any) -> list:
+    """Floats for JSON: None where a value is NaN or infinite (a failed attack)."""
     return [None if not np.isfinite(v) else float(v) for v in np.asarray(values, np.float64)]
 
 
@@ -105,7 +106,7 @@ def run_unit(unit: dict[str, Any]) -> tuple[dict[str, Any], dict[str, np.ndarray
             sample_ids=unit["ids"], starting_points=unit.get("starts"), batch_size=unit.get("batch_size"))
         record["success"] = result.success.tolist()
         for name in _DISTANCES:
-            record[name] = _plain(getattr(result, name))
+            record[name] = json_floats(getattr(result, name))
         record["already_adversarial"] = result.already_adversarial.tolist()
         record["queries"] = result.queries.tolist()
         record["calls"] = result.calls.tolist()
@@ -121,7 +122,7 @@ def run_unit(unit: dict[str, Any]) -> tuple[dict[str, Any], dict[str, np.ndarray
                                     max_queries=unit["attack"].get("max_queries"), sample_ids=unit["ids"],
                                     batch_size=unit.get("batch_size"))
         record.update(attacked=part["attacked"].tolist(), success=part["success"].tolist(),
-                      fooled=_plain(part["fooled"]), l2=_plain(part["l2"]), n_members=int(model.n_votes))
+                      fooled=json_floats(part["fooled"]), l2=json_floats(part["l2"]), n_members=int(model.n_votes))
     elif kind == "substitute":
         from attacks.substitute import substitute_attack
 

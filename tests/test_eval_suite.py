@@ -253,3 +253,18 @@ def test_training_vote_groups_on_dask_equals_local_training(tmp_path):
     on_dask = scd.load(str(out))
     np.testing.assert_array_equal(on_dask.W1_, local.W1_)
     np.testing.assert_array_equal(on_dask.predict(ds.x_test), local.predict(ds.x_test))
+
+
+def test_examples_plot_draws_curves_for_one_dimensional_inputs(tmp_path):
+    pytest.importorskip("matplotlib")
+    from eval.report import plot_examples
+
+    t = np.linspace(0, 1, 187, dtype=np.float32)
+    original = 0.5 + 0.4 * np.sin(12 * t)
+    adversarial = {"scd01": original + 0.05 * np.sign(np.sin(90 * t)), "rf": original + 0.02}
+    path = plot_examples(original, adversarial, tmp_path / "ecg.png", input_shape=(187,), title="ECG")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    import matplotlib.image
+
+    height, width = matplotlib.image.imread(path).shape[:2]
+    assert width > 1.6 * height  # one wide panel of curves, not a 2-row grid of images
