@@ -5,7 +5,8 @@
 # measurement to its own resumable run directory; docs/results.md quotes the reports.
 #
 #   bash benchmarks/eval_cifar.sh            # CIFAR-10 0 vs 1 from ../shared/data
-#   DATA=mnist CLASSES="3 5" bash benchmarks/eval_cifar.sh
+#   DATA=mnist CLASSES="3 5" VOTES=10 CE_VOTES=6 BNN_VOTES=4 BNN_ITERS=2000 OTHER_VOTES=6 \
+#     N=6 N_TRANSFER=5 N_SIZE=4 N_SUB=300 bash benchmarks/eval_cifar.sh   # the MNIST run of docs/results.md
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SCD=${SCD:-.venv/bin/scd}
@@ -17,7 +18,11 @@ VOTES=${VOTES:-20}          # SCD01 and MLP members (paper: 100)
 CE_VOTES=${CE_VOTES:-10}    # SCDCE votes (paper: 100)
 BNN_VOTES=${BNN_VOTES:-8}   # SCDCEBNN votes (paper: 100) ...
 BNN_ITERS=${BNN_ITERS:-2500} # ... of this many iterations (paper: 10,000)
+OTHER_VOTES=${OTHER_VOTES:-10} # BNN members (paper: 100); the CNN has half as many, the forest 100 trees
 N=${N:-10}                  # test images attacked (paper: 10)
+N_TRANSFER=${N_TRANSFER:-8} # images of the transfer runs (paper: 8)
+N_SIZE=${N_SIZE:-5}         # images of the ensemble-size runs
+N_SUB=${N_SUB:-500}         # images of the substitute runs
 ITERS=${ITERS:-100}         # HopSkipJump iterations (paper: 100)
 DATA_ARGS=(--data "$DATA" --classes $CLASSES --data-dir "$DATA_DIR")
 M=$RUNS/models
@@ -34,9 +39,9 @@ train_scd "$M/scd01.scd"    --loss 01 --votes "$VOTES"
 train_scd "$M/scdce.scd"    --loss ce --votes "$CE_VOTES"
 train_scd "$M/scdcebnn.scd" --loss ce --binary-weights --votes "$BNN_VOTES" --iters "$BNN_ITERS"
 train "$M/mlp.model"    --model mlp --votes "$VOTES"
-train "$M/bnn.model"    --model bnn --votes 10
+train "$M/bnn.model"    --model bnn --votes "$OTHER_VOTES"
 train "$M/rf.model"     --model rf --votes 100
-train "$M/lenet.model"  --model cnn --votes 5
+train "$M/lenet.model"  --model cnn --votes $((OTHER_VOTES / 2))
 
 ALL=(--model scd01="$M/scd01.scd" --model scdce="$M/scdce.scd" --model scdcebnn="$M/scdcebnn.scd"
      --model mlp="$M/mlp.model" --model bnn="$M/bnn.model" --model rf="$M/rf.model" --model lenet="$M/lenet.model")
@@ -44,8 +49,12 @@ E=("${DATA_ARGS[@]}" --quiet)
 "$SCD" eval accuracy "${ALL[@]}" "${E[@]}" --out "$RUNS/accuracy" --backend sequential
 "$SCD" eval distortion "${ALL[@]}" "${E[@]}" --out "$RUNS/distortion" --n "$N" --iters "$ITERS" \
   --init-size 1000 --start nearest --chunk 5
-"$SCD" eval transfer "${ALL[@]}" "${E[@]}" --out "$RUNS/transfer" --n 8 --iters 20 --init-size 1000 --chunk 8
+"$SCD" eval transfer "${ALL[@]}" "${E[@]}" --out "$RUNS/transfer" --n "$N_TRANSFER" --iters 20 --init-size 1000 --chunk 8
 "$SCD" eval size --model scd01="$M/scd01.scd" --model mlp="$M/mlp.model" --model rf="$M/rf.model" "${E[@]}" \
-  --out "$RUNS/size" --sizes 1,2,5,10,20,50,100 --n 5 --iters 50 --init-size 1000 --start nearest --chunk 5
+  --out "$RUNS/size" --sizes 1,2,5,10,20,50,100 --n "$N_SIZE" --iters 50 --init-size 1000 --start nearest --chunk 5
 "$SCD" eval substitute --model scd01="$M/scd01.scd" --model mlp="$M/mlp.model" "${E[@]}" --out "$RUNS/substitute" \
-  --n 500 --seeds 2019 --rounds 6 --epochs 10
+  --n "$N_SUB" --seeds 2019 --rounds 6 --epochs 10
+# the first attacked image and its closest adversarial version against each model (Figure 3)
+FIRST=$(.venv/bin/python -c "import json,sys; print(json.load(open(sys.argv[1]))['config']['points'][0])" \
+  "$RUNS/distortion/results.json")
+"$SCD" eval timeseries "$RUNS/distortion" --sample "$FIRST"

@@ -68,7 +68,9 @@ def _settings(results: dict[str, Any]) -> list[str]:
         lines.append(f"Attack: {a}; runs per image: {c.get('runs', 1)} (the minimum is kept); seed {c.get('seed')}; "
                      f"start: {c.get('start', 'uniform')}.")
     if c.get("points") is not None:
-        lines.append(f"Test points ({len(c['points'])}, classified correctly by every model): {c['points']}.")
+        shown = c["points"] if len(c["points"]) <= 20 else c["points"][:20] + ["..."]
+        lines.append(f"Test points ({len(c['points'])}, classified correctly by every model): "
+                     f"{', '.join(map(str, shown))} (all in results.json).")
     if c.get("width"):
         lines.append(f"Trained ensembles: {c['width']}.")
     if c.get("substitute"):
@@ -107,7 +109,8 @@ def _distortion_tables(results: dict[str, Any]) -> list[str]:
     if matrix:
         names = matrix["sources"]
         lines += ["", "Cross-model transfer of the closest adversarial examples (fraction of each source model's "
-                  "examples that the column's model also misclassifies; the diagonal is 1 by construction):", "",
+                  "examples that the column's model also misclassifies, all predicted in one batch; the diagonal is "
+                  "below 1 where an example lies within float rounding of the source's boundary):", "",
                   "| source \\ target | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
         for src in names:
             lines.append(f"| {src} | " + " | ".join(_f(matrix["fooled_fraction"][src][dst]) for dst in names) + " |")

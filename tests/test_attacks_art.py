@@ -45,7 +45,10 @@ OURS = {"hsj": HopSkipJump(theta="art", max_iter=10), "boundary": Boundary(steps
 
 @pytest.mark.parametrize("name, seeds", [("hsj", 3), ("boundary", 2)])
 def test_matches_art_at_equal_queries(setting, name, seeds):
-    # both are random, and 8 points are few: pool a few seeds of each library
+    # both are random, and 8 points are few: pool a few seeds of each library, and compare
+    # paired (same point, same start, same budget): the geometric mean of our distance over
+    # ART's.  The ratio of the two medians is not stable here: the 16 distances form two
+    # clusters (about 0.3 and 0.5+), and either median may land in either one.
     model, x, start = setting
     art_all, ours_all = [], []
     for seed in range(seeds):
@@ -55,5 +58,5 @@ def test_matches_art_at_equal_queries(setting, name, seeds):
         assert art_ok.all() and result.success.all() and np.isfinite(at_equal).all()
         art_all.append(art_l2)
         ours_all.append(at_equal)
-    ratio = np.median(np.concatenate(ours_all)) / np.median(np.concatenate(art_all))
+    ratio = np.exp(np.mean(np.log(np.concatenate(ours_all) / np.concatenate(art_all))))
     assert 0.8 < ratio < 1.25, ratio
