@@ -5,8 +5,8 @@
 # measurement to its own resumable run directory; docs/results.md quotes the reports.
 #
 #   bash benchmarks/eval_cifar.sh            # CIFAR-10 0 vs 1 from ../shared/data
-#   DATA=mnist CLASSES="3 5" VOTES=10 CE_VOTES=6 BNN_VOTES=4 BNN_ITERS=2000 OTHER_VOTES=6 \
-#     N=6 N_TRANSFER=5 N_SIZE=4 N_SUB=300 bash benchmarks/eval_cifar.sh   # the MNIST run of docs/results.md
+#   DATA=mnist CLASSES="3 5" VOTES=10 CE_VOTES=4 MLP_VOTES=6 BNN_VOTES=2 BNN_ITERS=1500 OTHER_VOTES=4 \
+#     N=5 ITERS=50 N_TRANSFER=4 N_SIZE=3 N_SUB=100 bash benchmarks/eval_cifar.sh   # the MNIST run of docs/results.md
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SCD=${SCD:-.venv/bin/scd}
@@ -16,6 +16,7 @@ DATA_DIR=${DATA_DIR:-../shared/data}
 RUNS=${RUNS:-runs/$DATA}
 VOTES=${VOTES:-20}          # SCD01 and MLP members (paper: 100)
 CE_VOTES=${CE_VOTES:-10}    # SCDCE votes (paper: 100)
+MLP_VOTES=${MLP_VOTES:-$VOTES}
 BNN_VOTES=${BNN_VOTES:-8}   # SCDCEBNN votes (paper: 100) ...
 BNN_ITERS=${BNN_ITERS:-2500} # ... of this many iterations (paper: 10,000)
 OTHER_VOTES=${OTHER_VOTES:-10} # BNN members (paper: 100); the CNN has half as many, the forest 100 trees
@@ -38,7 +39,7 @@ train_scd() {  # the same, continuing an interrupted SCD fit from its checkpoint
 train_scd "$M/scd01.scd"    --loss 01 --votes "$VOTES"
 train_scd "$M/scdce.scd"    --loss ce --votes "$CE_VOTES"
 train_scd "$M/scdcebnn.scd" --loss ce --binary-weights --votes "$BNN_VOTES" --iters "$BNN_ITERS"
-train "$M/mlp.model"    --model mlp --votes "$VOTES"
+train "$M/mlp.model"    --model mlp --votes "$MLP_VOTES"
 train "$M/bnn.model"    --model bnn --votes "$OTHER_VOTES"
 train "$M/rf.model"     --model rf --votes 100
 train "$M/lenet.model"  --model cnn --votes $((OTHER_VOTES / 2))
