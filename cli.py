@@ -6,6 +6,7 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 
 import click
 
@@ -329,7 +330,7 @@ def _run_eval(kind, models, options, data, classes, data_dir, data_path, out, ba
         sys.exit(130)
     except (ValueError, FileNotFoundError) as err:
         raise click.ClickException(str(err))
-    click.echo(open(os.path.join(out, "report.md")).read())
+    click.echo(Path(out, "report.md").read_text())
     return results
 
 
@@ -452,7 +453,7 @@ def eval_report(run_dir):
         finish(RunStore(run_dir))
     except (ValueError, FileNotFoundError) as err:
         raise click.ClickException(str(err))
-    click.echo(open(os.path.join(run_dir, "report.md")).read())
+    click.echo(Path(run_dir, "report.md").read_text())
 
 
 @eval_group.command(name="timeseries")

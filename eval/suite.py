@@ -256,7 +256,7 @@ def _per_sample_min(records: list[dict[str, Any]], points: list[int], dist: str)
         seconds += rec["seconds"]
         for j, sid in enumerate(rec["sample_ids"]):
             i = pos[sid]
-            if rec.get("already_adversarial", [False] * len(rec["sample_ids"]))[j]:
+            if rec["already_adversarial"][j]:
                 misclassified[i] = True
                 continue
             queries.append(rec["queries"][j])
