@@ -23,7 +23,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._device import resolve_devices
-from ._members import member_indices
+from ._members import VoteOutputs, member_indices
 from ._network import stack_votes, vote_logits
 from ._parallel import auto_group_size, fingerprint, run_groups, split_groups
 from ._persist import load_bundle, save_bundle
@@ -37,7 +37,7 @@ _WEIGHTS = ("W1", "b1", "w2", "b2")
 _PREDICT_ELEMENTS = 1 << 24  # rows x votes x hidden units per prediction chunk
 
 
-class _BaseSCD(ClassifierMixin, BaseEstimator):
+class _BaseSCD(VoteOutputs, ClassifierMixin, BaseEstimator):
     """Ensemble of single-hidden-layer sign networks trained by stochastic coordinate descent.
 
     Binary classifier: ``fit`` accepts any two class labels and raises ``ValueError`` for
@@ -225,26 +225,6 @@ class _BaseSCD(ClassifierMixin, BaseEstimator):
         if self._voting() == "soft":
             return (1.0 / (1.0 + np.exp(-z))).mean(axis=1)
         return (z > 0).mean(axis=1)
-
-    def predict_proba(self, X, member: int | None = None) -> np.ndarray:
-        """Class probabilities ``(n_samples, 2)``: the fraction of votes for ``classes_[1]``
-        (hard voting) or the mean sigmoid of the votes' logits (soft voting, the CE default).
-        With ``member=i``, the probabilities of vote ``i`` alone."""
-        p = self._positive_fraction(X, member)
-        return np.column_stack([1 - p, p])
-
-    def decision_function(self, X, member: int | None = None) -> np.ndarray:
-        """``predict_proba(X)[:, 1] - 0.5``: positive means ``classes_[1]``, ties (0) mean ``classes_[0]``."""
-        return self._positive_fraction(X, member) - 0.5
-
-    def predict(self, X, member: int | None = None) -> np.ndarray:
-        """Majority vote (ties go to ``classes_[0]``), or vote ``member`` alone."""
-        positive = self._positive_fraction(X, member) > 0.5
-        return self.classes_[positive.astype(int)]
-
-    def member(self, index: int) -> "_BaseSCD":
-        """A fitted one-vote estimator holding vote ``index`` (for attacking single members)."""
-        return self.members([index])
 
     def members(self, indices) -> "_BaseSCD":
         """A fitted estimator holding the votes ``indices`` in that order (e.g. ``range(k)``: the

@@ -15,3 +15,33 @@ def member_indices(indices: Any, n_members: int) -> np.ndarray:
             or len(np.unique(idx)) != len(idx)):
         raise ValueError(f"members must be distinct integers in [0, {n_members}), got {indices!r}.")
     return idx.astype(np.int64)
+
+
+class VoteOutputs:
+    """The outputs of a fitted binary voting ensemble, shared by the SCD estimators and the
+    baselines.  A class provides ``_positive_fraction(X, member)`` (float64 ``(n_samples,)``:
+    the vote for ``classes_[1]`` of the whole ensemble, or of member ``member`` alone; it
+    validates ``X`` and checks that the ensemble is fitted) and ``members(indices)``."""
+
+    def predict_proba(self, X, member: int | None = None) -> np.ndarray:
+        """Class probabilities ``(n_samples, 2)`` in the order of ``classes_``: the fraction of
+        votes for ``classes_[1]`` (hard voting) or the mean member probability (soft voting).
+        With ``member=i``, the probabilities of member ``i`` alone."""
+        p = self._positive_fraction(X, member)
+        return np.column_stack([1 - p, p])
+
+    def decision_function(self, X, member: int | None = None) -> np.ndarray:
+        """``predict_proba(X)[:, 1] - 0.5``, shape ``(n_samples,)``: positive means
+        ``classes_[1]``; 0 (a tie) means ``classes_[0]``."""
+        return self._positive_fraction(X, member) - 0.5
+
+    def predict(self, X, member: int | None = None) -> np.ndarray:
+        """Labels ``(n_samples,)``: ``classes_[1]`` where its probability exceeds 0.5, so ties
+        go to ``classes_[0]``; with ``member=i``, member ``i``'s own label."""
+        positive = self._positive_fraction(X, member) > 0.5
+        return self.classes_[positive.astype(int)]
+
+    def member(self, index: int) -> Any:
+        """A fitted one-member estimator of the same class holding member ``index`` (for
+        attacking single members)."""
+        return self.members([index])

@@ -19,7 +19,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from scd._members import member_indices
+from scd._members import VoteOutputs, member_indices
 
 __all__ = [
     "_VotingBaseline", "base_seed", "binary_targets", "check_array", "describe", "json_params",
@@ -76,7 +76,7 @@ def member_seeds(seed: int, n: int) -> np.ndarray:
     )
 
 
-class _VotingBaseline(ClassifierMixin, BaseEstimator):
+class _VotingBaseline(VoteOutputs, ClassifierMixin, BaseEstimator):
     """Binary ensemble of fitted members ``estimators_`` combined by soft or hard voting.
 
     Subclasses set ``_dtype`` (what ``X`` is converted to), train ``estimators_`` in ``fit``
@@ -114,28 +114,6 @@ class _VotingBaseline(ClassifierMixin, BaseEstimator):
             p = self._member_positive(X, i)
             total += p if self.voting == "soft" else (p > 0.5)
         return total / len(members)
-
-    def predict_proba(self, X, member: int | None = None) -> np.ndarray:
-        """Class probabilities ``(n_samples, 2)`` in the order of ``classes_``: the mean member
-        probability (soft voting) or the fraction of member votes (hard voting).  With
-        ``member=i``, the probabilities of member ``i`` alone."""
-        p = self._positive_fraction(X, member)
-        return np.column_stack([1 - p, p])
-
-    def decision_function(self, X, member: int | None = None) -> np.ndarray:
-        """``predict_proba(X)[:, 1] - 0.5``, shape ``(n_samples,)``: positive means
-        ``classes_[1]``; 0 (a tie) means ``classes_[0]``."""
-        return self._positive_fraction(X, member) - 0.5
-
-    def predict(self, X, member: int | None = None) -> np.ndarray:
-        """Labels ``(n_samples,)``: ``classes_[1]`` where its probability exceeds 0.5, so ties
-        go to ``classes_[0]``; with ``member=i``, member ``i``'s own label."""
-        positive = self._positive_fraction(X, member) > 0.5
-        return self.classes_[positive.astype(int)]
-
-    def member(self, index: int) -> "_VotingBaseline":
-        """A fitted one-member estimator of the same class holding member ``index``."""
-        return self.members([index])
 
     def members(self, indices) -> "_VotingBaseline":
         """A fitted estimator of the same class holding the members ``indices`` in that order."""

@@ -50,7 +50,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from eval.io import atomic_open
-from scd._members import member_indices
+from scd._members import VoteOutputs, member_indices
 
 from ._common import base_seed, binary_targets, check_member, json_params, label_indices
 
@@ -163,7 +163,7 @@ def _pre_softmax(model, x):
 
 
 # --------------------------------------------------------------------------- estimator
-class BNNEnsemble(ClassifierMixin, BaseEstimator):
+class BNNEnsemble(VoteOutputs, ClassifierMixin, BaseEstimator):
     """Ensemble of ``n_votes`` larq binarized networks, the paper's BNN baseline (binary only).
 
     Parameters
@@ -367,21 +367,6 @@ class BNNEnsemble(ClassifierMixin, BaseEstimator):
         if self.voting == "hard":
             return (np.argmax(probs, axis=2) == 1).mean(axis=0)  # argmax ties -> class 0
         return probs[:, :, 1].mean(axis=0)
-
-    def predict_proba(self, X, member: int | None = None) -> np.ndarray:
-        """``(n_samples, 2)``: fraction of members voting ``classes_[1]`` (hard) or mean
-        softmax (soft); ``member=i``: that member alone."""
-        p = self._positive_fraction(X, member)
-        return np.column_stack([1 - p, p])
-
-    def predict(self, X, member: int | None = None) -> np.ndarray:
-        """``round(mean argmax)`` over members, ties to ``classes_[0]`` (or member ``member``)."""
-        positive = self._positive_fraction(X, member) > 0.5  # checks fitted first
-        return self.classes_[positive.astype(int)]
-
-    def member(self, index: int) -> "BNNEnsemble":
-        """A fitted one-vote ``BNNEnsemble`` holding a copy of member ``index``."""
-        return self.members([index])
 
     def members(self, indices) -> "BNNEnsemble":
         """A fitted ``BNNEnsemble`` holding copies of the members ``indices`` in that order."""

@@ -46,7 +46,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
 from scd._device import resolve_devices
-from scd._members import member_indices
+from scd._members import VoteOutputs, member_indices
 from scd._persist import load_bundle, save_bundle
 
 from ._common import base_seed, binary_targets, check_member, json_params, label_indices
@@ -182,7 +182,7 @@ def _member_seeds(seed: int, n: int) -> list[int]:
 
 
 # --------------------------------------------------------------------------- estimator
-class CNNEnsemble(ClassifierMixin, BaseEstimator):
+class CNNEnsemble(VoteOutputs, ClassifierMixin, BaseEstimator):
     """Ensemble of ``n_votes`` small CNNs trained independently with Adam (binary only).
 
     Parameters
@@ -383,21 +383,6 @@ class CNNEnsemble(ClassifierMixin, BaseEstimator):
         if self.voting == "hard":
             return (p > 0.5).mean(axis=1)
         return p.mean(axis=1)
-
-    def predict_proba(self, X, member: int | None = None) -> np.ndarray:
-        """``(n_samples, 2)``: mean member softmax (soft) or fraction of members voting for
-        ``classes_[1]`` (hard); ``member=i``: that member alone."""
-        p = self._positive_fraction(X, member)
-        return np.column_stack([1 - p, p])
-
-    def predict(self, X, member: int | None = None) -> np.ndarray:
-        """Vote of the ensemble (ties go to ``classes_[0]``) or of member ``member``."""
-        positive = self._positive_fraction(X, member) > 0.5  # checks fitted first
-        return self.classes_[positive.astype(int)]
-
-    def member(self, index: int) -> "CNNEnsemble":
-        """A fitted one-vote ``CNNEnsemble`` holding a copy of member ``index``."""
-        return self.members([index])
 
     def members(self, indices) -> "CNNEnsemble":
         """A fitted ``CNNEnsemble`` holding copies of the members ``indices`` in that order."""
