@@ -10,6 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SCD=${SCD:-.venv/bin/scd}
+PY=${PY:-.venv/bin/python}
 DATA=${DATA:-cifar10}
 CLASSES=${CLASSES:-"0 1"}
 DATA_DIR=${DATA_DIR:-../shared/data}
@@ -56,6 +57,6 @@ E=("${DATA_ARGS[@]}" --quiet)
 "$SCD" eval substitute --model scd01="$M/scd01.scd" --model mlp="$M/mlp.model" "${E[@]}" --out "$RUNS/substitute" \
   --n "$N_SUB" --seeds 2019 --rounds 6 --epochs 10
 # the first attacked image and its closest adversarial version against each model (Figure 3)
-FIRST=$(.venv/bin/python -c "import json,sys; print(json.load(open(sys.argv[1]))['config']['points'][0])" \
+FIRST=$("$PY" -c "import json,sys; print(json.load(open(sys.argv[1]))['config']['points'][0])" \
   "$RUNS/distortion/results.json")
 "$SCD" eval timeseries "$RUNS/distortion" --sample "$FIRST"

@@ -114,11 +114,6 @@ class _BaseSCD(VoteOutputs, ClassifierMixin, BaseEstimator):
             return self.voting
         return "soft" if self._variant()[0] == "ce" else "hard"
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.classifier_tags.multi_class = False
-        return tags
-
     def _config(self) -> TrainConfig:
         loss, binary = self._variant()
         return TrainConfig(

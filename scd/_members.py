@@ -21,7 +21,13 @@ class VoteOutputs:
     """The outputs of a fitted binary voting ensemble, shared by the SCD estimators and the
     baselines.  A class provides ``_positive_fraction(X, member)`` (float64 ``(n_samples,)``:
     the vote for ``classes_[1]`` of the whole ensemble, or of member ``member`` alone; it
-    validates ``X`` and checks that the ensemble is fitted) and ``members(indices)``."""
+    validates ``X`` and checks that the ensemble is fitted) and ``members(indices)``.  Binary
+    only: the estimator tags say so."""
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = False
+        return tags
 
     def predict_proba(self, X, member: int | None = None) -> np.ndarray:
         """Class probabilities ``(n_samples, 2)`` in the order of ``classes_``: the fraction of

@@ -88,11 +88,6 @@ class _VotingBaseline(VoteOutputs, ClassifierMixin, BaseEstimator):
     _dtype: Any = np.float64
     _per_member: tuple[str, ...] = ()
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.classifier_tags.multi_class = False
-        return tags
-
     def _member_positive(self, X: np.ndarray, index: int) -> np.ndarray:
         """Abstract: member ``index``'s probability of ``classes_[1]`` (each subclass defines it)."""
         raise NotImplementedError

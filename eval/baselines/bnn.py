@@ -250,7 +250,6 @@ class BNNEnsemble(VoteOutputs, ClassifierMixin, BaseEstimator):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.classifier_tags.multi_class = False
         tags.non_deterministic = self.random_state is None
         return tags
 

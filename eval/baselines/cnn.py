@@ -267,7 +267,6 @@ class CNNEnsemble(VoteOutputs, ClassifierMixin, BaseEstimator):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.classifier_tags.multi_class = False
         tags.non_deterministic = self.random_state is None
         return tags
 
