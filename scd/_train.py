@@ -52,6 +52,12 @@ def vote_rng(seed: int, vote: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(vote,)))
 
 
+def _fused_kernel(device: torch.device) -> bool:
+    """Whether the 0-1 windowed searches use the fused CPU kernel (:mod:`scd._kernels`):
+    on a CPU always (it gives the tensor path's results, several times faster)."""
+    return device.type == "cpu"
+
+
 class _Batch:
     """Random draws of one iteration for every vote of the group."""
 
@@ -137,20 +143,30 @@ class _Group:
             best, theta = best_cuts(seq, g, start.unsqueeze(1), obj)
         return best.squeeze(1), theta.squeeze(1)
 
-    def _window_search(self, base, theta, delta, direction, gains, start, obj, guess=_NEAR_ROWS):
+    def _window_search(self, base, theta, delta, source, coords, rows, gains, start, obj, guess=_NEAR_ROWS,
+                       levels=False):
         """Windowed search of the candidates ``base + delta * direction``, each centred on the
         incumbent threshold's rank in its own order, in vote chunks that fit the memory budget.
 
         ``base (B, m)`` and ``theta (B,)`` are the incumbent projection and threshold,
-        ``delta (B, C)`` the candidates' steps and ``direction (B, C', m)`` the rows they move
-        along, with ``C`` a multiple of ``C'`` (``+step`` candidates, then ``-step``).
-        ``guess`` rows nearest the incumbent threshold guess where each window is (see
-        :func:`rank_window`); ``guess=0`` finds the windows by selection, which is faster
-        for projections with many ties and for small batches.
+        ``delta (B, C)`` the candidates' steps.  Their directions are rows of ``source (S, n)``
+        at the batch columns: ``direction[b, j] = source[coords[b, j], rows[b]]`` for
+        ``coords (B, C')`` and ``rows (B, m)``, with ``C`` a multiple of ``C'`` (``+step``
+        candidates, then ``-step``); the fused kernel reads them in place.  ``levels``: every
+        direction is in {0, 1/2, 1} (hidden activations).  ``guess`` rows nearest the
+        incumbent threshold guess where each window is (see :func:`rank_window`); ``guess=0``
+        finds the windows by selection, which is faster for projections with many ties and
+        for small batches.
         """
         B, C = delta.shape
-        Cd, m = direction.shape[1:]
+        Cd, m = coords.shape[1], rows.shape[1]
         rank = (base < theta.unsqueeze(-1)).sum(-1)
+        if obj.kind == "01" and _fused_kernel(self.device):
+            from ._kernels import window_search01
+
+            return window_search01(base, theta, source, coords, rows, delta, gains, start, rank,
+                                   self.cfg.interval, obj.n_pos, obj.n_neg, obj.metric == "plus", levels)
+        direction = torch.gather(source[coords], 2, rows.unsqueeze(1).expand(-1, Cd, -1))  # (B, C', m)
         guess = guess if m >= _GUESS_FROM_ROWS else 0
         if guess:  # the number of rows near the threshold that guess each window's centre
             rows, density = near_rows(base, theta, guess)
@@ -218,15 +234,20 @@ class _Group:
         ar = torch.arange(hb.shape[0], device=self.device)
         z = (hb * self.w2.unsqueeze(1)).sum(-1)
         J, theta = self._full_search(z, self._out_gains(), self.out_start, obj)
-        hk = torch.gather(hb.transpose(1, 2), 1, perm.unsqueeze(-1).expand(-1, -1, hb.shape[1]))
+        B, m, H = hb.shape
+        source = hb.transpose(1, 2).reshape(B * H, m)  # the candidates' directions: hidden columns
+        hk_at = perm + H * ar.unsqueeze(-1)
         if cfg.binary_weights:
             coords, delta = perm, -2 * torch.gather(self.w2, 1, perm)
         else:
             coords = torch.cat([perm, perm], dim=1)
-            delta = torch.cat([torch.full_like(hk[..., 0], cfg.w_inc2), torch.full_like(hk[..., 0], -cfg.w_inc2)], 1)
+            up = torch.full(perm.shape, cfg.w_inc2, device=self.device)
+            delta = torch.cat([up, -up], dim=1)
         norm = self._norm(delta, torch.gather(self.w2, 1, coords))
         # the output's projections take few distinct values: windows by selection
-        best, thr = self._window_search(z, theta, delta, hk, self._out_gains(), self.out_start, obj, guess=0)
+        rows = torch.arange(m, device=self.device).expand(B, m)
+        best, thr = self._window_search(z, theta, delta, source, hk_at, rows, self._out_gains(), self.out_start,
+                                        obj, guess=0, levels=True)
         score, c = best.max(dim=1)
         accept = score > J
         k, d, nc = coords[ar, c], delta[ar, c], norm[ar, c]
@@ -244,7 +265,6 @@ class _Group:
         u = Ub[ar, :, node]
         J, theta = self._full_search(u, gains, start, obj)
         self.b1[ar, node] = -theta
-        XF = torch.gather(self.XT[feats], 2, rows.unsqueeze(1).expand(-1, feats.shape[1], -1))  # (B, uf, m)
         w_f = self.W1[ar.unsqueeze(-1), feats, node.unsqueeze(-1)]  # (B, uf)
         if cfg.binary_weights:
             coords, delta = feats, -2 * w_f
@@ -254,8 +274,7 @@ class _Group:
             delta = torch.cat([up, -up], dim=1)
             w_f = torch.cat([w_f, w_f], dim=1)
         norm = self._norm(delta, w_f)
-        best, thr = self._window_search(u, theta, delta, XF, gains, start, obj)
-        del XF
+        best, thr = self._window_search(u, theta, delta, self.XT, feats, rows, gains, start, obj)
         score, c = best.max(dim=1)
         a = torch.nonzero(score > J).squeeze(-1)
         if a.numel() == 0:

@@ -1,0 +1,481 @@
+"""Fused CPU kernel for the windowed 0-1 candidate search (numba).
+
+The tensor path (:func:`scd._search.rank_window` then :func:`scd._search.best_cuts`) makes
+about a dozen passes over the whole ``(C, m)`` candidate matrix, which on a CPU costs memory
+traffic rather than arithmetic.  This kernel does the same search one candidate at a time:
+it builds the candidate's projections ``base + delta * direction`` in a buffer that stays in
+cache, finds the rank window around the incumbent's rank (a guessed value band, corrected by
+counting, with an exact selection as the fallback), and scores the window's cuts.  Its
+results are *identical* to the tensor path for the 0-1 objective: the projections are
+rounded the same way (one fused multiply-add, as ``torch.addcmul``), the counts are exact
+integers, and the score is the same float64 expression with the same tie rule (first
+candidate, lowest cut).  The window's content, hence the result, does not depend on how
+the window was found.
+
+Only used on the CPU and for the 0-1 objective; cross-entropy gains and CUDA keep the
+tensor path.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic
+
+from ._search import near_rows
+
+__all__ = ["window_search01"]
+
+
+@intrinsic
+def _fma32(typingctx, a, b, c):
+    """``a * b + c`` in float32 with one rounding (LLVM's fma), as ``torch.addcmul``."""
+    sig = types.float32(types.float32, types.float32, types.float32)
+
+    def codegen(context, builder, signature, args):
+        f32 = ir.FloatType()
+        fn = builder.module.declare_intrinsic("llvm.fma", [f32], ir.FunctionType(f32, [f32, f32, f32]))
+        return builder.call(fn, args)
+
+    return sig, codegen
+
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _count_below(v, c):
+    n = 0
+    for i in range(v.shape[0]):
+        n += v[i] < c
+    return n
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _sort_pairs(keys, vals, n, tk, tv):
+    """Sort ``keys[:n]`` ascending, carrying ``vals`` along (stable bottom-up merge sort,
+    ``tk``/``tv`` scratch; numba's own sort and partition take long to compile)."""
+    run = 16
+    for a in range(0, n, run):  # insertion sort of short runs
+        for i in range(a + 1, min(a + run, n)):
+            key, val = keys[i], vals[i]
+            j = i
+            while j > a and keys[j - 1] > key:
+                keys[j], vals[j] = keys[j - 1], vals[j - 1]
+                j -= 1
+            keys[j], vals[j] = key, val
+    src_k, src_v, dst_k, dst_v = keys, vals, tk, tv
+    swapped = False
+    while run < n:
+        for a in range(0, n, 2 * run):
+            mid, b = min(a + run, n), min(a + 2 * run, n)
+            i, j = a, mid
+            for o in range(a, b):
+                if j >= b or (i < mid and src_k[i] <= src_k[j]):
+                    dst_k[o], dst_v[o] = src_k[i], src_v[i]
+                    i += 1
+                else:
+                    dst_k[o], dst_v[o] = src_k[j], src_v[j]
+                    j += 1
+        src_k, src_v, dst_k, dst_v = dst_k, dst_v, src_k, src_v
+        swapped = not swapped
+        run *= 2
+    if swapped:
+        keys[:n] = tk[:n]
+        vals[:n] = tv[:n]
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _insertion_sort(keys, vals, a, b):
+    for i in range(a + 1, b):
+        key, val = keys[i], vals[i]
+        j = i
+        while j > a and keys[j - 1] > key:
+            keys[j], vals[j] = keys[j - 1], vals[j - 1]
+            j -= 1
+        keys[j], vals[j] = key, val
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _bucket_sort(keys, vals, n, tk, tv, bucket, ends):
+    """Sort ``keys[:n]`` ascending, carrying ``vals`` along.
+
+    The band's values are spread about evenly, so ``n`` equal-width buckets hold about one
+    value each: one counting pass, one scatter, and an insertion sort per bucket (a merge
+    sort for a crowded one) cost O(n) instead of the O(n log n) mispredicted comparisons of
+    a comparison sort.  The bucket index is monotone in the value, so any spread of the
+    values still sorts exactly; only the speed depends on it."""
+    if n <= 32:
+        _insertion_sort(keys, vals, 0, n)
+        return
+    lo, hi = keys[0], keys[0]
+    for i in range(n):
+        lo = min(lo, keys[i])
+        hi = max(hi, keys[i])
+    if not hi > lo:
+        return
+    scale = n / (np.float64(hi) - np.float64(lo))
+    ends[: n + 1] = 0
+    for i in range(n):
+        bk = min(np.int64((np.float64(keys[i]) - lo) * scale), n - 1)
+        bucket[i] = bk
+        ends[bk + 1] += 1
+    for bk in range(n):
+        ends[bk + 1] += ends[bk]
+    for i in range(n):  # scatter; afterwards ends[bk] is the end of bucket bk
+        o = ends[bucket[i]]
+        tk[o], tv[o] = keys[i], vals[i]
+        ends[bucket[i]] = o + 1
+    keys[:n] = tk[:n]
+    vals[:n] = tv[:n]
+    a = 0
+    for bk in range(n):
+        b = ends[bk]
+        if b - a > 32:
+            _sort_pairs(keys[a:b], vals[a:b], b - a, tk, tv)
+        elif b - a > 1:
+            _insertion_sort(keys, vals, a, b)
+        a = b
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _collect(v, g0, g1, center, h_lo, h_hi, band_v, band_i):
+    """Split the rows by ``d = v - center``: below the band (``d < -h_lo``: count and summed
+    gains) and in it (``-h_lo <= d <= h_hi``: gathered).  ``h_lo``/``h_hi`` are equal or
+    infinite, so the band test is one comparison, true for few rows (a predictable branch);
+    the count is branch-free (about half the rows are below, in no order)."""
+    m = v.shape[0]
+    n_low = 0
+    s0 = 0
+    s1 = 0
+    if np.isfinite(h_lo):
+        for i in range(m):
+            below = -np.int32((v[i] - center) < -h_lo)
+            n_low -= below
+            s0 += g0[i] & below
+            s1 += g1[i] & below
+    nb = 0
+    if np.isfinite(h_lo) and np.isfinite(h_hi):
+        for i in range(m):
+            if abs(v[i] - center) <= h_hi:
+                band_v[nb] = v[i]
+                band_i[nb] = i
+                nb += 1
+    elif np.isfinite(h_lo):
+        for i in range(m):
+            if (v[i] - center) >= -h_lo:
+                band_v[nb] = v[i]
+                band_i[nb] = i
+                nb += 1
+    elif np.isfinite(h_hi):
+        for i in range(m):
+            if (v[i] - center) <= h_hi:
+                band_v[nb] = v[i]
+                band_i[nb] = i
+                nb += 1
+    else:
+        for i in range(m):
+            band_v[i] = v[i]
+            band_i[i] = i
+        nb = m
+    return n_low, nb, s0, s1
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _margin(x):
+    return np.float32(0.01) * max(abs(x), np.float32(1.0))
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _score01(tp, tn, n_pos, n_neg, plus):
+    balanced = (tp / n_pos + tn / n_neg) / 2
+    if plus:
+        return (tp + tn) / (n_pos + n_neg) + balanced
+    return balanced
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _best_cut(w, cnt, a0, a1, G, pos0, t0, t1, first, k, m, n_pos, n_neg, plus):
+    """Best valid cut of the window of sorted positions ``first - k .. first + k - 1``.
+
+    ``w[:G]`` are sorted values (ascending, ties allowed), each standing for ``cnt`` rows
+    with summed gains ``a0``/``a1``, starting at sorted position ``pos0``; ``t0``/``t1`` are
+    the totals with every row from ``pos0`` on above the cut.  The window's cuts are the
+    boundaries at positions ``first - k + 1 .. first + k - 1``: between two distinct values
+    (threshold: their midpoint), before the smallest value when ``pos0 == 0`` ("all above")
+    and after the largest when it ends at ``m`` ("all below"), as
+    :func:`scd._search.cut_thresholds` places them.  Ties go to the lowest cut.
+    """
+    lo_p, hi_p = first - k + 1, first + k - 1
+    best = -np.inf
+    best_theta = np.float32(np.nan)
+    p = pos0
+    for e in range(G):
+        if p > hi_p:
+            break
+        if p >= lo_p:
+            valid = False
+            if e > 0:
+                valid = w[e - 1] < w[e]
+                theta = (w[e - 1] + w[e]) / np.float32(2.0)
+            elif p == 0:
+                valid = True
+                theta = w[0] - _margin(w[0])
+            if valid and np.isfinite(theta):
+                s = _score01(t0, t1, n_pos, n_neg, plus)
+                if s > best:
+                    best, best_theta = s, theta
+        p += cnt[e]
+        t0 += a0[e]
+        t1 += a1[e]
+    if G > 0 and p == m and lo_p <= m <= hi_p:
+        theta = w[G - 1] + _margin(w[G - 1])
+        if np.isfinite(theta):
+            s = _score01(t0, t1, n_pos, n_neg, plus)
+            if s > best:
+                best, best_theta = s, theta
+    return best, best_theta
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _search_one(v, g0, g1, start0, start1, r, guess, density, k, band_rows, n_pos, n_neg, plus,
+                band_v, band_i, tk, tv, bucket, ends, ones, ga, gb):
+    """Best cut of one candidate's window: ``(score, theta)`` (see :func:`window_search01`)."""
+    m = v.shape[0]
+    inf = np.float32(np.inf)
+    guessed = np.isfinite(density) and density > 0
+    center = 0.0
+    rho = 1.0
+    if guessed:  # correct the guess by two counts: a Newton step on the density, then a secant step
+        rho = max(density, 1e-12)
+        c0 = np.float32(guess)
+        n0 = _count_below(v, c0)
+        c1 = c0 if n0 == r else np.float32(c0 + (r - n0) / rho)
+        n1 = _count_below(v, c1)
+        slope = (c1 - c0) / (n1 - n0) if n1 != n0 else 1 / rho
+        center = c1 if n1 == r else c1 + (r - n1) * slope
+    # the rows within ``reach`` rows (by the density) of the centre, widened 8 times until
+    # they hold the window; without a guess, or at last, every row
+    reach = band_rows if guessed else m
+    c32 = np.float32(center)
+    while True:
+        half = np.float32(reach / rho)
+        h_lo = inf if r - k < reach else half
+        h_hi = inf if r + k > m - reach else half
+        n_low, nb, s0, s1 = _collect(v, g0, g1, c32, h_lo, h_hi, band_v, band_i)
+        at = r - n_low
+        if at >= 0 and (at < nb or (r >= m and n_low + nb == m)):
+            _bucket_sort(band_v, band_i, nb, tk, tv, bucket, ends)
+            cv = band_v[at] if r < m else inf
+            first = n_low
+            while first - n_low < nb and band_v[first - n_low] < cv:
+                first += 1
+            if max(first - k, 0) >= n_low and min(first + k, m) <= n_low + nb:
+                break
+        reach *= 8
+    for j in range(nb):
+        ga[j] = g0[band_i[j]]
+        gb[j] = g1[band_i[j]]
+    return _best_cut(band_v, ones, ga, gb, nb, n_low, start0 + s0, start1 + s1, first, k, m, n_pos, n_neg, plus)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _window_search01(base, src, coords, rows, delta, gains, start, rank, theta, near, density, k, band_rows,
+                     n_pos, n_neg, plus):
+    B, m = base.shape
+    C = delta.shape[1]
+    Cd = coords.shape[1]
+    score = np.empty((B, C), np.float64)
+    best_theta = np.empty((B, C), np.float32)
+    v = np.empty(m, np.float32)
+    band_v = np.empty(m, np.float32)
+    band_i = np.empty(m, np.int64)
+    tk = np.empty(m, np.float32)
+    tv = np.empty(m, np.int64)
+    bucket = np.empty(m, np.int64)
+    ends = np.empty(m + 1, np.int64)
+    ones = np.ones(m, np.int64)
+    ga = np.empty(m, np.int32)
+    gb = np.empty(m, np.int32)
+    # the rows in the order of their source columns, so that reading a direction streams
+    # through its source row (the search does not depend on the order of the rows)
+    cols = np.empty(m, np.int64)
+    base_o = np.empty(m, np.float32)
+    g0 = np.empty(m, np.int32)
+    g1 = np.empty(m, np.int32)
+    n = src.shape[1]
+    slot = np.empty(n + 1, np.int64)
+    for b in range(B):
+        slot[:] = 0  # counting sort of the rows by column
+        for i in range(m):
+            slot[rows[b, i] + 1] += 1
+        for col in range(n):
+            slot[col + 1] += slot[col]
+        for i in range(m):
+            t = slot[rows[b, i]]
+            slot[rows[b, i]] = t + 1
+            cols[t], base_o[t], g0[t], g1[t] = rows[b, i], base[b, i], gains[b, 0, i], gains[b, 1, i]
+        for cc in range(C):
+            c = (cc % (C // Cd)) * Cd + cc // (C // Cd)  # the candidates of one direction in turn
+            x = src[coords[b, c % Cd]]
+            dl = delta[b, c]
+            for i in range(m):
+                v[i] = _fma32(dl, x[cols[i]], base_o[i])
+            guess = 0.0  # the centre moves by delta times the direction near the threshold
+            for i in range(near.shape[1]):
+                guess += x[rows[b, near[b, i]]]
+            guess = theta[b] + dl * guess / max(near.shape[1], 1)
+            score[b, c], best_theta[b, c] = _search_one(
+                v, g0, g1, start[b, 0], start[b, 1], rank[b], guess, density[b], k, band_rows,
+                n_pos, n_neg, plus, band_v, band_i, tk, tv, bucket, ends, ones, ga, gb)
+    return score, best_theta
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _sign_search01(z, src, coords, rows, delta, gains, start, rank, k, n_pos, n_neg, plus):
+    """:func:`_window_search01` for directions in {0, 1/2, 1} (the output node's candidates,
+    whose directions are hidden activations).
+
+    A candidate moves the rows of each activation level by the same step, so its sorted
+    values are a merge of three shifted copies of the incumbent's sorted distinct values:
+    one sort per vote, then O(m) per candidate, however many ties there are.
+    """
+    B, m = z.shape
+    C = delta.shape[1]
+    Cd = coords.shape[1]
+    score = np.empty((B, C), np.float64)
+    theta = np.empty((B, C), np.float32)
+    keys = np.empty(m, np.float32)
+    h = np.empty(m, np.float32)
+    order = np.empty(m, np.int64)
+    tk = np.empty(m, np.float32)
+    tv = np.empty(m, np.int64)
+    bucket = np.empty(m, np.int64)
+    ends = np.empty(m + 1, np.int64)
+    run = np.empty(m + 1, np.int64)
+    lv = np.empty((3, m), np.float32)  # per level: value, rows, summed gains of each distinct value
+    ln = np.empty((3, m), np.int64)
+    la = np.empty((3, m), np.int64)
+    lb = np.empty((3, m), np.int64)
+    w = np.empty(3 * m, np.float32)  # the merge
+    wn = np.empty(3 * m, np.int64)
+    wa = np.empty(3 * m, np.int64)
+    wb = np.empty(3 * m, np.int64)
+    level = np.array([0.0, 0.5, 1.0], np.float32)
+    L = np.zeros(3, np.int64)
+    i3 = np.zeros(3, np.int64)
+    n3 = np.zeros(3, np.int64)
+    a3 = np.zeros(3, np.int64)
+    b3 = np.zeros(3, np.int64)
+    for b in range(B):
+        keys[:] = z[b]
+        for i in range(m):
+            order[i] = i
+        _bucket_sort(keys, order, m, tk, tv, bucket, ends)
+        D = 0
+        for i in range(m):  # runs of equal values
+            if i == 0 or keys[i] != keys[i - 1]:
+                run[D] = i
+                D += 1
+        run[D] = m
+        g0, g1 = gains[b, 0], gains[b, 1]
+        for c in range(C):
+            x = src[coords[b, c % Cd]]
+            for i in range(m):
+                h[i] = x[rows[b, i]]
+            dl = delta[b, c]
+            L[:] = 0
+            for j in range(D):
+                n3[:] = 0
+                a3[:] = 0
+                b3[:] = 0
+                for p in range(run[j], run[j + 1]):
+                    row = order[p]
+                    q = np.int64(h[row] * 2)
+                    n3[q] += 1
+                    a3[q] += g0[row]
+                    b3[q] += g1[row]
+                for q in range(3):
+                    if n3[q]:
+                        x = _fma32(dl, level[q], keys[run[j]])
+                        t = L[q]
+                        if t > 0 and lv[q, t - 1] == x:  # rounding made two values equal
+                            ln[q, t - 1] += n3[q]
+                            la[q, t - 1] += a3[q]
+                            lb[q, t - 1] += b3[q]
+                        else:
+                            lv[q, t], ln[q, t], la[q, t], lb[q, t] = x, n3[q], a3[q], b3[q]
+                            L[q] = t + 1
+            G = 0  # three-way merge, equal values combined
+            i3[:] = 0
+            while True:
+                q = -1
+                for u in range(3):
+                    if i3[u] < L[u] and (q < 0 or lv[u, i3[u]] < lv[q, i3[q]]):
+                        q = u
+                if q < 0:
+                    break
+                x = lv[q, i3[q]]
+                if G > 0 and w[G - 1] == x:
+                    wn[G - 1] += ln[q, i3[q]]
+                    wa[G - 1] += la[q, i3[q]]
+                    wb[G - 1] += lb[q, i3[q]]
+                else:
+                    w[G], wn[G], wa[G], wb[G] = x, ln[q, i3[q]], la[q, i3[q]], lb[q, i3[q]]
+                    G += 1
+                i3[q] += 1
+            r = rank[b]  # the window starts at the first row of the value at position r
+            first = 0
+            if r >= m:
+                first = m
+            else:
+                for e in range(G):
+                    if first + wn[e] > r:
+                        break
+                    first += wn[e]
+            score[b, c], theta[b, c] = _best_cut(w, wn, wa, wb, G, 0, start[b, 0], start[b, 1], first, k, m,
+                                                 n_pos, n_neg, plus)
+    return score, theta
+
+
+def window_search01(
+    base: torch.Tensor,
+    theta: torch.Tensor,
+    source: torch.Tensor,
+    coords: torch.Tensor,
+    rows: torch.Tensor,
+    delta: torch.Tensor,
+    gains: torch.Tensor,
+    start: torch.Tensor,
+    rank: torch.Tensor,
+    half_width: int,
+    n_pos: int,
+    n_neg: int,
+    plus: bool,
+    levels: bool = False,
+    n_near: int = 64,
+    band_rows: int = 64,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Best windowed cut of every candidate ``base + delta * direction`` for the 0-1 objective.
+
+    ``base (B, m)`` incumbent projections with threshold ``theta (B,)`` and rank ``rank
+    (B,)`` (rows below it); ``delta (B, C)``; candidate ``c`` of vote ``b`` moves along
+    ``source[coords[b, c % C'], rows[b]]`` (``coords (B, C')``, ``rows (B, m)``), read in
+    place.  ``gains (B, m, 2)`` and ``start (B, 2)`` as for :func:`scd._search.best_cuts`
+    (with every row above).  ``levels``: every direction is in {0, 1/2, 1}, which an
+    exact merge handles whatever the ties; otherwise the ``n_near`` rows nearest each
+    threshold guess where each window is, and a band of about ``band_rows`` rows each side
+    of the corrected guess holds it.  Returns ``score (B, C)`` float64 (``-inf`` with no
+    valid cut) and ``theta (B, C)``: the results of ``best_cuts(*rank_window(...))``.
+    """
+    as_np = lambda t, dt: np.ascontiguousarray(t.detach().cpu().numpy(), dtype=dt)  # noqa: E731
+    k = min(half_width + 1, base.shape[1])
+    common = (as_np(base, np.float32), as_np(source, np.float32), as_np(coords, np.int64), as_np(rows, np.int64),
+              as_np(delta, np.float32), as_np(gains.transpose(1, 2), np.int32), as_np(start, np.float64),
+              as_np(rank, np.int64))
+    if levels:
+        score, best_theta = _sign_search01(*common, k, n_pos, n_neg, plus)
+    else:
+        near, density = near_rows(base, theta, n_near)
+        score, best_theta = _window_search01(*common, as_np(theta, np.float64), as_np(near, np.int64),
+                                             as_np(density, np.float64), k, band_rows, n_pos, n_neg, plus)
+    return torch.from_numpy(score), torch.from_numpy(best_theta)

@@ -1,0 +1,101 @@
+"""The fused CPU kernel must give exactly the tensor path's windowed 0-1 search, and the same models."""
+
+import numpy as np
+import pytest
+import torch
+
+from scd import _train
+from scd._kernels import window_search01
+from scd._search import Objective, best_cuts, rank_window
+from scd._train import TrainConfig, train_votes
+
+
+def _problem(seed, B, Cd, m, ties, duplicate_rows=False):
+    g = torch.Generator().manual_seed(seed)
+    n = m + 7
+    source = torch.rand(B * Cd + 3, n, generator=g)
+    base = torch.randn(B, m, generator=g)
+    if ties:  # directions in {0, 1/2, 1}, like the output node's hidden activations
+        source, base = torch.round(source * 2) / 2, torch.round(base * 3) / 3
+    coords = torch.randperm(B * Cd + 3, generator=g)[: B * Cd].view(B, Cd)
+    if duplicate_rows:
+        rows = torch.randint(0, n, (B, m), generator=g)
+    else:
+        rows = torch.stack([torch.randperm(n, generator=g)[:m] for _ in range(B)])
+    delta = torch.randn(B, 2 * Cd, generator=g) * 0.2
+    y = torch.arange(m) % 3 == 0
+    h0, h1 = (torch.rand(2, B, m, generator=g) < 0.5).float()
+    yf = y.float()
+    gains = torch.stack([yf * (h0 - h1), (1 - yf) * (h1 - h0)], -1)
+    start = torch.stack([(yf * h1).sum(1), ((1 - yf) * (1 - h1)).sum(1)], -1)
+    theta = base[torch.arange(B), torch.randint(0, m, (B,), generator=g)] + 1e-3
+    theta[0] = [base[0].min() - 1, base[0].max() + 1, theta[0]][seed % 3]  # the ends of the batch
+    return base, theta, source, coords, rows, delta, gains, start, int(yf.sum()), int(m - yf.sum())
+
+
+def _tensor_path(base, theta, source, coords, rows, delta, gains, start, n_pos, n_neg, half, plus):
+    B, Cd = coords.shape
+    direction = torch.gather(source[coords], 2, rows.unsqueeze(1).expand(-1, Cd, -1))
+    values = torch.addcmul(base[:, None, None], delta.view(B, 2, Cd, 1), direction[:, None]).view(B, 2 * Cd, -1)
+    rank = (base < theta.unsqueeze(-1)).sum(-1)
+    seq, g, below = rank_window(values, rank, gains, half)
+    score, thr = best_cuts(seq, g, start.unsqueeze(1) + below, Objective("01", "plus" if plus else "balanced",
+                                                                         n_pos, n_neg))
+    return values, rank, score, thr
+
+
+CASES = [(2, 4, 300, 20), (1, 3, 30, 20), (3, 2, 5, 3), (1, 8, 2500, 20), (2, 4, 41, 20)]
+
+
+@pytest.mark.parametrize("ties", [False, True])
+@pytest.mark.parametrize("B,Cd,m,half", CASES)
+def test_kernel_equals_the_tensor_search(B, Cd, m, half, ties):
+    """Identical scores and thresholds, for continuous values and heavy ties, both metrics,
+    windows at the ends of the batch, good and poor guesses (one near row), and both kernels
+    (the merge for directions in {0, 1/2, 1})."""
+    for seed in range(8):
+        problem = _problem(seed, B, Cd, m, ties, duplicate_rows=seed == 5)
+        base, theta, source, coords, rows, delta, gains, start, n_pos, n_neg = problem
+        plus = seed % 2 == 1
+        _, rank, ref_score, ref_theta = _tensor_path(*problem, half, plus)
+        finite = torch.isfinite(ref_score)
+        for levels in [False, True] if ties else [False]:
+            for n_near in (64, 1):
+                score, thr = window_search01(base, theta, source, coords, rows, delta, gains, start, rank, half,
+                                             n_pos, n_neg, plus, levels, n_near=n_near)
+                assert torch.equal(score, ref_score), (seed, levels, n_near)
+                assert torch.equal(thr[finite], ref_theta[finite]), (seed, levels, n_near)
+
+
+def test_kernel_thresholds_realise_their_scores():
+    """Against a direct count: predicting with the returned threshold gives the returned score."""
+    half = 6
+    for seed in range(6):
+        problem = _problem(seed, 2, 3, 200, ties=seed % 2 == 1)
+        base, theta, source, coords, rows, delta, gains, start, n_pos, n_neg = problem
+        values, rank, _, _ = _tensor_path(*problem, half, False)
+        score, thr = window_search01(base, theta, source, coords, rows, delta, gains, start, rank, half,
+                                     n_pos, n_neg, False, levels=seed % 2 == 1)
+        for b in range(2):
+            for c in range(6):
+                if not np.isfinite(score[b, c].item()):
+                    continue
+                below = values[b, c] < thr[b, c]  # rows below the cut take gains relative to "all above"
+                tp, tn = (start[b] + gains[b][below].sum(0)).tolist()
+                assert score[b, c].item() == (tp / n_pos + tn / n_neg) / 2
+
+
+@pytest.mark.parametrize("binary_weights", [False, True])
+def test_kernel_trains_the_same_votes(binary_weights, monkeypatch):
+    """A fit with the kernel and one with the tensor path give bit-identical votes."""
+    rng = np.random.default_rng(0)
+    X = rng.random((3000, 40), dtype=np.float32)
+    y = (X[:, :5].sum(1) + 0.3 * rng.standard_normal(3000) > 2.5).astype(int)
+    XT = torch.from_numpy(np.ascontiguousarray(X.T))
+    cfg = TrainConfig(loss="01", binary_weights=binary_weights, hidden_nodes=6, n_iters=40, nrows=0.75,
+                      w_inc1=0.17, w_inc2=0.2, updated_features=16, interval=20, b_ratio=0.2)
+    fused = train_votes(XT, y, [0, 1], 3, cfg)
+    monkeypatch.setattr(_train, "_fused_kernel", lambda device: False)
+    tensor = train_votes(XT, y, [0, 1], 3, cfg)
+    for name in fused:
+        np.testing.assert_array_equal(fused[name], tensor[name], err_msg=name)
