@@ -280,12 +280,12 @@ def _search_one(v, g0, g1, start0, start1, r, guess, density, k, band_rows, n_po
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def _window_search01(base, src, coords, rows, delta, gains, start, rank, theta, near, density, k, band_rows,
-                     n_pos, n_neg, plus):
+                     n_pos, n_neg, plus, score, best_theta, lo, hi):
+    """Candidates ``lo <= cc < hi`` (in the order below) of every vote, into ``score`` and
+    ``best_theta``."""
     B, m = base.shape
     C = delta.shape[1]
     Cd = coords.shape[1]
-    score = np.empty((B, C), np.float64)
-    best_theta = np.empty((B, C), np.float32)
     v = np.empty(m, np.float32)
     band_v = np.empty(m, np.float32)
     band_i = np.empty(m, np.int64)
@@ -314,7 +314,7 @@ def _window_search01(base, src, coords, rows, delta, gains, start, rank, theta, 
             t = slot[rows[b, i]]
             slot[rows[b, i]] = t + 1
             cols[t], base_o[t], g0[t], g1[t] = rows[b, i], base[b, i], gains[b, 0, i], gains[b, 1, i]
-        for cc in range(C):
+        for cc in range(lo, hi):
             c = (cc % (C // Cd)) * Cd + cc // (C // Cd)  # the candidates of one direction in turn
             x = src[coords[b, c % Cd]]
             dl = delta[b, c]
@@ -327,23 +327,20 @@ def _window_search01(base, src, coords, rows, delta, gains, start, rank, theta, 
             score[b, c], best_theta[b, c] = _search_one(
                 v, g0, g1, start[b, 0], start[b, 1], rank[b], guess, density[b], k, band_rows,
                 n_pos, n_neg, plus, band_v, band_i, tk, tv, bucket, ends, ones, ga, gb)
-    return score, best_theta
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _sign_search01(z, src, coords, rows, delta, gains, start, rank, k, n_pos, n_neg, plus):
+def _sign_search01(z, src, coords, rows, delta, gains, start, rank, k, n_pos, n_neg, plus, score, theta, lo, hi):
     """:func:`_window_search01` for directions in {0, 1/2, 1} (the output node's candidates,
     whose directions are hidden activations).
 
     A candidate moves the rows of each activation level by the same step, so its sorted
     values are a merge of three shifted copies of the incumbent's sorted distinct values:
-    one sort per vote, then O(m) per candidate, however many ties there are.
+    one sort per vote, then O(m) per candidate, however many ties there are.  Candidates
+    ``lo <= c < hi`` of every vote, into ``score`` and ``theta``.
     """
     B, m = z.shape
-    C = delta.shape[1]
     Cd = coords.shape[1]
-    score = np.empty((B, C), np.float64)
-    theta = np.empty((B, C), np.float32)
     keys = np.empty(m, np.float32)
     h = np.empty(m, np.float32)
     order = np.empty(m, np.int64)
@@ -378,7 +375,7 @@ def _sign_search01(z, src, coords, rows, delta, gains, start, rank, k, n_pos, n_
                 D += 1
         run[D] = m
         g0, g1 = gains[b, 0], gains[b, 1]
-        for c in range(C):
+        for c in range(lo, hi):
             x = src[coords[b, c % Cd]]
             for i in range(m):
                 h[i] = x[rows[b, i]]
@@ -434,7 +431,6 @@ def _sign_search01(z, src, coords, rows, delta, gains, start, rank, k, n_pos, n_
                     first += wn[e]
             score[b, c], theta[b, c] = _best_cut(w, wn, wa, wb, G, 0, start[b, 0], start[b, 1], first, k, m,
                                                  n_pos, n_neg, plus)
-    return score, theta
 
 
 def window_search01(
@@ -468,14 +464,37 @@ def window_search01(
     valid cut) and ``theta (B, C)``: the results of ``best_cuts(*rank_window(...))``.
     """
     as_np = lambda t, dt: np.ascontiguousarray(t.detach().cpu().numpy(), dtype=dt)  # noqa: E731
+    B, C = delta.shape
     k = min(half_width + 1, base.shape[1])
-    common = (as_np(base, np.float32), as_np(source, np.float32), as_np(coords, np.int64), as_np(rows, np.int64),
-              as_np(delta, np.float32), as_np(gains.transpose(1, 2), np.int32), as_np(start, np.float64),
-              as_np(rank, np.int64))
+    args = (as_np(base, np.float32), as_np(source, np.float32), as_np(coords, np.int64), as_np(rows, np.int64),
+            as_np(delta, np.float32), as_np(gains.transpose(1, 2), np.int32), as_np(start, np.float64),
+            as_np(rank, np.int64))
     if levels:
-        score, best_theta = _sign_search01(*common, k, n_pos, n_neg, plus)
+        kernel, args = _sign_search01, (*args, k, n_pos, n_neg, plus)
     else:
         near, density = near_rows(base, theta, n_near)
-        score, best_theta = _window_search01(*common, as_np(theta, np.float64), as_np(near, np.int64),
-                                             as_np(density, np.float64), k, band_rows, n_pos, n_neg, plus)
+        kernel = _window_search01
+        args = (*args, as_np(theta, np.float64), as_np(near, np.int64), as_np(density, np.float64), k, band_rows,
+                n_pos, n_neg, plus)
+    score, best_theta = np.empty((B, C), np.float64), np.empty((B, C), np.float32)
+    parts = max(1, min(torch.get_num_threads(), C))
+    bounds = [C * p // parts for p in range(parts + 1)]
+    if parts == 1:
+        kernel(*args, score, best_theta, 0, C)
+    else:  # the kernels release the GIL: one block of candidates per thread
+        jobs = [_pool(parts).submit(kernel, *args, score, best_theta, lo, hi) for lo, hi in zip(bounds, bounds[1:])]
+        for job in jobs:
+            job.result()
     return torch.from_numpy(score), torch.from_numpy(best_theta)
+
+
+_POOLS: dict = {}
+
+
+def _pool(threads: int):
+    """A thread pool of ``threads`` workers, kept between calls."""
+    if threads not in _POOLS:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _POOLS[threads] = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="scd-kernel")
+    return _POOLS[threads]

@@ -47,12 +47,20 @@ def _tensor_path(base, theta, source, coords, rows, delta, gains, start, n_pos, 
 CASES = [(2, 4, 300, 20), (1, 3, 30, 20), (3, 2, 5, 3), (1, 8, 2500, 20), (2, 4, 41, 20)]
 
 
+@pytest.fixture(params=[1, 3], ids=["1 thread", "3 threads"])
+def threads(request):
+    before = torch.get_num_threads()
+    torch.set_num_threads(request.param)
+    yield request.param
+    torch.set_num_threads(before)
+
+
 @pytest.mark.parametrize("ties", [False, True])
 @pytest.mark.parametrize("B,Cd,m,half", CASES)
-def test_kernel_equals_the_tensor_search(B, Cd, m, half, ties):
+def test_kernel_equals_the_tensor_search(B, Cd, m, half, ties, threads):
     """Identical scores and thresholds, for continuous values and heavy ties, both metrics,
-    windows at the ends of the batch, good and poor guesses (one near row), and both kernels
-    (the merge for directions in {0, 1/2, 1})."""
+    windows at the ends of the batch, good and poor guesses (one near row), both kernels
+    (the merge for directions in {0, 1/2, 1}), on one thread and split over several."""
     for seed in range(8):
         problem = _problem(seed, B, Cd, m, ties, duplicate_rows=seed == 5)
         base, theta, source, coords, rows, delta, gains, start, n_pos, n_neg = problem
