@@ -4,10 +4,11 @@ The tensor path (:func:`scd._search.rank_window` then :func:`scd._search.best_cu
 about a dozen passes over the whole ``(C, m)`` candidate matrix, which on a CPU costs memory
 traffic rather than arithmetic.  This kernel does the same search one candidate at a time:
 it builds the candidate's projections ``base + delta * direction`` in a buffer that stays in
-cache, finds the rank window around the incumbent's rank (a guessed value band, corrected by
-counting, with an exact selection as the fallback), and scores the window's cuts.  Its
-results are *identical* to the tensor path for the 0-1 objective: the projections are
-rounded the same way (one fused multiply-add, as ``torch.addcmul``), the counts are exact
+cache, finds the rank window around the incumbent's rank (a guessed value band corrected by
+counting, widened until it holds the window; for directions in {0, 1/2, 1}, the output
+node's, an exact merge instead), and scores the window's cuts.  Its results are
+*identical* to the tensor path for the 0-1 objective: the projections are rounded the same
+way (one fused multiply-add, as ``torch.addcmul`` on CPUs with FMA), the counts are exact
 integers, and the score is the same float64 expression with the same tie rule (first
 candidate, lowest cut).  The window's content, hence the result, does not depend on how
 the window was found.
@@ -51,18 +52,23 @@ def _count_below(v, c):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
+def _insertion_sort(keys, vals, a, b):
+    for i in range(a + 1, b):
+        key, val = keys[i], vals[i]
+        j = i
+        while j > a and keys[j - 1] > key:
+            keys[j], vals[j] = keys[j - 1], vals[j - 1]
+            j -= 1
+        keys[j], vals[j] = key, val
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
 def _sort_pairs(keys, vals, n, tk, tv):
     """Sort ``keys[:n]`` ascending, carrying ``vals`` along (stable bottom-up merge sort,
     ``tk``/``tv`` scratch; numba's own sort and partition take long to compile)."""
     run = 16
     for a in range(0, n, run):  # insertion sort of short runs
-        for i in range(a + 1, min(a + run, n)):
-            key, val = keys[i], vals[i]
-            j = i
-            while j > a and keys[j - 1] > key:
-                keys[j], vals[j] = keys[j - 1], vals[j - 1]
-                j -= 1
-            keys[j], vals[j] = key, val
+        _insertion_sort(keys, vals, a, min(a + run, n))
     src_k, src_v, dst_k, dst_v = keys, vals, tk, tv
     swapped = False
     while run < n:
@@ -82,17 +88,6 @@ def _sort_pairs(keys, vals, n, tk, tv):
     if swapped:
         keys[:n] = tk[:n]
         vals[:n] = tv[:n]
-
-
-@njit(cache=True, nogil=True, error_model="numpy")
-def _insertion_sort(keys, vals, a, b):
-    for i in range(a + 1, b):
-        key, val = keys[i], vals[i]
-        j = i
-        while j > a and keys[j - 1] > key:
-            keys[j], vals[j] = keys[j - 1], vals[j - 1]
-            j -= 1
-        keys[j], vals[j] = key, val
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
