@@ -91,6 +91,12 @@ def _sort_pairs(keys, vals, n, tk, tv):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
+def _sort_scratch(m):
+    """Scratch arrays of :func:`_bucket_sort` for up to ``m`` keys: ``tk, tv, bucket, ends``."""
+    return np.empty(m, np.float32), np.empty(m, np.int64), np.empty(m, np.int64), np.empty(m + 1, np.int64)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
 def _bucket_sort(keys, vals, n, tk, tv, bucket, ends):
     """Sort ``keys[:n]`` ascending, carrying ``vals`` along.
 
@@ -284,10 +290,7 @@ def _window_search01(base, src, coords, rows, delta, gains, start, rank, theta, 
     v = np.empty(m, np.float32)
     band_v = np.empty(m, np.float32)
     band_i = np.empty(m, np.int64)
-    tk = np.empty(m, np.float32)
-    tv = np.empty(m, np.int64)
-    bucket = np.empty(m, np.int64)
-    ends = np.empty(m + 1, np.int64)
+    tk, tv, bucket, ends = _sort_scratch(m)
     ones = np.ones(m, np.int64)
     ga = np.empty(m, np.int32)
     gb = np.empty(m, np.int32)
@@ -339,10 +342,7 @@ def _sign_search01(z, src, coords, rows, delta, gains, start, rank, k, n_pos, n_
     keys = np.empty(m, np.float32)
     h = np.empty(m, np.float32)
     order = np.empty(m, np.int64)
-    tk = np.empty(m, np.float32)
-    tv = np.empty(m, np.int64)
-    bucket = np.empty(m, np.int64)
-    ends = np.empty(m + 1, np.int64)
+    tk, tv, bucket, ends = _sort_scratch(m)
     run = np.empty(m + 1, np.int64)
     lv = np.empty((3, m), np.float32)  # per level: value, rows, summed gains of each distinct value
     ln = np.empty((3, m), np.int64)

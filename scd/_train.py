@@ -169,8 +169,8 @@ class _Group:
         direction = torch.gather(source[coords], 2, rows.unsqueeze(1).expand(-1, Cd, -1))  # (B, C', m)
         guess = guess if m >= _GUESS_FROM_ROWS else 0
         if guess:  # the number of rows near the threshold that guess each window's centre
-            rows, density = near_rows(base, theta, guess)
-            near = torch.gather(direction, 2, rows.unsqueeze(1).expand(-1, Cd, -1)).mean(-1)
+            near_at, density = near_rows(base, theta, guess)
+            near = torch.gather(direction, 2, near_at.unsqueeze(1).expand(-1, Cd, -1)).mean(-1)
             centers = theta.unsqueeze(-1) + delta * near.repeat(1, C // Cd)
         step = max(1, self.cfg.memory_elements // (C * m))
         out = []
