@@ -24,7 +24,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._device import resolve_devices
 from ._members import VoteOutputs, member_indices
-from ._network import stack_votes, vote_logits
+from ._network import stack_units, unit_norms, vote_logits
 from ._parallel import auto_group_size, fingerprint, run_groups, split_groups
 from ._persist import load_bundle, save_bundle
 from ._train import TrainConfig
@@ -206,17 +206,17 @@ class _BaseSCD(VoteOutputs, ClassifierMixin, BaseEstimator):
             if not isinstance(member, Integral) or not 0 <= member < self.W1_.shape[0]:
                 raise ValueError(f"member must be an integer in [0, {self.W1_.shape[0]}), got {member!r}.")
             votes = slice(int(member), int(member) + 1)
-        W1 = _stacked(self.W1_) if member is None else stack_votes(torch.tensor(self.W1_[votes]))
-        weights = [W1, *(torch.from_numpy(getattr(self, f"{n}_")[votes]) for n in _WEIGHTS[1:])]
-        V, H = weights[1].shape
+        units = _stacked(self.W1_) if member is None else _stack(self.W1_[votes])
+        weights = [*units, *(torch.from_numpy(getattr(self, f"{n}_")[votes]) for n in _WEIGHTS[1:])]
+        V, H = weights[2].shape
         step = max(1, _PREDICT_ELEMENTS // (V * H))
         Xt = torch.from_numpy(X if X.flags.writeable else X.copy())
         with torch.no_grad():
             parts = [vote_logits(Xt[i : i + step], *weights) for i in range(0, len(Xt), step)]
-        return torch.cat(parts).numpy() if parts else np.zeros((0, V), np.float32)
+        return torch.cat(parts).numpy() if parts else np.zeros((0, V))
 
     def _positive_fraction(self, X, member: int | None) -> np.ndarray:
-        z = self._logits(X, member).astype(np.float64)
+        z = self._logits(X, member)
         if self._voting() == "soft":
             return (1.0 / (1.0 + np.exp(-z))).mean(axis=1)
         return (z > 0).mean(axis=1)
@@ -301,21 +301,27 @@ def load(path: str | os.PathLike) -> _BaseSCD:
     return est
 
 
-_STACKED: dict[int, tuple[weakref.ref, torch.Tensor]] = {}
+_STACKED: dict[int, tuple[weakref.ref, tuple[torch.Tensor, torch.Tensor]]] = {}
 
 
-def _stacked(W1: np.ndarray) -> torch.Tensor:
-    """``stack_votes`` of a fitted ``W1_``, computed once per read-only array (``fit`` and
+def _stack(W1: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """The hidden units of ``W1 (V, d, H)`` in the prediction layout, with their norms."""
+    units = stack_units(torch.tensor(W1))
+    return units, unit_norms(units)
+
+
+def _stacked(W1: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`_stack` of a fitted ``W1_``, computed once per read-only array (``fit`` and
     ``load`` make it read-only): the re-layout copies the whole ensemble, which would otherwise
     dominate small prediction calls (attacks make thousands).  Kept outside the estimator so
     that predicting leaves it unchanged; a writeable ``W1_`` is re-laid out on every call."""
     if W1.flags.writeable:  # someone may edit it in place: no caching
-        return stack_votes(torch.tensor(W1))
+        return _stack(W1)
     key = id(W1)
     hit = _STACKED.get(key)
     if hit is not None and hit[0]() is W1:
         return hit[1]
-    stacked = stack_votes(torch.tensor(W1))
+    stacked = _stack(W1)
     _STACKED[key] = (weakref.ref(W1, lambda _, key=key: _STACKED.pop(key, None)), stacked)
     return stacked
 
