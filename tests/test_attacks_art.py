@@ -39,7 +39,7 @@ def _art_run(model, x, start, make_attack, seed):
 
 ART = {"hsj": lambda c: ArtHopSkipJump(c, targeted=False, norm=2, max_iter=10, max_eval=10000, init_eval=100,
                                        verbose=False),
-       "boundary": lambda c: BoundaryAttack(c, targeted=False, max_iter=300, verbose=False)}
+       "boundary": lambda c: BoundaryAttack(c, targeted=False, max_iter=150, verbose=False)}
 OURS = {"hsj": HopSkipJump(theta="art", max_iter=10), "boundary": Boundary(steps=100000)}
 
 
