@@ -61,8 +61,9 @@ def hidden_signs(X: torch.Tensor, units: torch.Tensor, b1: torch.Tensor, norms: 
     bound, with Cauchy-Schwarz).  Outside twice that band the float32 sign is the exact one.
     Entries inside it (about 0.3 % on CIFAR-10) are recomputed in float64 in a fixed order
     (:func:`scd._dots.fixed_order_pre`; the float32 products are exact in float64): their sign
-    is the exact one unless the exact value is within about 1e-13 of the threshold, and it is
-    the same whatever the batch.
+    is the exact one unless the exact value is within float64 rounding of the threshold
+    (below ``d * 2**-53 * |x| |w|``, about 1e-11 on CIFAR-10), and it is the same whatever
+    the batch.
     """
     dtype = torch.float32 if torch.get_float32_matmul_precision() == "highest" else torch.float64
     Xc, Wc = X.to(dtype), units.to(dtype)
@@ -98,9 +99,10 @@ def vote_logits(
     """Float64 logits ``(n, V)`` of every vote for inputs ``X (n, d)`` (CPU tensors).
 
     All votes share one matrix product with ``units`` (from :func:`stack_units`, ``norms`` its
-    :func:`unit_norms`; the fast path for prediction and attacks).  The hidden signs are those of :func:`hidden_signs`; the output sums of
-    ``{0, 1/2, 1} * w2`` run in float64, which is exact while the output weights lie within a
-    factor of about 2**29 of each other, so a vote's logit depends on its row alone.
+    :func:`unit_norms`; the fast path for prediction and attacks).  The hidden signs are those
+    of :func:`hidden_signs`; the output sums of ``{0, 1/2, 1} * w2`` run in float64, which is
+    exact while the output weights lie within a factor of about 2**25 of each other, so a
+    vote's logit depends on its row alone.
     """
     V, H = b1.shape
     h = (hidden_signs(X, units, b1.reshape(-1), norms).to(torch.float64) + 1) / 2
