@@ -206,9 +206,9 @@ class _BaseSCD(VoteOutputs, ClassifierMixin, BaseEstimator):
             if not isinstance(member, Integral) or not 0 <= member < self.W1_.shape[0]:
                 raise ValueError(f"member must be an integer in [0, {self.W1_.shape[0]}), got {member!r}.")
             votes = slice(int(member), int(member) + 1)
-        units = _stacked(self.W1_) if member is None else _stack(self.W1_[votes])
-        weights = [*units, *(torch.from_numpy(getattr(self, f"{n}_")[votes]) for n in _WEIGHTS[1:])]
-        V, H = weights[2].shape
+        units, norms = _stacked(self.W1_) if member is None else _stack(self.W1_[votes])
+        weights = [units, norms, *(torch.from_numpy(getattr(self, f"{n}_")[votes]) for n in _WEIGHTS[1:])]
+        V, H = self.b1_[votes].shape
         step = max(1, _PREDICT_ELEMENTS // (V * H))
         Xt = torch.from_numpy(X if X.flags.writeable else X.copy())
         with torch.no_grad():

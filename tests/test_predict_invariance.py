@@ -44,30 +44,27 @@ def exact_sign(x: np.ndarray, w: np.ndarray, b: float) -> float:
     return float(np.sign(math.fsum((x.astype(np.float64) * w.astype(np.float64)).tolist() + [float(b)])))
 
 
-def test_hidden_signs_are_exact_on_thresholds(fitted, digits):
-    Xb, votes, units = on_thresholds(fitted, digits.x_test[:120])
-    stacked = stack_units(torch.tensor(fitted.W1_))
-    signs = hidden_signs(torch.from_numpy(Xb), stacked, torch.from_numpy(fitted.b1_.reshape(-1)), unit_norms(stacked))
-    H = fitted.W1_.shape[2]
+def assert_exact_signs_on_thresholds(model, X: np.ndarray) -> None:
+    Xb, votes, units = on_thresholds(model, X)
+    stacked = stack_units(torch.tensor(model.W1_))
+    signs = hidden_signs(torch.from_numpy(Xb), stacked, torch.from_numpy(model.b1_.reshape(-1)), unit_norms(stacked))
+    H = model.W1_.shape[2]
     got = signs[np.arange(len(Xb)), votes * H + units].numpy()
-    want = [exact_sign(Xb[i], fitted.W1_[votes[i], :, units[i]], fitted.b1_[votes[i], units[i]]) for i in range(len(Xb))]
+    want = [exact_sign(Xb[i], model.W1_[votes[i], :, units[i]], model.b1_[votes[i], units[i]]) for i in range(len(Xb))]
     np.testing.assert_array_equal(got, want)
+
+
+def test_hidden_signs_are_exact_on_thresholds(fitted, digits):
+    assert_exact_signs_on_thresholds(fitted, digits.x_test[:120])
 
 
 def test_reduced_precision_products_still_give_exact_signs(fitted, digits):
-    Xb, votes, units = on_thresholds(fitted, digits.x_test[:60])
-    stacked = stack_units(torch.tensor(fitted.W1_))
     before = torch.get_float32_matmul_precision()
     torch.set_float32_matmul_precision("medium")
     try:
-        signs = hidden_signs(torch.from_numpy(Xb), stacked, torch.from_numpy(fitted.b1_.reshape(-1)),
-                             unit_norms(stacked))
+        assert_exact_signs_on_thresholds(fitted, digits.x_test[:60])
     finally:
         torch.set_float32_matmul_precision(before)
-    H = fitted.W1_.shape[2]
-    got = signs[np.arange(len(Xb)), votes * H + units].numpy()
-    want = [exact_sign(Xb[i], fitted.W1_[votes[i], :, units[i]], fitted.b1_[votes[i], units[i]]) for i in range(len(Xb))]
-    np.testing.assert_array_equal(got, want)
 
 
 def test_outputs_do_not_depend_on_the_batch(fitted, digits):
