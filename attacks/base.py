@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .oracle import REFUSED, Oracle
+from .oracle import REFUSED, Oracle, _positive_int
 
 __all__ = ["Attack", "AttackResult", "Criterion", "Target", "distances", "nearest_other_class", "norm_name",
            "norm_of", "parse_norm"]
@@ -182,9 +182,10 @@ class AttackResult:
     """Per-sample outcome of one attack run; failures keep ``x_adv == x`` and ``success=False``.
 
     Distances are NaN where the attack failed, so every aggregate is over successes only.
-    ``queries``/``calls`` are the counted model rows/calls per sample (the confirming query
-    is not among them).  ``history[i]`` is an ``(k, 2)`` array of (queries, best distance in
-    the attack's norm) for budget curves.
+    ``queries``/``calls`` are the counted model rows/calls per sample; the uncounted rows
+    that asked the clean label and confirmed the final example are in ``confirm_queries``.
+    ``history[i]`` is an ``(k, 2)`` array of (queries, best distance in the attack's norm)
+    for budget curves; it is empty for a sample whose final example was not confirmed.
     """
 
     attack: str
@@ -199,6 +200,7 @@ class AttackResult:
     linf: np.ndarray
     queries: np.ndarray
     calls: np.ndarray
+    confirm_queries: np.ndarray
     seconds: float
     seed: int
     sample_ids: np.ndarray
@@ -234,6 +236,7 @@ class AttackResult:
         out["median_queries"] = float(np.median(self.queries)) if len(ok) else float("nan")
         out["mean_queries"] = float(np.mean(self.queries)) if len(ok) else float("nan")
         out["total_calls"] = int(self.calls.sum())
+        out["confirm_queries"] = int(self.confirm_queries.sum())
         out["seconds"] = self.seconds
         return out
 
@@ -243,6 +246,7 @@ class AttackResult:
         for i in range(len(self)):
             rec = {"sample_id": int(self.sample_ids[i]), "label": _py(self.labels[i]), "success": bool(self.success[i]),
                    "queries": int(self.queries[i]), "calls": int(self.calls[i]),
+                   "confirm_queries": int(self.confirm_queries[i]),
                    "history": self.history[i].tolist()}
             if self.targets is not None:
                 rec["target"] = _py(self.targets[i])
@@ -317,6 +321,7 @@ class Attack:
             dataset indices to make results independent of how samples are batched.
         """
         self._check_params()
+        seed = _positive_int("seed", seed, minimum=0)
         oracle = _make_oracle(model, bounds, max_queries, batch_size)
         self._check_oracle(oracle)
         x = oracle.check(x)
@@ -335,6 +340,7 @@ class Attack:
                 raise ValueError(f"starting_points must have the shape of x {x.shape}, got {start.shape}.")
         if early_stop is not None and not (np.isfinite(early_stop) and early_stop >= 0):
             raise ValueError(f"early_stop must be a finite distance >= 0, got {early_stop!r}.")
+        confirmed_before = _counts(oracle, ids)["confirm_rows"][ids]
         clean = oracle.confirm(x, ids)  # the model's own answers, uncounted
         labels = clean if given is None else given
         _check_targets(tgt, labels)
@@ -345,7 +351,7 @@ class Attack:
         done_clean = criterion(clean, np.arange(n))
         best = Best(x, self.norm, target)
         best.dist[done_clean] = 0.0
-        rngs = [np.random.default_rng([int(seed), int(s)]) for s in ids]
+        rngs = [np.random.default_rng([seed, int(s)]) for s in ids]
         t0 = time.perf_counter()
         active = ~done_clean
         if active.any():
@@ -369,8 +375,9 @@ class Attack:
             attack=self.name, params=self.get_params(), x_adv=x_adv, success=success,
             labels=oracle.classes[labels], targets=None if tgt is None else oracle.classes[tgt], **dist,
             queries=after["rows"][ids] - before["rows"], calls=after["calls"][ids] - before["calls"],
-            seconds=seconds, seed=int(seed), sample_ids=ids,
-            history=[np.asarray(h, np.float64).reshape(-1, 2) for h in best.history],
+            confirm_queries=after["confirm_rows"][ids] - confirmed_before,
+            seconds=seconds, seed=seed, sample_ids=ids,
+            history=[np.asarray(h if ok else [], np.float64).reshape(-1, 2) for h, ok in zip(best.history, success)],
             already_adversarial=done_clean, extra=extra)
 
     # ------------------------------------------------------------------ subclass hooks
@@ -424,13 +431,13 @@ def _make_oracle(model: Any, bounds: Any, max_queries: int | None, batch_size: i
         return model
     if bounds is None:
         raise ValueError("bounds=(lower, upper) is required: the attack must know the input box.")
-    return Oracle(model, bounds=bounds, budget=max_queries, batch_size=batch_size or 1024)
+    return Oracle(model, bounds=bounds, budget=max_queries, batch_size=1024 if batch_size is None else batch_size)
 
 
 def _counts(oracle: Oracle, ids: np.ndarray) -> dict[str, np.ndarray]:
     counts = oracle.sample_counts()
     size = int(ids.max(initial=-1)) + 1
-    return {k: np.pad(counts[k], (0, max(0, size - len(counts[k])))) for k in ("rows", "calls")}
+    return {k: np.pad(counts[k], (0, max(0, size - len(counts[k])))) for k in ("rows", "calls", "confirm_rows")}
 
 
 def _sample_ids(sample_ids: Any, n: int) -> np.ndarray:

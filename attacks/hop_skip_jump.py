@@ -27,6 +27,7 @@ Differences from the reference implementations
 
 from __future__ import annotations
 
+from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
@@ -85,16 +86,16 @@ class HopSkipJump(Attack):
             raise ValueError("HopSkipJump attacks the L2 or Linf norm, not L1.")
         for name in ("max_iter", "init_evals", "max_evals", "init_size", "max_halvings"):
             value = getattr(self, name)
-            if not isinstance(value, (int, np.integer)) or value < (0 if name == "max_iter" else 1):
+            if not isinstance(value, Integral) or isinstance(value, bool) or value < (0 if name == "max_iter" else 1):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-        if not (np.isfinite(self.gamma) and self.gamma > 0):
+        if not (_is_real(self.gamma) and np.isfinite(self.gamma) and self.gamma > 0):
             raise ValueError(f"gamma must be > 0, got {self.gamma!r}.")
         if self.stepsize_search not in ("geometric", "grid"):
             raise ValueError(f"stepsize_search must be 'geometric' or 'grid', got {self.stepsize_search!r}.")
         if isinstance(self.theta, str):
             if self.theta not in ("paper", "art"):
                 raise ValueError(f"theta must be 'paper', 'art' or a positive number, got {self.theta!r}.")
-        elif not (np.isfinite(self.theta) and self.theta > 0):
+        elif not (_is_real(self.theta) and np.isfinite(self.theta) and self.theta > 0):
             raise ValueError(f"theta must be 'paper', 'art' or a positive number, got {self.theta!r}.")
 
     def theta_for(self, d: int) -> float:
@@ -255,6 +256,10 @@ class HopSkipJump(Attack):
             better = d[chosen] < dist[rows[keep][chosen]]
             out[rows[keep][chosen[better]]] = projected[chosen[better]]
         return out
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool)
 
 
 def _clip_box(points: np.ndarray, x0: np.ndarray, radius: np.ndarray) -> np.ndarray:

@@ -12,6 +12,10 @@ is at the box corner); only then does a binary search on ``[0, min(d_t, R)]`` to
 find its radius, and the candidate is kept if that radius is below ``d_t``.  Once blocks are
 single features, sweeps over single coordinates repeat until the query limit.
 
+The starting direction ``s = +1`` itself is never queried, as in the authors' code: the
+first candidate flips every sign, so a point adversarial only along ``+1`` can be missed
+(HopSkipJump or Boundary find it).
+
 This follows the authors' batched ``RayS.py`` (github.com/uclaml/RayS): same start, same
 block order, same one-query check, the same ``min(d_t, ‖s‖₂)`` upper bound on the box [0, 1]
 (generalised below), at least one bisection round per search, ``tol=1e-3``,

@@ -561,8 +561,11 @@ class _State:
 
     def extras(self, idx: np.ndarray, attack: ZOO, levels: list[_Level]) -> dict[str, Any]:
         n = len(self.const)
+        # a step cut short (budget, early stop) after a success still lowers the upper bound of c
+        cut_short = (self.step < attack.binary_steps) & self.succeeded
+        c_hi = np.where(cut_short, np.minimum(self.c_hi, self.const), self.c_hi)
         const = np.zeros(n)
-        const[idx] = np.where(self.c_hi[idx] < 1e9, self.c_hi[idx], -1.0)
+        const[idx] = np.where(c_hi[idx] < 1e9, c_hi[idx], -1.0)
         fraction = self.zero_coords / np.maximum(self.coordinates, 1)
         extra = {"const": const, "iterations": self.iterations,
                  "binary_steps_done": np.minimum(self.step, attack.binary_steps), "early_aborts": self.aborts,

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from attacks import ATTACKS, Oracle
-from attack_models import binary_linear
+from attack_models import Flaky, binary_linear
 
 BOX = (0.0, 1.0)
 SMALL = {"hsj": {"max_iter": 8}, "boundary": {"steps": 300}, "rays": {"query_limit": 400},
@@ -45,6 +45,9 @@ def test_contract(attack):
     np.testing.assert_array_equal(result.x_adv, again.x_adv)
     summary = result.summary()
     assert summary["success_rate"] == 1.0 and summary["median_queries"] <= 300
+    # the uncounted rows: one clean-label query and one confirmation per sample
+    np.testing.assert_array_equal(result.confirm_queries, 2)
+    assert summary["confirm_queries"] == 8 and result.to_dict()["samples"][0]["confirm_queries"] == 2
 
 
 def test_already_misclassified_inputs_are_not_attacked(attack):
@@ -55,3 +58,22 @@ def test_already_misclassified_inputs_are_not_attacked(attack):
     assert result.success.all() and result.already_adversarial.all()
     np.testing.assert_array_equal(result.x_adv, x)
     assert result.queries.sum() == 0 and np.all(result.l2 == 0)
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, None, True])
+def test_bad_seed_is_refused_before_any_query(attack, seed):
+    model, x = binary_linear(n=2, seed=5)
+    oracle = _oracle(attack, model)
+    with pytest.raises(ValueError, match="seed"):
+        attack(oracle, x, seed=seed)
+    assert oracle.summary()["confirm_rows"] == 0 and oracle.summary()["rows"] == 0
+
+
+def test_rejected_success_leaves_no_budget_curve():
+    """A point the model answered adversarial but the confirmation rejects is not a success, and
+    its distances do not reach budget curves either."""
+    result = ATTACKS["hsj"](max_iter=2, init_evals=5)(Flaky(d=4, n_rows=10), np.full((1, 4), 0.5, np.float32),
+                                                     bounds=BOX, seed=0)
+    assert not result.success[0] and np.isnan(result.l2[0])
+    assert result.history[0].shape == (0, 2) and np.isinf(result.distance_at(1e9)[0])
+    assert result.to_dict()["samples"][0]["history"] == []

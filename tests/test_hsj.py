@@ -107,7 +107,8 @@ def test_invalid_input_raises_before_any_query():
         with pytest.raises(ValueError):
             HopSkipJump()(model, inputs, bounds=BOX, **kwargs)
         assert model.rows <= len(x)  # at most the clean-label query of valid inputs
-    for bad in (dict(norm=3), dict(norm=1), dict(stepsize_search="line"), dict(theta=-1.0), dict(max_iter=-1)):
+    for bad in (dict(norm=3), dict(norm=1), dict(stepsize_search="line"), dict(theta=-1.0), dict(max_iter=-1),
+                dict(max_iter=True), dict(gamma="a"), dict(theta=[1.0])):
         model.rows = 0
         with pytest.raises(ValueError):
             HopSkipJump(**bad)(model, x, bounds=BOX)

@@ -351,3 +351,14 @@ def test_params_and_name():
     assert attack.name == "zoo" and attack.norm == 2.0
     assert params["image_shape"] == (1, 8, 8) and params["loss"] == "logprob" and params["batch_size"] == 128
     assert "norm" not in params
+
+
+def test_const_of_a_success_cut_short_by_the_budget(logistic):
+    """A sample that succeeds in a step the budget cuts short reports that step's c, not "no
+    step succeeded" (-1)."""
+    model, x = logistic
+    result = ZOO(max_iter=300, binary_steps=3, c_init=1.0)(model, x, bounds=BOX, seed=0, max_queries=400)
+    cut = result.success & (result.extra["binary_steps_done"] == 0)
+    assert cut.any()
+    np.testing.assert_array_equal(result.extra["const"][cut], 1.0)
+    assert np.all(result.extra["const"][result.success] > 0)
