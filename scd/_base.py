@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import time
 import weakref
+from contextlib import contextmanager
+from pathlib import Path
 from numbers import Integral, Real
 from typing import Any
 
@@ -144,16 +146,23 @@ class _BaseSCD(VoteOutputs, ClassifierMixin, BaseEstimator):
         devices = resolve_devices(self.device)
         if resume and self.checkpoint is None:
             raise ValueError("resume=True needs the checkpoint parameter set to a file path.")
-        X, y = validate_data(self, X, y, dtype=np.float32, order="C")
-        check_classification_targets(y)
-        classes = np.unique(y)
-        if len(classes) != 2:
-            kind = "only one class" if len(classes) < 2 else f"{len(classes)} classes"
-            raise ValueError(
-                f"Only binary classification is supported. {type(self).__name__} needs exactly 2 "
-                f"classes; y has {kind}."
-            )
-        y01 = (y == classes[1]).astype(np.int64)
+        if self.checkpoint is not None:
+            _check_writable(self.checkpoint)
+        with _keep_fitted_state(self):
+            X, y = validate_data(self, X, y, dtype=np.float32, order="C")
+            check_classification_targets(y)
+            classes = np.unique(y)
+            if len(classes) != 2:
+                kind = "only one class" if len(classes) < 2 else f"{len(classes)} classes"
+                raise ValueError(
+                    f"Only binary classification is supported. {type(self).__name__} needs exactly 2 "
+                    f"classes; y has {kind}."
+                )
+            self._fit_votes(X, classes, (y == classes[1]).astype(np.int64), resume, loss, devices)
+        return self
+
+    def _fit_votes(self, X, classes, y01, resume, loss, devices) -> None:
+        """Train (or resume) every vote on validated data and set the fitted attributes."""
         if not X.flags.writeable:
             X = X.copy()
         seed = self._base_seed()
@@ -182,9 +191,10 @@ class _BaseSCD(VoteOutputs, ClassifierMixin, BaseEstimator):
         for name in _WEIGHTS:
             setattr(self, f"{name}_", state.weights[name])
         self.W1_.flags.writeable = False
-        self.vote_scores_ = state.weights["score"]
+        # scored by the model's own (exact) predictions, which the training's cached float32
+        # projections can miss by a few rows for the binary-weight variants
+        self.vote_scores_ = _train_scores(self._logits(X, None) > 0, y01 == 1)
         self.best_index_ = int(np.argmax(self.vote_scores_))
-        return self
 
     def _base_seed(self) -> int:
         if isinstance(self.random_state, Integral):
@@ -256,6 +266,43 @@ _TRAINING_PARAMS = (
     "n_votes", "hidden_nodes", "n_iters", "nrows", "w_inc1", "w_inc2", "updated_features",
     "interval", "b_ratio", "random_state",
 )
+
+
+def _train_scores(pred: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Accuracy + balanced accuracy of every column of ``pred (n, V)`` against ``y (n,)``
+    (booleans), in the training's own formula (:meth:`scd._train._Group.select`)."""
+    tp = (pred & y[:, None]).sum(0).astype(np.float64)
+    tn = (~pred & ~y[:, None]).sum(0).astype(np.float64)
+    n_pos, n_neg = float(y.sum()), float((~y).sum())
+    return (tp + tn) / (n_pos + n_neg) + (tp / n_pos + tn / n_neg) / 2
+
+
+def _check_writable(path: str | os.PathLike) -> None:
+    """Refuse a checkpoint path that cannot be written before any training is spent on it."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"checkpoint {os.fspath(path)!r} is a directory; give a file path.")
+    folder = path.parent
+    while not folder.exists():
+        folder = folder.parent
+    if not (folder.is_dir() and os.access(folder, os.W_OK | os.X_OK)):
+        raise ValueError(f"checkpoint {os.fspath(path)!r} cannot be written: {os.fspath(folder)!r} is not a "
+                         "writable folder.")
+
+
+@contextmanager
+def _keep_fitted_state(est: BaseEstimator):
+    """Leave ``est`` as it was (fitted or not) when a refit fails or is interrupted: validation
+    resets ``n_features_in_`` before the checks that may refuse the data."""
+    fitted = lambda: [k for k in vars(est) if k.endswith("_") and not k.startswith("_")]  # noqa: E731
+    before = {k: getattr(est, k) for k in fitted()}
+    try:
+        yield
+    except BaseException:
+        for k in fitted():
+            delattr(est, k)
+        vars(est).update(before)
+        raise
 
 
 def _json_params(params: dict[str, Any]) -> dict[str, Any]:

@@ -103,6 +103,6 @@ def fingerprint(X: np.ndarray, y: np.ndarray) -> str:
 
     h = hashlib.sha256()
     h.update(repr(X.shape).encode())
-    h.update(np.ascontiguousarray(X[:: max(1, len(X) // 256)]).tobytes())
+    h.update(np.ascontiguousarray(X).data)
     h.update(np.ascontiguousarray(y).tobytes())
     return h.hexdigest()[:16]

@@ -1,10 +1,13 @@
 """The SCD estimators behave as scikit-learn classifiers and are reproducible."""
 
+from pathlib import Path
+
 import joblib
 import numpy as np
 import pytest
 import torch
 from sklearn.base import clone
+from sklearn.metrics import accuracy_score, balanced_accuracy_score
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler
@@ -116,6 +119,36 @@ def test_bad_training_data_raises(tmp_path, X, y, match):
     with pytest.raises(ValueError, match=match):
         scd.SCD01(**SMALL, checkpoint=str(ckpt)).fit(X, np.asarray(y))
     assert not ckpt.exists()
+
+
+def test_failed_refit_keeps_the_fitted_model(digits):
+    model = scd.SCD01(**SMALL).fit(digits.x_train, digits.y_train)
+    before = model.predict(digits.x_test)
+    with pytest.raises(ValueError, match="only one class"):
+        model.fit(digits.x_train[:, :10], np.zeros(len(digits.y_train)))
+    assert model.n_features_in_ == digits.x_train.shape[1]
+    np.testing.assert_array_equal(model.predict(digits.x_test), before)
+    with pytest.raises(ValueError, match="features"):
+        model.predict(digits.x_test[:, :10])
+
+
+CIFAR_NPZ = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10_01.npz"
+
+
+@pytest.mark.skipif(not CIFAR_NPZ.is_file(), reason=f"shared data file {CIFAR_NPZ} absent")
+@pytest.mark.parametrize("cls", [scd.SCD01BNN, scd.SCDCEBNN])
+def test_vote_scores_are_the_returned_votes_training_scores(cls):
+    """Binary weights on CIFAR-10 make many projections near-ties, where the training's cached
+    float32 projections and the model's exact signs can disagree; ``vote_scores_`` and
+    ``best_index_`` describe the model returned (checked with scikit-learn's metrics)."""
+    data = np.load(CIFAR_NPZ)
+    X = data["x_train"][:1000].reshape(1000, -1).astype(np.float32) / 255
+    y = data["y_train"][:1000]
+    model = cls(n_votes=4, n_iters=100, hidden_nodes=10, random_state=1).fit(X, y)
+    real = [accuracy_score(y, model.predict(X, member=i)) + balanced_accuracy_score(y, model.predict(X, member=i))
+            for i in range(4)]
+    np.testing.assert_allclose(model.vote_scores_, real, rtol=0, atol=1e-12)
+    assert model.best_index_ == int(np.argmax(real))
 
 
 def test_bad_prediction_input_and_devices(digits):

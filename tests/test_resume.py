@@ -48,3 +48,25 @@ def test_resume_refuses_a_different_fit(tmp_path):
         scd.SCD01(**PARAMS, checkpoint=str(ckpt)).fit(ds.x_train[::-1], ds.y_train[::-1], resume=True)
     with pytest.raises(ValueError, match="needs the checkpoint"):
         scd.SCD01(**PARAMS).fit(ds.x_train, ds.y_train, resume=True)
+
+
+def test_resume_refuses_data_changed_in_any_row(tmp_path):
+    ds = load_dataset("digits")
+    X, y = np.vstack([ds.x_train] * 3), np.concatenate([ds.y_train] * 3)
+    ckpt = tmp_path / "fit.ckpt"
+    scd.SCD01(**PARAMS, checkpoint=str(ckpt)).fit(X, y)
+    changed = X.copy()
+    changed[1, 0] = 1.0 - changed[1, 0]  # one value of one row
+    with pytest.raises(ValueError, match="does not match this fit"):
+        scd.SCD01(**PARAMS, checkpoint=str(ckpt)).fit(changed, y, resume=True)
+
+
+def test_unwritable_checkpoint_is_refused_before_training(tmp_path, monkeypatch):
+    ds = load_dataset("digits")
+    monkeypatch.setattr(_parallel, "train_votes", lambda *a, **k: pytest.fail("trained before checking the path"))
+    with pytest.raises(ValueError, match="is a directory"):
+        scd.SCD01(**PARAMS, checkpoint=str(tmp_path)).fit(ds.x_train, ds.y_train)
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(ValueError, match="cannot be written"):
+        scd.SCD01(**PARAMS, checkpoint=str(blocker / "fit.ckpt")).fit(ds.x_train, ds.y_train)
