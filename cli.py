@@ -32,7 +32,18 @@ def _load(data, classes, data_dir, data_path):
     return load_dataset(data, classes=tuple(classes) if classes else None, data_dir=data_dir, path=data_path)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """Bad input (``ValueError``, ``FileNotFoundError``) ends any command with ``Error: ...``
+    and exit status 1, not a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (ValueError, FileNotFoundError) as err:
+            raise click.ClickException(str(err)) from err
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="scd")
 def main():
     """Train sign-activation SCD ensembles and measure how hard they are to attack."""
@@ -242,10 +253,7 @@ def attack(model_path, method, data, classes, data_dir, data_path, n_samples, in
                           start=start, eps=eps, surrogate=surrogate, seed_size=seed_size,
                           substitute_rounds=substitute_rounds, substitute_epochs=substitute_epochs, seed=seed,
                           batch_size=batch_size, out=out, save_examples=save_examples, quiet=quiet)
-    try:
-        run_attack(config)
-    except ValueError as err:
-        raise click.ClickException(str(err))
+    run_attack(config)
     for path, what in ((out, "record"), (save_examples, "examples")):
         if path:
             click.echo(f"{what} written to {path}", err=True)
@@ -328,8 +336,6 @@ def _run_eval(kind, models, options, data, classes, data_dir, data_path, out, ba
         click.echo(f"\ninterrupted; the finished units are kept: rerun the same command to resume into {out}.",
                    err=True)
         sys.exit(130)
-    except (ValueError, FileNotFoundError) as err:
-        raise click.ClickException(str(err))
     click.echo(Path(out, "report.md").read_text())
     return results
 
@@ -449,10 +455,7 @@ def eval_report(run_dir):
     from eval.runstore import RunStore
     from eval.suite import finish
 
-    try:
-        finish(RunStore(run_dir))
-    except (ValueError, FileNotFoundError) as err:
-        raise click.ClickException(str(err))
+    finish(RunStore(run_dir))
     click.echo(Path(run_dir, "report.md").read_text())
 
 
@@ -467,12 +470,9 @@ def eval_timeseries(run_dir, sample_id, out_path):
     from eval.report import plot_examples
     from eval.suite import examples
 
-    try:
-        original, adversarial, ds = examples(run_dir, sample_id)
-        path = plot_examples(original, adversarial, out_path or os.path.join(run_dir, f"examples_{sample_id}.png"),
-                             input_shape=ds.input_shape, title=f"{ds.name} test point {sample_id}")
-    except (ValueError, FileNotFoundError) as err:
-        raise click.ClickException(str(err))
+    original, adversarial, ds = examples(run_dir, sample_id)
+    path = plot_examples(original, adversarial, out_path or os.path.join(run_dir, f"examples_{sample_id}.png"),
+                         input_shape=ds.input_shape, title=f"{ds.name} test point {sample_id}")
     click.echo(f"written to {path}")
 
 
