@@ -20,6 +20,8 @@ import os
 import pickletools
 import tarfile
 import urllib.request
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterable
@@ -233,14 +235,32 @@ def _read_npz(path: Path, keys: Iterable[str]) -> dict[str, np.ndarray]:
         missing = [k for k in keys if k not in archive.files]
         if missing:
             raise ValueError(f"{path}: missing arrays {missing} (found {archive.files})")
-        return {k: archive[k] for k in keys}
+        try:
+            return {k: archive[k] for k in keys}
+        except (zipfile.BadZipFile, EOFError, OSError, zlib.error, ValueError) as exc:
+            raise ValueError(f"{path} is corrupt or truncated: {exc}") from exc
 
 
 def _open_npz(path: Path) -> np.lib.npyio.NpzFile:
-    loaded = np.load(path, allow_pickle=False)
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except (zipfile.BadZipFile, EOFError, OSError, zlib.error, ValueError) as exc:
+        raise ValueError(f"{path} is not a readable .npz archive (corrupt, truncated or another format): "
+                         f"{exc}") from exc
     if not isinstance(loaded, np.lib.npyio.NpzFile):
         raise ValueError(f"{path} is not an .npz archive")
     return loaded
+
+
+def _check_images(arrays: dict[str, np.ndarray], shape: tuple[int, ...], source: str) -> None:
+    """Image splits as the official files hold them: uint8 samples of ``shape``, one label each."""
+    for part in ("train", "test"):
+        x, y = arrays[f"x_{part}"], arrays[f"y_{part}"]
+        if x.dtype != np.uint8:
+            raise ValueError(f"{source}: x_{part} must hold uint8 pixel values 0..255, got {x.dtype}")
+        _check_sample_shape(x, shape, f"{source} x_{part}")
+        if y.ndim != 1 or len(y) != len(x):
+            raise ValueError(f"{source}: y_{part} must be one label per image ({len(x)}), got shape {y.shape}")
 
 
 def _check_sample_shape(x: np.ndarray, shape: tuple[int, ...], source: str) -> None:
@@ -284,7 +304,7 @@ def _read_cifar10(
     npz = data_dir / _CIFAR_NPZ
     if npz.is_file():
         arrays = _read_npz(npz, _SPLIT_KEYS)
-        _check_sample_shape(arrays["x_train"], _CIFAR_SHAPE, str(npz))
+        _check_images(arrays, _CIFAR_SHAPE, str(npz))
         if all(np.isin(pair, arrays[k]).all() for k in ("y_train", "y_test")):
             return arrays, str(npz)
     batches = data_dir / _CIFAR_DIR
@@ -572,8 +592,7 @@ class _RestrictedPickle:
 def _load_mnist(pair: tuple[int, int], data_dir: Path) -> Dataset:
     """MNIST with its official split; default pair 3 vs 5, a classic hard pair."""
     arrays, source = _read_mnist(data_dir)
-    for key in ("x_train", "x_test"):
-        _check_sample_shape(arrays[key], _MNIST_SHAPE, f"{source} {key}")
+    _check_images(arrays, _MNIST_SHAPE, source)
     _check_present(arrays["y_train"], pair, source)
     x_train, y_train = _pick(arrays["x_train"], arrays["y_train"], pair)
     x_test, y_test = _pick(arrays["x_test"], arrays["y_test"], pair)
@@ -598,9 +617,6 @@ def _read_mnist(data_dir: Path) -> tuple[dict[str, np.ndarray], str]:
             "official idx files, and put them there or pass --data-dir / set SCD_DATA_DIR."
         )
     arrays = {key: _read_idx(found[key], _MNIST_IDX[key][1]) for key in _MNIST_IDX}
-    for part in ("train", "test"):
-        if len(arrays[f"x_{part}"]) != len(arrays[f"y_{part}"]):
-            raise ValueError(f"MNIST {part} images and labels differ in length in {data_dir}")
     return arrays, ", ".join(str(found[key]) for key in _MNIST_IDX)
 
 
@@ -716,12 +732,12 @@ def _read_user_npz(path: Path) -> dict[str, np.ndarray]:
 
 def _read_csv(path: Path) -> np.ndarray:
     """Comma-separated numbers, at least two columns; a non-numeric first line is a header."""
-    with open(path, encoding="utf-8") as handle:
-        first = handle.readline()
-    skip = 0 if _is_numeric_row(first) else 1
     try:
-        table = np.loadtxt(path, delimiter=",", skiprows=skip, dtype=np.float64, ndmin=2)
-    except ValueError as exc:
+        with open(path, encoding="utf-8-sig") as handle:  # utf-8-sig: a leading BOM is not a header
+            first = handle.readline()
+        skip = 0 if _is_numeric_row(first) else 1
+        table = np.loadtxt(path, delimiter=",", skiprows=skip, dtype=np.float64, ndmin=2, encoding="utf-8-sig")
+    except ValueError as exc:  # UnicodeDecodeError included
         raise ValueError(f"{path}: not a numeric CSV: {exc}") from None
     if table.shape[1] < 2 or table.shape[0] == 0:
         raise ValueError(f"{path}: need at least one row with features and a label column")

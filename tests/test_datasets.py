@@ -515,3 +515,47 @@ def test_atomic_open_text_mode(tmp_path):
     with pytest.raises(ValueError):
         with atomic_open(target, "ab"):
             pass
+
+
+def test_corrupt_npz_names_the_file(tmp_path):
+    np.savez(tmp_path / "good.npz", x=np.random.default_rng(0).random((40, 3)), y=np.arange(40) % 2)
+    good = (tmp_path / "good.npz").read_bytes()
+    flipped = bytearray(good)
+    flipped[len(good) // 3] ^= 0xFF
+    files = {"cut.npz": good[:200], "flipped.npz": bytes(flipped), "text.npz": b"not an archive\n"}
+    for name, content in files.items():
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(ValueError, match=name):
+            load_dataset("npz", path=tmp_path / name)
+    mnist_dir = tmp_path / "mnist"
+    mnist_dir.mkdir()
+    (mnist_dir / "mnist.npz").write_bytes(good[:200])
+    with pytest.raises(ValueError, match="mnist.npz"):
+        load_dataset("mnist", data_dir=mnist_dir)
+
+
+@pytest.mark.parametrize("change, match", [
+    (lambda a: {**a, "x_train": a["x_train"].astype(np.float32) / 255}, "uint8"),
+    (lambda a: {**a, "y_train": a["y_train"][:-1]}, "one label per image"),
+    (lambda a: {**a, "x_test": a["x_test"][:, :20]}, "x_test"),
+])
+def test_image_npz_holds_official_pixels(tmp_path, change, match):
+    """mnist.npz as the official files hold it: anything else would be scaled wrongly."""
+    rng = np.random.default_rng(1)
+    arrays = {"x_train": rng.integers(0, 256, (20, 28, 28), dtype=np.uint8), "y_train": np.arange(20) % 10,
+              "x_test": rng.integers(0, 256, (10, 28, 28), dtype=np.uint8), "y_test": np.arange(10)}
+    np.savez(tmp_path / "mnist.npz", **arrays)
+    assert load_dataset("mnist", data_dir=tmp_path, classes=(0, 1)).x_train.shape == (4, 784)
+    np.savez(tmp_path / "mnist.npz", **change(arrays))
+    with pytest.raises(ValueError, match=match):
+        load_dataset("mnist", data_dir=tmp_path, classes=(0, 1))
+
+
+def test_csv_with_byte_order_mark_and_binary_content(tmp_path):
+    rows = "\n".join(f"{i},{i % 2}" for i in range(40)) + "\n"
+    (tmp_path / "bom.csv").write_bytes(b"\xef\xbb\xbf" + rows.encode())
+    ds = load_dataset("csv", path=tmp_path / "bom.csv")
+    assert len(ds.y_train) + len(ds.y_test) == 40
+    (tmp_path / "binary.csv").write_bytes(bytes(range(256)) * 4)
+    with pytest.raises(ValueError, match="binary.csv"):
+        load_dataset("csv", path=tmp_path / "binary.csv")
