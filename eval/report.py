@@ -43,7 +43,8 @@ def _paper(results: dict[str, Any], name: str, what: str) -> str:
     value = PAPER_CIFAR.get(name.lower(), {}).get(what)
     if value is None:
         return ""
-    if what == "hsj_l2" and results["config"].get("attack", {}).get("method") != "hsj":
+    if what == "hsj_l2" and (results["config"].get("attack", {}).get("method") != "hsj"
+                             or results.get("distance") != "l2"):
         return ""
     return f"{value}"
 
@@ -52,6 +53,12 @@ def _f(value: Any, digits: int = 3) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "n/a"
     return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def _success(m: dict[str, Any]) -> str:
+    """Successes over the points attacked, and how many are still to run in an unfinished run."""
+    pending = m.get("pending") or 0
+    return f"{m['n_success']}/{m['n']}" + (f" ({pending} not yet run)" if pending else "")
 
 
 def _ci(pair: Any) -> str:
@@ -96,7 +103,7 @@ def _distortion_tables(results: dict[str, Any]) -> list[str]:
     lines = [f"| model | success | mean min. {d} | 95 % CI | median min. {d} | 95 % CI | paper (mean) | "
              "median queries | time |", "|---|---|---|---|---|---|---|---|---|"]
     for name, m in results["models"].items():
-        lines.append(f"| {name} | {m['n_success']}/{m['n']} | {_f(m['mean'])} | {_ci(m['mean_ci'])} | "
+        lines.append(f"| {name} | {_success(m)} | {_f(m['mean'])} | {_ci(m['mean_ci'])} | "
                      f"{_f(m['median'])} | {_ci(m['median_ci'])} | {_paper(results, name, 'hsj_l2')} | "
                      f"{_f(m['median_queries'], 0)} | {m['seconds']:.0f} s |")
     if results.get("paired_tests"):
@@ -123,7 +130,7 @@ def _size_tables(results: dict[str, Any]) -> list[str]:
              "|---|---|---|---|---|---|---|"]
     for name, m in results["models"].items():
         for r in m["sizes"]:
-            lines.append(f"| {name} | {r['k']} | {r['n_success']}/{r['n'] - r['misclassified']} | {_f(r['median'])} | "
+            lines.append(f"| {name} | {r['k']} | {_success(r)} | {_f(r['median'])} | "
                          f"{_f(r['mean'])} | {_ci(r['mean_ci'])} | {r['misclassified']} |")
     return lines
 

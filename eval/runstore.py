@@ -75,9 +75,12 @@ class RunStore:
             except json.JSONDecodeError:
                 if number == len(lines):  # torn last line of a killed run: drop it
                     self._truncate_to(len(data) - len(line))
-                    break
+                    return records
                 raise ValueError(f"{os.fspath(self.records_path)!r} line {number} is corrupt.") from None
             records[record["key"]] = record
+        if data and not data.endswith(b"\n"):  # a whole last record that lost its newline: end it
+            with open(self.records_path, "ab") as fh:
+                fh.write(b"\n")
         return records
 
     def _truncate_to(self, size: int) -> None:

@@ -246,12 +246,13 @@ def _distance_name(config: dict[str, Any]) -> str:
 
 
 def _per_sample_min(records: list[dict[str, Any]], points: list[int], dist: str) -> tuple[np.ndarray, dict]:
-    """Per point, the smallest successful distance over runs (NaN if every run failed), the
-    run it came from, and query/time totals."""
+    """Per point, the smallest successful distance over runs (NaN if every run failed or none
+    ran yet), the run it came from, which points were attacked, and query/time totals."""
     pos = {p: i for i, p in enumerate(points)}
     best = np.full(len(points), np.inf)
     best_key: list[tuple[str, int] | None] = [None] * len(points)
-    queries, seconds, misclassified = [], 0.0, np.zeros(len(points), bool)
+    queries, seconds = [], 0.0
+    misclassified, attacked = np.zeros(len(points), bool), np.zeros(len(points), bool)
     for rec in records:
         seconds += rec["seconds"]
         for j, sid in enumerate(rec["sample_ids"]):
@@ -259,14 +260,27 @@ def _per_sample_min(records: list[dict[str, Any]], points: list[int], dist: str)
             if rec["already_adversarial"][j]:
                 misclassified[i] = True
                 continue
+            attacked[i] = True
             queries.append(rec["queries"][j])
             d = rec[dist][j]
             if rec["success"][j] and d is not None and d < best[i]:
                 best[i], best_key[i] = d, (rec["key"], j)
     best[~np.isfinite(best)] = np.nan
     best[misclassified] = np.nan
+    attacked &= ~misclassified
     return best, {"keys": best_key, "median_queries": float(np.median(queries)) if queries else None,
-                  "seconds": seconds, "misclassified": int(misclassified.sum())}
+                  "seconds": seconds, "misclassified": int(misclassified.sum()), "attacked": attacked,
+                  "pending": int((~attacked & ~misclassified).sum())}
+
+
+def _distance_summary(best: np.ndarray, info: dict[str, Any], seed: int) -> dict[str, Any]:
+    """Success and distortion statistics over the points attacked so far (a point the model
+    misclassifies, or whose attack has not run yet, is not a failure)."""
+    from .stats import summarize_distances
+
+    return {**summarize_distances(best[info["attacked"]], seed=seed), "per_sample": json_floats(best),
+            "misclassified": info["misclassified"], "pending": info["pending"],
+            "median_queries": info["median_queries"], "seconds": info["seconds"]}
 
 
 def _by_model(store: RunStore) -> dict[str, list[dict[str, Any]]]:
@@ -281,7 +295,7 @@ def summarize(store: RunStore, models: dict[str, Any] | None = None, ds: Any = N
     from the config when a summary needs them (the cross-model transfer matrix)."""
     from importlib.metadata import version
 
-    from .stats import paired_test, summarize_distances
+    from .stats import paired_test
 
     config = store.config
     kind = config["kind"]
@@ -304,10 +318,9 @@ def summarize(store: RunStore, models: dict[str, Any] | None = None, ds: Any = N
         for name in names:
             best, info = _per_sample_min(records.get(name, []), points, dist)
             mins[name] = best
-            results["models"][name] = {**summarize_distances(best, seed=seed), "per_sample": json_floats(best),
-                                       "median_queries": info["median_queries"], "seconds": info["seconds"],
-                                       "runs_done": len({r["run"] for r in records.get(name, [])})}
-            results["models"][name]["best"] = info["keys"]
+            results["models"][name] = {**_distance_summary(best, info, seed),
+                                       "runs_done": len({r["run"] for r in records.get(name, [])}),
+                                       "best": info["keys"]}
         results["paired_tests"] = [{"a": a, "b": b, **paired_test(mins[a], mins[b])}
                                    for i, a in enumerate(names) for b in names[i + 1:]]
         results["transfer_matrix"] = _transfer_matrix(store, results, names, models, ds)
@@ -321,9 +334,7 @@ def summarize(store: RunStore, models: dict[str, Any] | None = None, ds: Any = N
                 if not recs:
                     continue
                 best, info = _per_sample_min(recs, points, dist)
-                rows.append({"k": int(k), **summarize_distances(best, seed=seed), "per_sample": json_floats(best),
-                             "misclassified": info["misclassified"], "median_queries": info["median_queries"],
-                             "seconds": info["seconds"]})
+                rows.append({"k": int(k), **_distance_summary(best, info, seed)})
             results["models"][name] = {"sizes": rows}
     elif kind == "transfer":
         from .transfer import combine_transfer
@@ -373,11 +384,11 @@ def _transfer_matrix(store: RunStore, results: dict[str, Any], names: list[str],
     model also misclassifies (rows: source, columns: target)."""
     if len(names) < 2:
         return None
-    paths = {name: m["path"] for name, m in store.config["models"].items()}
     if models is None:
-        if not all(os.path.isfile(p) for p in paths.values()):
-            return None  # rebuilt without the model files: leave the matrix out
-        models = {name: load_cached(p) for name, p in paths.items()}
+        saved = store.config["models"].values()
+        if not all(os.path.isfile(m["path"]) and _sha256(m["path"]) == m["sha256"] for m in saved):
+            return None  # rebuilt without the attacked model files (missing or changed): leave the matrix out
+        models = {name: load_cached(m["path"]) for name, m in store.config["models"].items()}
     if ds is None:
         ds = load_data(store.config["data"])
     points = store.config["points"]

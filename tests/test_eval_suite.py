@@ -15,7 +15,8 @@ from eval.baselines import RandomForestEnsemble
 from eval.datasets import load_dataset
 from eval.ensemble_size import distortion_vs_size
 from eval.runstore import RunStore
-from eval.suite import evaluate
+from eval.report import _paper
+from eval.suite import evaluate, finish
 from eval.transfer import within_ensemble_transfer
 
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
@@ -128,10 +129,57 @@ def test_interrupted_run_resumes_to_the_same_results(models, tmp_path):
     assert _records(tmp_path / "cut") == _records(tmp_path / "whole")
 
 
+def test_report_of_an_unfinished_run_counts_pending_points_apart(models, tmp_path):
+    """Points whose attacks have not run yet are neither failures nor in the success rate."""
+    def stop_after_one(record):
+        raise _Stop
+
+    with pytest.raises(_Stop):
+        evaluate("distortion", models, DATA, tmp_path, options=_options(runs=1), backend="sequential", quiet=True,
+                 on_record=stop_after_one)
+    results = finish(RunStore(tmp_path))
+    (done,) = RunStore(tmp_path).records.values()
+    m = results["models"][done["model"]]
+    assert m["n"] == 2 and m["pending"] == 2 and m["success_rate"] == m["n_success"] / 2
+    other = results["models"]["rf" if done["model"] == "scd" else "scd"]
+    assert other["n"] == 0 and other["pending"] == 4 and other["success_rate"] is None
+    assert "(2 not yet run)" in (tmp_path / "report.md").read_text()
+
+
+def test_report_leaves_out_the_transfer_matrix_when_a_model_file_changed(models, tmp_path):
+    copies = {name: str(tmp_path / os.path.basename(p)) for name, p in models.items()}
+    for name, p in models.items():
+        with open(p, "rb") as src, open(copies[name], "wb") as dst:
+            dst.write(src.read())
+    results = evaluate("distortion", copies, DATA, tmp_path / "run", options=_options(runs=1), backend="sequential",
+                       quiet=True)
+    assert results["transfer_matrix"] is not None
+    ds = load_dataset("digits")
+    RandomForestEnsemble(n_votes=6, random_state=7).fit(ds.x_train, ds.y_train).save(copies["rf"])
+    assert finish(RunStore(tmp_path / "run"))["transfer_matrix"] is None
+
+
+def test_paper_distortions_only_next_to_the_papers_norm():
+    results = {"config": {"data": {"name": "cifar10", "classes": [0, 1]}, "attack": {"method": "hsj"}},
+               "distance": "l2"}
+    assert _paper(results, "scd01", "hsj_l2") == "3.2"
+    assert _paper({**results, "distance": "linf"}, "scd01", "hsj_l2") == ""
+
+
 def test_resume_with_other_settings_is_refused(models, tmp_path):
     evaluate("distortion", models, DATA, tmp_path, options=_options(runs=1), backend="sequential", quiet=True)
     with pytest.raises(ValueError, match="other settings.*runs"):
         evaluate("distortion", models, DATA, tmp_path, options=_options(runs=3), backend="sequential", quiet=True)
+
+
+def test_last_record_without_its_newline_is_kept_and_ended(models, tmp_path):
+    evaluate("distortion", models, DATA, tmp_path, options=_options(runs=1), backend="sequential", quiet=True)
+    path = tmp_path / "records.jsonl"
+    whole = path.read_bytes()
+    path.write_bytes(whole.rstrip(b"\n").rsplit(b"\n", 1)[0])  # drop the last record, and the newline before it
+    assert len(RunStore(tmp_path).records) == 3
+    evaluate("distortion", models, DATA, tmp_path, options=_options(runs=1), backend="sequential", quiet=True)
+    assert len(RunStore(tmp_path).records) == 4 and path.read_bytes().count(b"\n") == 4
 
 
 def test_corrupt_record_in_the_middle_is_an_error(models, tmp_path):
@@ -156,6 +204,20 @@ def test_size_run_matches_the_in_process_measurement(models, tmp_path):
         assert row["k"] == ref["k"]
         assert row["per_sample"] == pytest.approx(ref["distance"])
         assert row["misclassified"] == ref["misclassified"]
+        assert row["n"] == len(points) - row["misclassified"]  # success over the images attacked
+
+
+def test_success_rate_is_over_the_images_attacked():
+    """A point the model misclassifies is left out, one not attacked yet is pending; neither
+    is a failure."""
+    from eval.suite import _distance_summary, _per_sample_min
+
+    record = {"key": "m.r0.c0", "seconds": 1.0, "sample_ids": [10, 11, 12], "already_adversarial": [True, False, False],
+              "queries": [0, 5, 7], "success": [True, True, False], "l2": [0.0, 0.5, None]}
+    best, info = _per_sample_min([record], [10, 11, 12, 13], "l2")
+    summary = _distance_summary(best, info, seed=0)
+    assert (summary["n"], summary["n_success"], summary["success_rate"]) == (2, 1, 0.5)
+    assert (summary["misclassified"], summary["pending"], summary["median"]) == (1, 1, 0.5)
 
 
 def test_transfer_run_matches_the_in_process_measurement(models, tmp_path):
