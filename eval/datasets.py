@@ -755,10 +755,12 @@ def _is_numeric_row(line: str) -> bool:
 
 
 def _checked_features(x: np.ndarray, path: Path) -> np.ndarray:
-    if x.ndim < 2 or not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
+    if x.ndim < 2 or np.iscomplexobj(x) or not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
         raise ValueError(
-            f"{path}: features must be a numeric array of shape (n, ...), got {x.dtype} {x.shape}"
+            f"{path}: features must be a real numeric array of shape (n, ...), got {x.dtype} {x.shape}"
         )
+    if len(x) == 0:
+        raise ValueError(f"{path}: an array of features has no samples")
     if not np.isfinite(x).all():
         raise ValueError(f"{path}: contains NaN or infinite values")
     return x

@@ -441,6 +441,17 @@ def test_npz_nan(tmp_path):
         load_dataset("npz", path=tmp_path / "nan.npz")
 
 
+def test_npz_empty_split_and_complex_features(tmp_path):
+    rng = np.random.default_rng(6)
+    np.savez(tmp_path / "empty.npz", x_train=rng.random((10, 3)), y_train=np.arange(10) % 2,
+             x_test=np.zeros((0, 3)), y_test=np.zeros(0))
+    with pytest.raises(ValueError, match="empty.npz.*no samples"):
+        load_dataset("npz", path=tmp_path / "empty.npz")
+    np.savez(tmp_path / "complex.npz", x=rng.random((20, 2)) + 1j, y=np.arange(20) % 2)
+    with pytest.raises(ValueError, match="complex.npz.*real numeric"):
+        load_dataset("npz", path=tmp_path / "complex.npz")
+
+
 def test_npz_object_array_is_not_unpickled(tmp_path):
     np.savez(tmp_path / "obj.npz", x=np.array([{"a": 1}] * 4, dtype=object), y=np.arange(4) % 2)
     with pytest.raises(ValueError):
