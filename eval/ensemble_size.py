@@ -14,6 +14,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .transfer import checked_points
+
 __all__ = ["distortion_vs_size"]
 
 
@@ -24,10 +26,8 @@ def distortion_vs_size(model: Any, x: np.ndarray, y: np.ndarray, attack: Any, si
     sub-ensemble misclassifies the image or every run failed), ``median``/``mean`` over the
     images attacked successfully, ``success_rate`` over the images attacked,
     ``misclassified`` (images left out) and ``queries`` (median per image and run)."""
-    x = np.asarray(x, np.float32)
-    y = np.asarray(y)
-    if x.ndim != 2 or y.shape != (len(x),):
-        raise ValueError(f"x must be 2-D and y one label per row; got {x.shape} and {y.shape}.")
+    x, y = checked_points(model, x, y)
+    sizes = list(sizes)
     if not sizes or any(isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= model.n_votes
                         for k in sizes):
         raise ValueError(f"sizes must be integers in [1, {model.n_votes}], got {list(sizes)!r}.")

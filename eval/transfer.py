@@ -19,8 +19,21 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["TransferResult", "combine_transfer", "member_predictions", "transfer_from_member",
+__all__ = ["TransferResult", "checked_points", "combine_transfer", "member_predictions", "transfer_from_member",
            "within_ensemble_transfer"]
+
+
+def checked_points(model: Any, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``x`` as float32 ``(n, d)`` and ``y`` as ``(n,)`` labels the model knows, or ``ValueError``."""
+    x = np.asarray(x, np.float32)
+    y = np.asarray(y)
+    if x.ndim != 2 or y.shape != (len(x),):
+        raise ValueError(f"x must be 2-D and y one label per row; got {x.shape} and {y.shape}.")
+    unknown = ~np.isin(y, model.classes_)
+    if unknown.any():
+        raise ValueError(f"y holds labels {np.unique(y[unknown])[:5].tolist()} that are not among the model's "
+                         f"classes {np.asarray(model.classes_).tolist()}.")
+    return x, y
 
 
 def member_predictions(model: Any, x: np.ndarray) -> np.ndarray:
@@ -66,10 +79,7 @@ def within_ensemble_transfer(model: Any, x: np.ndarray, y: np.ndarray, attack: A
     ``model`` needs ``n_votes``, ``member(i)`` and ``predict(x, member=j)`` (every ensemble
     of this package has them).  ``y`` are true labels (model labels).
     """
-    x = np.asarray(x, np.float32)
-    y = np.asarray(y)
-    if x.ndim != 2 or y.shape != (len(x),):
-        raise ValueError(f"x must be 2-D and y one label per row; got {x.shape} and {y.shape}.")
+    x, y = checked_points(model, x, y)
     M = int(model.n_votes)
     if M < 2:
         raise ValueError(f"transfer inside an ensemble needs at least 2 members, got {M}.")

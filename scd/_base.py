@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import time
 import weakref
-from contextlib import contextmanager
 from pathlib import Path
 from numbers import Integral, Real
 from typing import Any
@@ -25,7 +24,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._device import resolve_devices
-from ._members import VoteOutputs, member_indices
+from ._members import VoteOutputs, fit_or_keep, member_indices
 from ._network import stack_units, unit_norms, vote_logits
 from ._parallel import auto_group_size, fingerprint, run_groups, split_groups
 from ._persist import load_bundle, save_bundle
@@ -132,6 +131,7 @@ class _BaseSCD(VoteOutputs, ClassifierMixin, BaseEstimator):
         )
 
     # ------------------------------------------------------------------ fit
+    @fit_or_keep
     def fit(self, X, y, *, resume: bool = False):
         """Train ``n_votes`` votes on ``X (n_samples, n_features)`` and binary ``y``.
 
@@ -148,21 +148,16 @@ class _BaseSCD(VoteOutputs, ClassifierMixin, BaseEstimator):
             raise ValueError("resume=True needs the checkpoint parameter set to a file path.")
         if self.checkpoint is not None:
             _check_writable(self.checkpoint)
-        with _keep_fitted_state(self):
-            X, y = validate_data(self, X, y, dtype=np.float32, order="C")
-            check_classification_targets(y)
-            classes = np.unique(y)
-            if len(classes) != 2:
-                kind = "only one class" if len(classes) < 2 else f"{len(classes)} classes"
-                raise ValueError(
-                    f"Only binary classification is supported. {type(self).__name__} needs exactly 2 "
-                    f"classes; y has {kind}."
-                )
-            self._fit_votes(X, classes, (y == classes[1]).astype(np.int64), resume, loss, devices)
-        return self
-
-    def _fit_votes(self, X, classes, y01, resume, loss, devices) -> None:
-        """Train (or resume) every vote on validated data and set the fitted attributes."""
+        X, y = validate_data(self, X, y, dtype=np.float32, order="C")
+        check_classification_targets(y)
+        classes = np.unique(y)
+        if len(classes) != 2:
+            kind = "only one class" if len(classes) < 2 else f"{len(classes)} classes"
+            raise ValueError(
+                f"Only binary classification is supported. {type(self).__name__} needs exactly 2 "
+                f"classes; y has {kind}."
+            )
+        y01 = (y == classes[1]).astype(np.int64)
         if not X.flags.writeable:
             X = X.copy()
         seed = self._base_seed()
@@ -195,6 +190,7 @@ class _BaseSCD(VoteOutputs, ClassifierMixin, BaseEstimator):
         # projections can miss by a few rows for the binary-weight variants
         self.vote_scores_ = _train_scores(self._logits(X, None) > 0, y01 == 1)
         self.best_index_ = int(np.argmax(self.vote_scores_))
+        return self
 
     def _base_seed(self) -> int:
         if isinstance(self.random_state, Integral):
@@ -251,7 +247,7 @@ class _BaseSCD(VoteOutputs, ClassifierMixin, BaseEstimator):
         check_is_fitted(self)
         meta = {
             "estimator": type(self).__name__,
-            "params": _json_params(self.get_params()),
+            "params": _json_params({**self.get_params(), "n_votes": int(self.W1_.shape[0])}),
             "n_features_in": int(self.n_features_in_),
             "seed": int(self.seed_),
             "fit_time": float(self.fit_time_),
@@ -288,21 +284,6 @@ def _check_writable(path: str | os.PathLike) -> None:
     if not (folder.is_dir() and os.access(folder, os.W_OK | os.X_OK)):
         raise ValueError(f"checkpoint {os.fspath(path)!r} cannot be written: {os.fspath(folder)!r} is not a "
                          "writable folder.")
-
-
-@contextmanager
-def _keep_fitted_state(est: BaseEstimator):
-    """Leave ``est`` as it was (fitted or not) when a refit fails or is interrupted: validation
-    resets ``n_features_in_`` before the checks that may refuse the data."""
-    fitted = lambda: [k for k in vars(est) if k.endswith("_") and not k.startswith("_")]  # noqa: E731
-    before = {k: getattr(est, k) for k in fitted()}
-    try:
-        yield
-    except BaseException:
-        for k in fitted():
-            delattr(est, k)
-        vars(est).update(before)
-        raise
 
 
 def _json_params(params: dict[str, Any]) -> dict[str, Any]:

@@ -1,7 +1,9 @@
-"""Choosing members of a fitted ensemble: shared by the SCD estimators and the baselines."""
+"""What every fitted voting ensemble shares, the SCD estimators and the baselines: choosing
+members, the outputs, and a ``fit`` that fails without losing the previous model."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -15,6 +17,26 @@ def member_indices(indices: Any, n_members: int) -> np.ndarray:
             or len(np.unique(idx)) != len(idx)):
         raise ValueError(f"members must be distinct integers in [0, {n_members}), got {indices!r}.")
     return idx.astype(np.int64)
+
+
+def fit_or_keep(fit):
+    """Decorator of an ensemble's ``fit``: when it raises (data refused, Ctrl-C), the estimator
+    is left as it was, fitted or not.  Validation resets ``n_features_in_`` before the checks
+    that may refuse the data, which would leave an old model that no longer predicts."""
+
+    @functools.wraps(fit)
+    def guarded(self, *args, **kwargs):
+        fitted = lambda: [k for k in vars(self) if k.endswith("_") and not k.startswith("_")]  # noqa: E731
+        before = {k: getattr(self, k) for k in fitted()}
+        try:
+            return fit(self, *args, **kwargs)
+        except BaseException:
+            for k in fitted():
+                delattr(self, k)
+            vars(self).update(before)
+            raise
+
+    return guarded
 
 
 class VoteOutputs:

@@ -10,12 +10,13 @@ import zipfile
 import joblib
 import numpy as np
 import pytest
+from sklearn.base import clone
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from eval.baselines import forest, mlp
+from eval.baselines import forest, load_model, mlp
 from eval.baselines._common import member_seeds
 from eval.baselines.forest import RandomForestEnsemble
 from eval.baselines.mlp import MLPEnsemble
@@ -349,6 +350,46 @@ def test_bad_input_raises(cls, fitted, digits):
         cls(voting="majority").fit(X, y)
     with pytest.raises(ValueError, match="n_votes"):
         cls(n_votes=0).fit(X, y)
+
+
+@quiet
+@pytest.mark.parametrize("cls", [MLPEnsemble, RandomForestEnsemble])
+def test_failed_refit_keeps_the_fitted_model(cls, fitted, digits):
+    model = clone(fitted[cls]).set_params(n_votes=2).fit(digits.x_train, digits.y_train)
+    before = model.predict_proba(digits.x_test)
+    with pytest.raises(ValueError, match="3 classes"):
+        model.fit(digits.x_train[:30, :10], np.arange(30) % 3)
+    assert model.n_features_in_ == 64
+    np.testing.assert_array_equal(model.predict_proba(digits.x_test), before)
+
+
+@quiet
+@pytest.mark.parametrize("cls", [MLPEnsemble, RandomForestEnsemble])
+def test_save_after_changing_n_votes_loads_the_members_it_holds(cls, fitted, digits, tmp_path):
+    model = clone(fitted[cls]).fit(digits.x_train, digits.y_train).set_params(n_votes=9)
+    model.save(tmp_path / "m.model")
+    again = LOADERS[cls](tmp_path / "m.model")
+    assert again.n_votes == 5
+    np.testing.assert_array_equal(again.predict_proba(digits.x_test), model.predict_proba(digits.x_test))
+
+
+@quiet
+def test_mlp_without_hidden_layer_is_sklearns(digits):
+    ours = MLPEnsemble(n_votes=1, hidden_layer_sizes=(), max_iter=50, random_state=0).fit(digits.x_train,
+                                                                                          digits.y_train)
+    np.testing.assert_allclose(ours.predict_proba(digits.x_test), ours.estimators_[0].predict_proba(digits.x_test),
+                               rtol=0, atol=1e-6)
+
+
+def test_unsupported_compression_in_a_model_file_is_a_clear_error(fitted, tmp_path):
+    path = tmp_path / "rf.model"
+    fitted[RandomForestEnsemble].save(path)
+    data = bytearray(path.read_bytes())
+    central = data.index(b"PK\x01\x02")
+    data[central + 10:central + 12] = (99).to_bytes(2, "little")  # compression method 99
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="truncated or corrupt"):
+        load_model(path)
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")

@@ -186,6 +186,14 @@ def test_cnn_malicious_and_corrupt_files_raise(cnn, tmp_path):
             zf.writestr(n, json.dumps(meta) if n == "metadata.json" else data)
     with pytest.raises(ValueError, match="corrupt"):
         load_cnn(path)
+    # an architecture the code would not build, e.g. a huge layer: refused before allocating it
+    meta = json.loads(entries["metadata.json"])
+    meta["architecture"]["convs"][0][0] = 10**9
+    with zipfile.ZipFile(path, "w") as zf:
+        for n, data in entries.items():
+            zf.writestr(n, json.dumps(meta) if n == "metadata.json" else data)
+    with pytest.raises(ValueError, match="architecture is not the one built"):
+        load_cnn(path)
     path.write_bytes(good[: len(good) // 2])
     with pytest.raises(ValueError, match="truncated or corrupt"):
         load_cnn(path)

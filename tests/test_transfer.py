@@ -66,6 +66,8 @@ def test_bad_requests():
         within_ensemble_transfer(Copies([model]), x, model.predict(x), HopSkipJump())
     with pytest.raises(ValueError, match="members"):
         within_ensemble_transfer(Copies([model, model]), x, model.predict(x), HopSkipJump(), members=[5])
+    with pytest.raises(ValueError, match="not among the model's classes"):
+        within_ensemble_transfer(Copies([model, model]), x, model.predict(x) + 3, HopSkipJump())
 
 
 def test_distortion_against_ensemble_size():
@@ -83,6 +85,9 @@ def test_distortion_against_ensemble_size():
         assert np.all(np.asarray(r["distance"]) <= exact * 1.1)
     with pytest.raises(ValueError, match="sizes"):
         distortion_vs_size(ensemble, x, y, HopSkipJump(), [5])
+    with pytest.raises(ValueError, match="not among the model's classes"):
+        distortion_vs_size(ensemble, x, y + 3, HopSkipJump(), [1])
+    assert distortion_vs_size(ensemble, x, y, HopSkipJump(max_iter=2), np.array([1]))[0]["k"] == 1
 
 
 def test_distortion_against_size_on_a_forest_leaves_out_misclassified_images():

@@ -43,7 +43,7 @@ def model_info(path: str | os.PathLike) -> dict[str, Any]:
             names = zf.namelist()
             if "manifest.json" in names:  # a BNN: Keras members + JSON manifest
                 return json.loads(zf.read("manifest.json"))
-    except (zipfile.BadZipFile, OSError, json.JSONDecodeError) as exc:
+    except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, RuntimeError, json.JSONDecodeError) as exc:
         raise ValueError(f"{name!r} is not a readable scd model file (truncated or corrupt?): {exc}") from None
     from scd._persist import load_bundle
 

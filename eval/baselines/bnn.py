@@ -50,7 +50,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from eval.io import atomic_open
-from scd._members import VoteOutputs, member_indices
+from scd._members import VoteOutputs, fit_or_keep, member_indices
 
 from ._common import base_seed, binary_targets, check_member, json_params, label_indices
 
@@ -254,6 +254,7 @@ class BNNEnsemble(VoteOutputs, ClassifierMixin, BaseEstimator):
         return tags
 
     # ------------------------------------------------------------------ fit
+    @fit_or_keep
     def fit(self, X, y):
         """Train ``n_votes`` binarized networks on ``X (n_samples, n_features)`` and binary ``y``."""
         self._validate_params()
@@ -393,7 +394,7 @@ class BNNEnsemble(VoteOutputs, ClassifierMixin, BaseEstimator):
         manifest = {
             "format": FORMAT, "format_version": FORMAT_VERSION, "kind": _KIND, "scd_version": __version__,
             "tensorflow_version": tf.__version__, "larq_version": lq.__version__,
-            "estimator": type(self).__name__, "params": json_params(self.get_params()),
+            "estimator": type(self).__name__, "params": json_params({**self.get_params(), "n_votes": len(self.members_)}),
             "n_features_in": int(self.n_features_in_), "members": names,
             "seed": int(self.seed_), "fit_time": float(self.fit_time_),
         }
@@ -440,8 +441,8 @@ def load(path: str | os.PathLike) -> BNNEnsemble:
             n_members = len(manifest["members"])
             # member files are named by us, never by the manifest (no path games)
             blobs = [zf.read(f"member_{v:03d}.keras") for v in range(n_members)]
-    except (zipfile.BadZipFile, KeyError, ValueError, TypeError, AttributeError, OSError, EOFError,
-            json.JSONDecodeError) as exc:
+    except (zipfile.BadZipFile, KeyError, ValueError, TypeError, AttributeError, OSError, EOFError, NotImplementedError,
+            RuntimeError, json.JSONDecodeError) as exc:
         raise ValueError(f"{name!r} is not a readable BNN model file (truncated or corrupt?): {exc}") from None
     version = manifest.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
@@ -456,8 +457,9 @@ def load(path: str | os.PathLike) -> BNNEnsemble:
         d = int(manifest["n_features_in"])
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ValueError(f"{name!r} has a corrupt manifest: {exc}") from None
-    if n_members < 1 or classes.shape != (2,):
-        raise ValueError(f"{name!r} is corrupt: {n_members} members, classes of shape {classes.shape}.")
+    if n_members < 1 or n_members != est.n_votes or classes.shape != (2,):
+        raise ValueError(f"{name!r} is corrupt: {n_members} members for n_votes={est.n_votes}, classes of shape "
+                         f"{classes.shape}.")
     tf, _ = _tf()
     reference = _build_member(d, est.hidden_nodes, est.input_quantizer)
     allowed = _config_objects(tf.keras.saving.serialize_keras_object(reference))
@@ -511,7 +513,7 @@ def _check_keras_file(blob: bytes, allowed: set[tuple], name: str, v: int) -> No
         with zipfile.ZipFile(io.BytesIO(blob)) as zf:
             entries = set(zf.namelist())
             config = json.loads(zf.read("config.json"))
-    except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError) as exc:
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError, NotImplementedError, RuntimeError) as exc:
         raise ValueError(f"{name!r}: member {v} is not a readable .keras file: {exc}") from None
     unknown = sorted(map(str, _config_objects(config) - allowed))
     if not entries <= _KERAS_ENTRIES or unknown:

@@ -46,7 +46,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
 from scd._device import resolve_devices
-from scd._members import VoteOutputs, member_indices
+from scd._members import VoteOutputs, fit_or_keep, member_indices
 from scd._persist import load_bundle, save_bundle
 
 from ._common import base_seed, binary_targets, check_member, json_params, label_indices
@@ -188,7 +188,8 @@ class CNNEnsemble(VoteOutputs, ClassifierMixin, BaseEstimator):
     Parameters
     ----------
     n_votes : int, default=10
-        Independently initialised and shuffled networks.
+        Independently initialised and shuffled networks.  10 is the paper's ECG CNN ensemble;
+        its CIFAR-10 LeNet votes 100 times (pass ``n_votes=100, voting="hard"`` for that).
     input_shape : tuple of int or None, default=None
         Shape of one sample before flattening: ``(H, W, C)`` (HWC order), ``(H, W)``
         (grayscale) or ``(L,)`` (1-D CNN).  ``None``: 3072 features -> ``(32, 32, 3)``,
@@ -271,6 +272,7 @@ class CNNEnsemble(VoteOutputs, ClassifierMixin, BaseEstimator):
         return tags
 
     # ------------------------------------------------------------------ fit
+    @fit_or_keep
     def fit(self, X, y):
         """Train ``n_votes`` CNNs on ``X (n_samples, n_features)`` and binary ``y``."""
         self._validate_params()
@@ -399,7 +401,7 @@ class CNNEnsemble(VoteOutputs, ClassifierMixin, BaseEstimator):
         check_is_fitted(self)
         meta = {
             "estimator": type(self).__name__,
-            "params": json_params(self.get_params()),
+            "params": json_params({**self.get_params(), "n_votes": len(self.members_)}),
             "architecture": self.architecture_,
             "n_features_in": int(self.n_features_in_),
             "n_members": len(self.members_),
@@ -440,6 +442,9 @@ def load(path: str | os.PathLike, *, device: str | None = None) -> CNNEnsemble:
             params["device"] = device
         est = CNNEnsemble(**params)
         est._validate_params()
+        # only the networks this code builds: an edited architecture could allocate anything
+        if arch != _architecture(tuple(int(s) for s in arch["input_shape"])):
+            raise ValueError("the architecture is not the one built for its input shape")
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ValueError(f"{name!r} has corrupt metadata: {type(exc).__name__}: {exc}") from None
     try:

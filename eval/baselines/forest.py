@@ -21,6 +21,7 @@ from sklearn.tree._tree import NODE_DTYPE, TREE_LEAF, Tree
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from scd._members import fit_or_keep
 from scd._persist import load_bundle, save_bundle
 
 from ._common import (
@@ -105,6 +106,7 @@ class RandomForestEnsemble(_VotingBaseline):
     def _tree_params(self) -> dict:
         return {name: getattr(self, name) for name in _TREE_PARAMS}
 
+    @fit_or_keep
     def fit(self, X, y) -> "RandomForestEnsemble":
         """Train ``n_votes`` trees on ``X (n_samples, n_features)`` and binary ``y``."""
         self._validate_params()
@@ -139,7 +141,7 @@ class RandomForestEnsemble(_VotingBaseline):
         states = [tree.tree_.__getstate__() for tree in self.estimators_]
         meta = {
             "estimator": type(self).__name__,
-            "params": json_params(self.get_params()),
+            "params": json_params({**self.get_params(), "n_votes": len(self.estimators_)}),
             "n_features_in": int(self.n_features_in_),
             "tree_max_features": int(self.estimators_[0].max_features_),
             "seed": int(self.seed_),

@@ -27,6 +27,7 @@ from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from scd._members import fit_or_keep
 from scd._persist import load_bundle, save_bundle
 
 from ._common import (
@@ -145,6 +146,7 @@ learning_rate_init, max_iter, shuffle, tol, momentum, nesterovs_momentum, n_iter
     def _mlp_params(self) -> dict:
         return {name: getattr(self, name) for name in _MLP_PARAMS}
 
+    @fit_or_keep
     def fit(self, X, y) -> "MLPEnsemble":
         """Train ``n_votes`` members on ``X (n_samples, n_features)`` and binary ``y``."""
         self._validate_params()
@@ -200,7 +202,7 @@ learning_rate_init, max_iter, shuffle, tol, momentum, nesterovs_momentum, n_iter
         check_is_fitted(self)
         meta = {
             "estimator": type(self).__name__,
-            "params": json_params(self.get_params()),
+            "params": json_params({**self.get_params(), "n_votes": len(self.estimators_)}),
             "n_features_in": int(self.n_features_in_),
             "seed": int(self.seed_),
             "fit_time": float(self.fit_time_),
@@ -229,7 +231,9 @@ def _stacked_positive(members: list, X: np.ndarray) -> np.ndarray:
     V = len(members)
     act = _ACTIVATIONS[members[0].activation]
     first = np.concatenate([m.coefs_[0] for m in members], axis=1)
-    h = act(X.astype(first.dtype, copy=False) @ first + np.concatenate([m.intercepts_[0] for m in members]))
+    h = X.astype(first.dtype, copy=False) @ first + np.concatenate([m.intercepts_[0] for m in members])
+    if members[0].n_layers_ > 2:  # otherwise (no hidden layer) that was the output unit
+        h = act(h)
     h = h.reshape(len(X), V, -1)
     for layer in range(1, members[0].n_layers_ - 1):
         W = np.stack([m.coefs_[layer] for m in members])
