@@ -20,7 +20,8 @@ def _data_options(f):
     f = click.option("--classes", nargs=2, type=int, default=None,
                      help="The two original class ids to keep (dataset default otherwise).")(f)
     f = click.option("--data-dir", type=click.Path(file_okay=False), default=None,
-                     help="Where dataset files are looked for / downloaded (default: $SCD_DATA_DIR or ~/.cache/scd/data).")(f)
+                     help="Where dataset files are looked for / downloaded (default: $SCD_DATA_DIR, else "
+                          "$XDG_CACHE_HOME/scd/data, else ~/.cache/scd/data).")(f)
     f = click.option("--path", "data_path", type=click.Path(dir_okay=False), default=None,
                      help="Your own .npz or .csv file (with --data npz|csv).")(f)
     return f
