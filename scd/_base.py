@@ -20,11 +20,10 @@ import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._device import resolve_devices
-from ._members import VoteOutputs, fit_or_keep, member_indices
+from ._members import VoteOutputs, binary_targets, fit_or_keep, member_indices
 from ._network import stack_units, unit_norms, vote_logits
 from ._parallel import auto_group_size, fingerprint, run_groups, split_groups
 from ._persist import load_bundle, save_bundle
@@ -149,15 +148,7 @@ class _BaseSCD(VoteOutputs, ClassifierMixin, BaseEstimator):
         if self.checkpoint is not None:
             _check_writable(self.checkpoint)
         X, y = validate_data(self, X, y, dtype=np.float32, order="C")
-        check_classification_targets(y)
-        classes = np.unique(y)
-        if len(classes) != 2:
-            kind = "only one class" if len(classes) < 2 else f"{len(classes)} classes"
-            raise ValueError(
-                f"Only binary classification is supported. {type(self).__name__} needs exactly 2 "
-                f"classes; y has {kind}."
-            )
-        y01 = (y == classes[1]).astype(np.int64)
+        classes, y01 = binary_targets(y, type(self).__name__)
         if not X.flags.writeable:
             X = X.copy()
         seed = self._base_seed()

@@ -7,6 +7,7 @@ import functools
 from typing import Any
 
 import numpy as np
+from sklearn.utils.multiclass import check_classification_targets
 
 
 def member_indices(indices: Any, n_members: int) -> np.ndarray:
@@ -17,6 +18,19 @@ def member_indices(indices: Any, n_members: int) -> np.ndarray:
             or len(np.unique(idx)) != len(idx)):
         raise ValueError(f"members must be distinct integers in [0, {n_members}), got {indices!r}.")
     return idx.astype(np.int64)
+
+
+def binary_targets(y: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(classes, y01)``: the two sorted labels of ``y`` and ``y`` as 0/1 (1 = ``classes[1]``),
+    or scikit-learn's / a binary-only ``ValueError`` naming estimator ``name``."""
+    check_classification_targets(y)
+    classes = np.unique(y)
+    if len(classes) != 2:
+        kind = "only one class" if len(classes) < 2 else f"{len(classes)} classes"
+        raise ValueError(
+            f"Only binary classification is supported. {name} needs exactly 2 classes; y has {kind}."
+        )
+    return classes, (y == classes[1]).astype(np.int64)
 
 
 def fit_or_keep(fit):

@@ -16,27 +16,14 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils import check_random_state
-from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from scd._members import VoteOutputs, member_indices
+from scd._members import VoteOutputs, binary_targets, member_indices
 
 __all__ = [
     "_VotingBaseline", "base_seed", "binary_targets", "check_array", "describe", "json_params",
     "check_member", "label_indices", "load_classes", "member_seeds", "meta_number", "rebuild", "savable_classes",
 ]
-
-
-def binary_targets(y: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """``(classes, y01)``: the two sorted labels of ``y`` and ``y`` as 0/1 (1 = ``classes[1]``)."""
-    check_classification_targets(y)
-    classes = np.unique(y)
-    if len(classes) != 2:
-        kind = "only one class" if len(classes) < 2 else f"{len(classes)} classes"
-        raise ValueError(
-            f"Only binary classification is supported. {name} needs exactly 2 classes; y has {kind}."
-        )
-    return classes, (y == classes[1]).astype(np.int64)
 
 
 def label_indices(classes: np.ndarray, y, n: int) -> np.ndarray:
