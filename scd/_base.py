@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 import time
 import weakref
-from pathlib import Path
 from numbers import Integral, Real
+from pathlib import Path
 from typing import Any
 
 import joblib

@@ -394,7 +394,8 @@ class BNNEnsemble(VoteOutputs, ClassifierMixin, BaseEstimator):
         manifest = {
             "format": FORMAT, "format_version": FORMAT_VERSION, "kind": _KIND, "scd_version": __version__,
             "tensorflow_version": tf.__version__, "larq_version": lq.__version__,
-            "estimator": type(self).__name__, "params": json_params({**self.get_params(), "n_votes": len(self.members_)}),
+            "estimator": type(self).__name__,
+            "params": json_params({**self.get_params(), "n_votes": len(self.members_)}),
             "n_features_in": int(self.n_features_in_), "members": names,
             "seed": int(self.seed_), "fit_time": float(self.fit_time_),
         }
