@@ -116,8 +116,9 @@ def _distortion_tables(results: dict[str, Any]) -> list[str]:
     if matrix:
         names = matrix["sources"]
         lines += ["", "Cross-model transfer of the closest adversarial examples (fraction of each source model's "
-                  "examples that the column's model also misclassifies, all predicted in one batch; the diagonal is "
-                  "below 1 where an example lies within float rounding of the source's boundary):", "",
+                  "examples that the column's model also misclassifies, all predicted in one batch; SCD answers "
+                  "depend on the row alone, so only a baseline's diagonal can fall below 1, where an example lies "
+                  "within float32 rounding of its boundary):", "",
                   "| source \\ target | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
         for src in names:
             lines.append(f"| {src} | " + " | ".join(_f(matrix["fooled_fraction"][src][dst]) for dst in names) + " |")
