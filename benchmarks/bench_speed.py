@@ -89,6 +89,7 @@ def main() -> None:
         ensemble = vote
         for name in ("W1_", "b1_", "w2_", "b2_", "vote_scores_"):
             setattr(ensemble, name, np.repeat(getattr(vote, name), 100, axis=0))
+        ensemble.W1_.flags.writeable = False  # as after fit or load: the prediction layout is cached
     batch = ds.x_test[:1000]
     oracle = Oracle(ensemble, bounds=(0.0, 1.0), batch_size=len(batch))
     ids = np.arange(len(batch))
