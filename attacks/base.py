@@ -340,14 +340,13 @@ class Attack:
                 raise ValueError(f"starting_points must have the shape of x {x.shape}, got {start.shape}.")
         if early_stop is not None and not (np.isfinite(early_stop) and early_stop >= 0):
             raise ValueError(f"early_stop must be a finite distance >= 0, got {early_stop!r}.")
-        confirmed_before = _counts(oracle, ids)["confirm_rows"][ids]
+        before = {k: v[ids] for k, v in _counts(oracle, ids).items()}
         clean = oracle.confirm(x, ids)  # the model's own answers, uncounted
         labels = clean if given is None else given
         _check_targets(tgt, labels)
 
         criterion = Criterion(labels, tgt)
         target = Target(oracle, criterion, ids)
-        before = {k: v[ids] for k, v in _counts(oracle, ids).items()}
         done_clean = criterion(clean, np.arange(n))
         best = Best(x, self.norm, target)
         best.dist[done_clean] = 0.0
@@ -375,7 +374,7 @@ class Attack:
             attack=self.name, params=self.get_params(), x_adv=x_adv, success=success,
             labels=oracle.classes[labels], targets=None if tgt is None else oracle.classes[tgt], **dist,
             queries=after["rows"][ids] - before["rows"], calls=after["calls"][ids] - before["calls"],
-            confirm_queries=after["confirm_rows"][ids] - confirmed_before,
+            confirm_queries=after["confirm_rows"][ids] - before["confirm_rows"],
             seconds=seconds, seed=seed, sample_ids=ids,
             history=[np.asarray(h if ok else [], np.float64).reshape(-1, 2) for h, ok in zip(best.history, success)],
             already_adversarial=done_clean, extra=extra)

@@ -20,8 +20,6 @@ import os
 import pickletools
 import tarfile
 import urllib.request
-import zipfile
-import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterable
@@ -30,7 +28,7 @@ import numpy as np
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
-from eval.io import atomic_open, default_data_dir
+from eval.io import ZIP_READ_ERRORS, atomic_open, default_data_dir
 
 __all__ = ["CIFAR10_MD5", "CIFAR10_URL", "DATASETS", "Dataset", "load_dataset"]
 
@@ -237,14 +235,14 @@ def _read_npz(path: Path, keys: Iterable[str]) -> dict[str, np.ndarray]:
             raise ValueError(f"{path}: missing arrays {missing} (found {archive.files})")
         try:
             return {k: archive[k] for k in keys}
-        except (zipfile.BadZipFile, EOFError, OSError, zlib.error, ValueError) as exc:
+        except (*ZIP_READ_ERRORS, ValueError) as exc:
             raise ValueError(f"{path} is corrupt or truncated: {exc}") from exc
 
 
 def _open_npz(path: Path) -> np.lib.npyio.NpzFile:
     try:
         loaded = np.load(path, allow_pickle=False)
-    except (zipfile.BadZipFile, EOFError, OSError, zlib.error, ValueError) as exc:
+    except (*ZIP_READ_ERRORS, ValueError) as exc:
         raise ValueError(f"{path} is not a readable .npz archive (corrupt, truncated or another format): "
                          f"{exc}") from exc
     if not isinstance(loaded, np.lib.npyio.NpzFile):

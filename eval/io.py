@@ -4,10 +4,16 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import zipfile
+import zlib
 from pathlib import Path
 from typing import IO, Iterator
 
 _WRITE_MODES = ("wb", "w", "wt")
+
+# What reading a truncated or corrupt zip file (.npz, model files) can raise: bad archive,
+# bad compressed data, early end, an unsupported compression method, an encrypted entry.
+ZIP_READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError, RuntimeError)
 
 
 def default_data_dir() -> Path:

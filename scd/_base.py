@@ -27,7 +27,7 @@ from ._members import VoteOutputs, binary_targets, fit_or_keep, member_indices
 from ._network import stack_units, unit_norms, vote_logits
 from ._parallel import auto_group_size, fingerprint, run_groups, split_groups
 from ._persist import load_bundle, save_bundle
-from ._train import TrainConfig
+from ._train import TrainConfig, train_scores
 
 __all__ = ["_BaseSCD", "load"]
 
@@ -179,7 +179,8 @@ class _BaseSCD(VoteOutputs, ClassifierMixin, BaseEstimator):
         self.W1_.flags.writeable = False
         # scored by the model's own (exact) predictions, which the training's cached float32
         # projections can miss by a few rows for the binary-weight variants
-        self.vote_scores_ = _train_scores(self._logits(X, None) > 0, y01 == 1)
+        pred = torch.from_numpy(np.ascontiguousarray((self._logits(X, None) > 0).T))
+        self.vote_scores_ = train_scores(pred, torch.from_numpy(y01 == 1))[0].numpy()
         self.best_index_ = int(np.argmax(self.vote_scores_))
         return self
 
@@ -253,15 +254,6 @@ _TRAINING_PARAMS = (
     "n_votes", "hidden_nodes", "n_iters", "nrows", "w_inc1", "w_inc2", "updated_features",
     "interval", "b_ratio", "random_state",
 )
-
-
-def _train_scores(pred: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Accuracy + balanced accuracy of every column of ``pred (n, V)`` against ``y (n,)``
-    (booleans), in the training's own formula (:meth:`scd._train._Group.select`)."""
-    tp = (pred & y[:, None]).sum(0).astype(np.float64)
-    tn = (~pred & ~y[:, None]).sum(0).astype(np.float64)
-    n_pos, n_neg = float(y.sum()), float((~y).sum())
-    return (tp + tn) / (n_pos + n_neg) + (tp / n_pos + tn / n_neg) / 2
 
 
 def _check_writable(path: str | os.PathLike) -> None:
@@ -355,7 +347,6 @@ class _VoteStore:
             "b1": np.zeros((n_votes, H), np.float32),
             "w2": np.zeros((n_votes, H), np.float32),
             "b2": np.zeros(n_votes, np.float32),
-            "score": np.zeros(n_votes, np.float64),
         }
         self.done = np.zeros(n_votes, bool)
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from eval.io import atomic_open
+from eval.io import ZIP_READ_ERRORS, atomic_open
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "load_bundle", "save_bundle"]
 
@@ -65,8 +65,7 @@ def load_bundle(path: str | os.PathLike, kind: str | None = None) -> tuple[dict[
                 if name.endswith(".npy"):
                     with zf.open(name) as fh:
                         arrays[name[:-4]] = np.lib.format.read_array(fh, allow_pickle=False)
-    except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError, NotImplementedError, RuntimeError,
-            json.JSONDecodeError) as exc:
+    except (*ZIP_READ_ERRORS, KeyError, ValueError, json.JSONDecodeError) as exc:
         raise ValueError(f"{os.fspath(path)!r} is not a readable scd model file (truncated or corrupt?): {exc}") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ValueError(f"{os.fspath(path)!r} is not an scd model file (format {meta.get('format')!r})")

@@ -23,7 +23,7 @@ import torch
 from ._network import hidden_units, project
 from ._search import Objective, best_cuts, ce_best_cuts, full_sequence, near_rows, rank_window
 
-__all__ = ["TrainConfig", "train_votes", "vote_rng"]
+__all__ = ["TrainConfig", "train_scores", "train_votes", "vote_rng"]
 
 _REFRESH_EVERY = 64  # iterations between exact recomputations of the cached projections
 _NEAR_ROWS = 64  # rows near the incumbent threshold that guess where each candidate's window is
@@ -45,6 +45,16 @@ class TrainConfig:
     interval: int
     b_ratio: float
     memory_elements: int = 1 << 24
+
+
+def train_scores(pred: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Full-train scores of the votes' predictions ``pred (V, n)`` against ``y (n,)`` (booleans):
+    accuracy + balanced accuracy (the reference's ``obj``) and balanced accuracy, float64."""
+    tp = (pred & y).sum(-1).double()
+    tn = (~pred & ~y).sum(-1).double()
+    n_pos, n_neg = y.sum().double(), (~y).sum().double()
+    balanced = (tp / n_pos + tn / n_neg) / 2
+    return (tp + tn) / (n_pos + n_neg) + balanced, balanced
 
 
 def vote_rng(seed: int, vote: int) -> np.random.Generator:
@@ -112,7 +122,6 @@ class _Group:
         self._buffers: dict[int, torch.Tensor] = {}
         self.best = {k: v.clone() for k, v in self.weights().items()}
         self.best_select = torch.full((len(votes),), -np.inf, dtype=torch.float64, device=self.device)
-        self.best_score = self.best_select.clone()
 
     def weights(self) -> dict[str, torch.Tensor]:
         return {"W1": self.W1, "b1": self.b1, "w2": self.w2, "b2": self.b2}
@@ -297,19 +306,13 @@ class _Group:
         cfg = self.cfg
         hf = hidden_units(self.U + self.b1.unsqueeze(1))
         pred = ((hf * self.w2.unsqueeze(1)).sum(-1) + self.b2.unsqueeze(-1)) > 0
-        yf = self.y_full
-        tp = (pred & yf).sum(1).double()
-        tn = (~pred & ~yf).sum(1).double()
-        npos, nneg = yf.sum().double(), (~yf).sum().double()
-        bal = (tp / npos + tn / nneg) / 2
-        score = (tp + tn) / (npos + nneg) + bal
+        score, bal = train_scores(pred, self.y_full)
         select = bal if iteration < int(cfg.n_iters * cfg.b_ratio) else score
         better = select > self.best_select
         if bool(better.any()):
             for name, value in self.weights().items():
                 self.best[name][better] = value[better]
             self.best_select = torch.where(better, select, self.best_select)
-            self.best_score = torch.where(better, score, self.best_score)
 
     def step(self, iteration: int):
         cfg = self.cfg
@@ -341,9 +344,8 @@ def train_votes(
     """Train votes ``votes`` of the ensemble with base seed ``seed`` on ``XT = X.T (d, n)``.
 
     Returns the best snapshot of every vote as numpy arrays ``W1 (B, d, H)``, ``b1 (B, H)``,
-    ``w2 (B, H)``, ``b2 (B,)`` and ``score (B,)`` (full-train accuracy + balanced accuracy of
-    the snapshot, the reference's ``obj``).  ``progress(k)`` is called after every iteration
-    with the number of vote-iterations done.
+    ``w2 (B, H)`` and ``b2 (B,)``.  ``progress(k)`` is called after every iteration with the
+    number of vote-iterations done.
     """
     with torch.no_grad():
         group = _Group(XT, y, list(votes), seed, cfg)
@@ -351,6 +353,4 @@ def train_votes(
             group.step(iteration)
             if progress is not None:
                 progress(len(votes))
-        out = {k: v.cpu().numpy() for k, v in group.best.items()}
-        out["score"] = group.best_score.cpu().numpy()
-    return out
+        return {k: v.cpu().numpy() for k, v in group.best.items()}

@@ -21,6 +21,8 @@ import os
 import zipfile
 from typing import Any
 
+from eval.io import ZIP_READ_ERRORS
+
 from .bnn import BNNEnsemble
 from .cnn import CNNEnsemble
 from .forest import RandomForestEnsemble
@@ -43,7 +45,7 @@ def model_info(path: str | os.PathLike) -> dict[str, Any]:
             names = zf.namelist()
             if "manifest.json" in names:  # a BNN: Keras members + JSON manifest
                 return json.loads(zf.read("manifest.json"))
-    except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, RuntimeError, json.JSONDecodeError) as exc:
+    except (*ZIP_READ_ERRORS, json.JSONDecodeError) as exc:
         raise ValueError(f"{name!r} is not a readable scd model file (truncated or corrupt?): {exc}") from None
     from scd._persist import load_bundle
 

@@ -49,7 +49,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from eval.io import atomic_open
+from eval.io import ZIP_READ_ERRORS, atomic_open
 from scd._members import VoteOutputs, fit_or_keep, member_indices
 
 from ._common import base_seed, binary_targets, check_member, json_params, label_indices
@@ -442,8 +442,7 @@ def load(path: str | os.PathLike) -> BNNEnsemble:
             n_members = len(manifest["members"])
             # member files are named by us, never by the manifest (no path games)
             blobs = [zf.read(f"member_{v:03d}.keras") for v in range(n_members)]
-    except (zipfile.BadZipFile, KeyError, ValueError, TypeError, AttributeError, OSError, EOFError, NotImplementedError,
-            RuntimeError, json.JSONDecodeError) as exc:
+    except (*ZIP_READ_ERRORS, KeyError, ValueError, TypeError, AttributeError, json.JSONDecodeError) as exc:
         raise ValueError(f"{name!r} is not a readable BNN model file (truncated or corrupt?): {exc}") from None
     version = manifest.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
@@ -514,7 +513,7 @@ def _check_keras_file(blob: bytes, allowed: set[tuple], name: str, v: int) -> No
         with zipfile.ZipFile(io.BytesIO(blob)) as zf:
             entries = set(zf.namelist())
             config = json.loads(zf.read("config.json"))
-    except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError, NotImplementedError, RuntimeError) as exc:
+    except (*ZIP_READ_ERRORS, KeyError, ValueError) as exc:
         raise ValueError(f"{name!r}: member {v} is not a readable .keras file: {exc}") from None
     unknown = sorted(map(str, _config_objects(config) - allowed))
     if not entries <= _KERAS_ENTRIES or unknown:
