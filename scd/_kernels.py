@@ -1,4 +1,4 @@
-"""Fused CPU kernel for the windowed 0-1 candidate search (numba).
+"""Fused CPU kernel for the windowed candidate search of decomposable objectives (numba).
 
 The tensor path (:func:`scd._search.rank_window` then :func:`scd._search.best_cuts`) makes
 about a dozen passes over the whole ``(C, m)`` candidate matrix, which on a CPU costs memory
@@ -7,14 +7,15 @@ it builds the candidate's projections ``base + delta * direction`` in a buffer t
 cache, finds the rank window around the incumbent's rank (a guessed value band corrected by
 counting, widened until it holds the window; for directions in {0, 1/2, 1}, the output
 node's, an exact merge instead), and scores the window's cuts.  Its results are
-*identical* to the tensor path for the 0-1 objective: the projections are rounded the same
-way (one fused multiply-add, as ``torch.addcmul`` on CPUs with FMA), the counts are exact
-integers, and the score is the same float64 expression with the same tie rule (first
-candidate, lowest cut).  The window's content, hence the result, does not depend on how
-the window was found.
+*identical* to the tensor path: the projections are rounded the same way (one fused
+multiply-add, as ``torch.addcmul`` on CPUs with FMA), the gains are integers (0-1 counts,
+or cross-entropy losses in integer units, :func:`scd._search.integer_losses`) whose sums
+are exact in any order, and the score is the same float64 expression with the same tie
+rule (first candidate, lowest cut).  The window's content, hence the result, does not
+depend on how the window was found.
 
-Only used on the CPU and for the 0-1 objective; cross-entropy gains and CUDA keep the
-tensor path.
+Only used on the CPU; the cross-entropy output bias (not decomposable,
+:func:`scd._search.ce_best_cuts`) and CUDA keep the tensor path.
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
-from ._search import near_rows
+from ._search import Objective, near_rows
 
-__all__ = ["window_search01"]
+__all__ = ["window_search"]
 
 
 @intrinsic
@@ -141,19 +142,19 @@ def _bucket_sort(keys, vals, n, tk, tv, bucket, ends):
 @njit(cache=True, nogil=True, error_model="numpy")
 def _collect(v, g0, g1, center, h_lo, h_hi, band_v, band_i):
     """Split the rows by ``d = v - center``: below the band (``d < -h_lo``: count and summed
-    gains) and in it (``-h_lo <= d <= h_hi``: gathered).  ``h_lo``/``h_hi`` are equal or
-    infinite, so the band test is one comparison, true for few rows (a predictable branch);
-    the count is branch-free (about half the rows are below, in no order)."""
+    gains, integers) and in it (``-h_lo <= d <= h_hi``: gathered).  ``h_lo``/``h_hi`` are equal or infinite, so the band
+    test is one comparison, true for few rows (a predictable branch); the count is
+    branch-free (about half the rows are below, in no order)."""
     m = v.shape[0]
     n_low = 0
     s0 = 0
     s1 = 0
     if np.isfinite(h_lo):
         for i in range(m):
-            below = -np.int32((v[i] - center) < -h_lo)
-            n_low -= below
-            s0 += g0[i] & below
-            s1 += g1[i] & below
+            below = (v[i] - center) < -h_lo
+            n_low += below
+            s0 += g0[i] * below
+            s1 += g1[i] * below
     nb = 0
     if np.isfinite(h_lo) and np.isfinite(h_hi):
         for i in range(m):
@@ -187,7 +188,11 @@ def _margin(x):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _score01(tp, tn, n_pos, n_neg, plus):
+def _score(tp, tn, n_pos, n_neg, plus, ce, unit):
+    """The objective of a cut from its totals, as :meth:`scd._search.Objective.score`
+    (``ce``: ``tp`` is the summed loss in multiples of ``unit``)."""
+    if ce:
+        return -(tp * unit) / (n_pos + n_neg)
     balanced = (tp / n_pos + tn / n_neg) / 2
     if plus:
         return (tp + tn) / (n_pos + n_neg) + balanced
@@ -195,7 +200,7 @@ def _score01(tp, tn, n_pos, n_neg, plus):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _best_cut(w, cnt, a0, a1, G, pos0, t0, t1, first, k, m, n_pos, n_neg, plus):
+def _best_cut(w, cnt, a0, a1, G, pos0, t0, t1, first, k, m, n_pos, n_neg, plus, ce, unit):
     """Best valid cut of the window of sorted positions ``first - k .. first + k - 1``.
 
     ``w[:G]`` are sorted values (ascending, ties allowed), each standing for ``cnt`` rows
@@ -222,7 +227,7 @@ def _best_cut(w, cnt, a0, a1, G, pos0, t0, t1, first, k, m, n_pos, n_neg, plus):
                 valid = True
                 theta = w[0] - _margin(w[0])
             if valid and np.isfinite(theta):
-                s = _score01(t0, t1, n_pos, n_neg, plus)
+                s = _score(t0, t1, n_pos, n_neg, plus, ce, unit)
                 if s > best:
                     best, best_theta = s, theta
         p += cnt[e]
@@ -231,14 +236,14 @@ def _best_cut(w, cnt, a0, a1, G, pos0, t0, t1, first, k, m, n_pos, n_neg, plus):
     if G > 0 and p == m and lo_p <= m <= hi_p:
         theta = w[G - 1] + _margin(w[G - 1])
         if np.isfinite(theta):
-            s = _score01(t0, t1, n_pos, n_neg, plus)
+            s = _score(t0, t1, n_pos, n_neg, plus, ce, unit)
             if s > best:
                 best, best_theta = s, theta
     return best, best_theta
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _search_one(v, g0, g1, start0, start1, r, guess, density, k, band_rows, n_pos, n_neg, plus,
+def _search_one(v, g0, g1, start0, start1, r, guess, density, k, band_rows, n_pos, n_neg, plus, ce, unit,
                 band_v, band_i, tk, tv, bucket, ends, ones, ga, gb):
     """Best cut of one candidate's window: ``(score, theta)`` (see :func:`window_search01`)."""
     m = v.shape[0]
@@ -276,12 +281,13 @@ def _search_one(v, g0, g1, start0, start1, r, guess, density, k, band_rows, n_po
     for j in range(nb):
         ga[j] = g0[band_i[j]]
         gb[j] = g1[band_i[j]]
-    return _best_cut(band_v, ones, ga, gb, nb, n_low, start0 + s0, start1 + s1, first, k, m, n_pos, n_neg, plus)
+    return _best_cut(band_v, ones, ga, gb, nb, n_low, start0 + s0, start1 + s1, first, k, m, n_pos, n_neg, plus,
+                     ce, unit)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _window_search01(base, src, coords, rows, delta, gains, start, rank, theta, near, density, k, band_rows,
-                     n_pos, n_neg, plus, score, best_theta, lo, hi):
+def _window_search(base, src, coords, rows, delta, gains, start, rank, theta, near, density, k, band_rows,
+                   n_pos, n_neg, plus, ce, unit, score, best_theta, lo, hi):
     """Candidates ``lo <= cc < hi`` (in the order below) of every vote, into ``score`` and
     ``best_theta``."""
     B, m = base.shape
@@ -292,14 +298,14 @@ def _window_search01(base, src, coords, rows, delta, gains, start, rank, theta, 
     band_i = np.empty(m, np.int64)
     tk, tv, bucket, ends = _sort_scratch(m)
     ones = np.ones(m, np.int64)
-    ga = np.empty(m, np.int32)
-    gb = np.empty(m, np.int32)
+    ga = np.empty(m, gains.dtype)
+    gb = np.empty(m, gains.dtype)
     # the rows in the order of their source columns, so that reading a direction streams
     # through its source row (the search does not depend on the order of the rows)
     cols = np.empty(m, np.int64)
     base_o = np.empty(m, np.float32)
-    g0 = np.empty(m, np.int32)
-    g1 = np.empty(m, np.int32)
+    g0 = np.empty(m, gains.dtype)
+    g1 = np.empty(m, gains.dtype)
     n = src.shape[1]
     slot = np.empty(n + 1, np.int64)
     for b in range(B):
@@ -324,12 +330,12 @@ def _window_search01(base, src, coords, rows, delta, gains, start, rank, theta, 
             guess = theta[b] + dl * guess / max(near.shape[1], 1)
             score[b, c], best_theta[b, c] = _search_one(
                 v, g0, g1, start[b, 0], start[b, 1], rank[b], guess, density[b], k, band_rows,
-                n_pos, n_neg, plus, band_v, band_i, tk, tv, bucket, ends, ones, ga, gb)
+                n_pos, n_neg, plus, ce, unit, band_v, band_i, tk, tv, bucket, ends, ones, ga, gb)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def _sign_search01(z, src, coords, rows, delta, gains, start, rank, k, n_pos, n_neg, plus, score, theta, lo, hi):
-    """:func:`_window_search01` for directions in {0, 1/2, 1} (the output node's candidates,
+    """:func:`_window_search` (0-1 objective) for directions in {0, 1/2, 1} (the output node's candidates,
     whose directions are hidden activations).
 
     A candidate moves the rows of each activation level by the same step, so its sorted
@@ -425,10 +431,10 @@ def _sign_search01(z, src, coords, rows, delta, gains, start, rank, k, n_pos, n_
                         break
                     first += wn[e]
             score[b, c], theta[b, c] = _best_cut(w, wn, wa, wb, G, 0, start[b, 0], start[b, 1], first, k, m,
-                                                 n_pos, n_neg, plus)
+                                                 n_pos, n_neg, plus, False, 1.0)
 
 
-def window_search01(
+def window_search(
     base: torch.Tensor,
     theta: torch.Tensor,
     source: torch.Tensor,
@@ -439,38 +445,43 @@ def window_search01(
     start: torch.Tensor,
     rank: torch.Tensor,
     half_width: int,
-    n_pos: int,
-    n_neg: int,
-    plus: bool,
+    objective: Objective,
     levels: bool = False,
     n_near: int = 64,
     band_rows: int = 64,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Best windowed cut of every candidate ``base + delta * direction`` for the 0-1 objective.
+    """Best windowed cut of every candidate ``base + delta * direction`` for a decomposable
+    ``objective`` (0-1, or the cross-entropy of a hidden node).
 
     ``base (B, m)`` incumbent projections with threshold ``theta (B,)`` and rank ``rank
     (B,)`` (rows below it); ``delta (B, C)``; candidate ``c`` of vote ``b`` moves along
     ``source[coords[b, c % C'], rows[b]]`` (``coords (B, C')``, ``rows (B, m)``), read in
-    place.  ``gains (B, m, 2)`` and ``start (B, 2)`` as for :func:`scd._search.best_cuts`
-    (with every row above).  ``levels``: every direction is in {0, 1/2, 1}, which an
-    exact merge handles whatever the ties; otherwise the ``n_near`` rows nearest each
+    place.  ``gains (B, m, k)`` and ``start (B, k)`` as for :func:`scd._search.best_cuts`
+    (with every row above).  ``levels`` (0-1 only): every direction is in {0, 1/2, 1}, which
+    an exact merge handles whatever the ties; otherwise the ``n_near`` rows nearest each
     threshold guess where each window is, and a band of about ``band_rows`` rows each side
     of the corrected guess holds it.  Returns ``score (B, C)`` float64 (``-inf`` with no
-    valid cut) and ``theta (B, C)``: the results of ``best_cuts(*rank_window(...))``.
+    valid cut) and ``theta (B, C)``: the results of ``best_cuts(*rank_window(...))``, exactly.
     """
+    ce = objective.kind == "ce"
+    if ce:  # one loss column: a zero second column keeps one code path
+        gains = torch.cat([gains, torch.zeros_like(gains)], dim=-1)
+        start = torch.cat([start, torch.zeros_like(start)], dim=-1)
+    assert not (ce and levels), "the merge kernel is for 0-1 output nodes"
+    n_pos, n_neg, plus = objective.n_pos, objective.n_neg, objective.metric == "plus"
     as_np = lambda t, dt: np.ascontiguousarray(t.detach().cpu().numpy(), dtype=dt)  # noqa: E731
     B, C = delta.shape
     k = min(half_width + 1, base.shape[1])
     args = (as_np(base, np.float32), as_np(source, np.float32), as_np(coords, np.int64), as_np(rows, np.int64),
-            as_np(delta, np.float32), as_np(gains.transpose(1, 2), np.int32), as_np(start, np.float64),
+            as_np(delta, np.float32), as_np(gains.transpose(1, 2), np.int64 if ce else np.int32), as_np(start, np.float64),
             as_np(rank, np.int64))
     if levels:
         kernel, args = _sign_search01, (*args, k, n_pos, n_neg, plus)
     else:
         near, density = near_rows(base, theta, n_near)
-        kernel = _window_search01
+        kernel = _window_search
         args = (*args, as_np(theta, np.float64), as_np(near, np.int64), as_np(density, np.float64), k, band_rows,
-                n_pos, n_neg, plus)
+                n_pos, n_neg, plus, ce, objective.unit)
     score, best_theta = np.empty((B, C), np.float64), np.empty((B, C), np.float32)
     parts = max(1, min(torch.get_num_threads(), C))
     bounds = [C * p // parts for p in range(parts + 1)]

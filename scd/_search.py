@@ -19,13 +19,16 @@ Conventions (all functions are pure; inputs are trusted, shapes are asserted):
 * ``B`` votes, ``C`` candidates per vote, ``m`` batch rows, ``k`` gain columns.
 * 0-1 gains have two columns (true positives, true negatives) holding small integers, so
   their float32 sums are exact; the score is computed in float64 from the exact counts.
-* Cross-entropy gains have one column (a loss, float64) and the score is minus the mean loss.
+* Cross-entropy gains have one column: losses in integer multiples of a small power of two
+  (:func:`integer_losses`), held in float64, so their sums too are exact in any order; the
+  score is minus the mean loss.
 * Every search returns the score to *maximise*; ties go to the first candidate and the
   lowest cut.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -36,6 +39,7 @@ __all__ = [
     "ce_best_cuts",
     "cut_thresholds",
     "full_sequence",
+    "integer_losses",
     "near_rows",
     "rank_window",
     "window_sequence",
@@ -51,24 +55,47 @@ class Objective:
 
     ``kind="01"``: ``metric="balanced"`` scores ``(TP/P + TN/N) / 2``; ``metric="plus"``
     adds the plain accuracy ``(TP + TN) / (P + N)`` (the reference's schedule).
-    ``kind="ce"``: scores ``-(total loss) / (P + N)``, i.e. minus the mean cross-entropy.
+    ``kind="ce"``: scores ``-(total loss * unit) / (P + N)``, i.e. minus the mean
+    cross-entropy of losses counted in multiples of ``unit`` (:func:`integer_losses`).
     """
 
     kind: str
     metric: str
     n_pos: int
     n_neg: int
+    unit: float = 1.0
 
     def score(self, totals: torch.Tensor) -> torch.Tensor:
         """Map summed payoffs ``(..., k)`` to scores ``(...)`` in float64."""
         totals = totals.to(torch.float64)
         if self.kind == "ce":
-            return -totals[..., 0] / (self.n_pos + self.n_neg)
+            return -(totals[..., 0] * self.unit) / (self.n_pos + self.n_neg)
         tp, tn = totals[..., 0], totals[..., 1]
         balanced = (tp / self.n_pos + tn / self.n_neg) / 2
         if self.metric == "balanced":
             return balanced
         return (tp + tn) / (self.n_pos + self.n_neg) + balanced
+
+
+_LOSS_BITS = 32  # fractional bits of the integer losses, at most
+
+
+def integer_losses(l0: torch.Tensor, l1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """Cross-entropy gains of a hidden node as integers, so that every sum of them is exact.
+
+    ``l0``/``l1 (B, m)`` are each row's float64 loss with the node at 0 and at 1.  Both are
+    rounded to multiples of ``unit = 2**-k`` (``k <= 32``, smaller only if the summed losses
+    would reach 2**52), so a cut's total loss is a sum of integers below 2**53: the same in
+    any order.  The full search, the windowed search and the fused kernel therefore agree
+    exactly, and a candidate that keeps the incumbent's partition of the rows ties with it
+    (it is not accepted) instead of winning or losing by the rounding of one sum.
+    Returns ``gains (B, m, 1)`` (``l0 - l1``, in units), ``start (B, 1)`` (the total of
+    ``l1``, in units) and ``unit``.
+    """
+    total = float((l0.sum(1) + l1.sum(1)).max()) if l0.numel() else 0.0
+    k = min(_LOSS_BITS, 52 - math.frexp(total)[1]) if total > 0 else _LOSS_BITS
+    q0, q1 = torch.round(l0 * 2.0**k), torch.round(l1 * 2.0**k)  # scaling by 2**k is exact
+    return (q0 - q1).unsqueeze(-1), q1.sum(dim=1, keepdim=True), 2.0**-k
 
 
 def cut_margin(v: torch.Tensor) -> torch.Tensor:

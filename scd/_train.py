@@ -14,14 +14,14 @@ contiguous row) on the target device, ``y`` an int array of 0/1 with both classe
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Sequence
 
 import numpy as np
 import torch
 
 from ._network import hidden_units, project
-from ._search import Objective, best_cuts, ce_best_cuts, full_sequence, near_rows, rank_window
+from ._search import Objective, best_cuts, ce_best_cuts, full_sequence, integer_losses, near_rows, rank_window
 
 __all__ = ["TrainConfig", "train_scores", "train_votes", "vote_rng"]
 
@@ -63,8 +63,9 @@ def vote_rng(seed: int, vote: int) -> np.random.Generator:
 
 
 def _fused_kernel(device: torch.device) -> bool:
-    """Whether the 0-1 windowed searches use the fused CPU kernel (:mod:`scd._kernels`):
-    on a CPU always (it gives the tensor path's results, several times faster)."""
+    """Whether the windowed searches of decomposable objectives (0-1, and the cross-entropy
+    of hidden nodes) use the fused CPU kernel (:mod:`scd._kernels`): on a CPU always (it gives
+    the tensor path's results, several times faster)."""
     return device.type == "cpu"
 
 
@@ -130,18 +131,20 @@ class _Group:
     def _objective(self, metric: str) -> Objective:
         return Objective(self.cfg.loss, metric, self.P, self.N)
 
-    def _hidden_gains(self, s: torch.Tensor, wj: torch.Tensor):
-        """Per-row gains of hidden node j given the other nodes' logit ``s`` and ``w2[j]``."""
+    def _hidden_gains(self, s: torch.Tensor, wj: torch.Tensor, obj: Objective):
+        """Per-row gains of hidden node j given the other nodes' logit ``s`` and ``w2[j]``,
+        their total with every row above, and the objective that scores them."""
         above = s + wj.unsqueeze(-1)
         if self.cfg.loss == "ce":
             l0 = torch.nn.functional.softplus(-self.sign_b * s.to(torch.float64))
             l1 = torch.nn.functional.softplus(-self.sign_b * above.to(torch.float64))
-            return (l0 - l1).unsqueeze(-1), l1.sum(dim=1, keepdim=True)
+            gains, start, unit = integer_losses(l0, l1)
+            return gains, start, replace(obj, unit=unit)
         y = self.yb
         p0, p1 = (s > 0).float(), (above > 0).float()
         gains = torch.stack([y * (p0 - p1), (1 - y) * (p1 - p0)], dim=-1)
         start = torch.stack([(y * p1).sum(1), ((1 - y) * (1 - p1)).sum(1)], dim=-1)
-        return gains, start
+        return gains, start, obj
 
     def _full_search(self, values, gains, start, obj):
         """Full search of one node per vote: ``(score (B,), theta (B,))``."""
@@ -170,11 +173,11 @@ class _Group:
         B, C = delta.shape
         Cd, m = coords.shape[1], rows.shape[1]
         rank = (base < theta.unsqueeze(-1)).sum(-1)
-        if obj.kind == "01" and _fused_kernel(self.device):
-            from ._kernels import window_search01
+        if gains is not None and _fused_kernel(self.device):
+            from ._kernels import window_search
 
-            return window_search01(base, theta, source, coords, rows, delta, gains, start, rank,
-                                   self.cfg.interval, obj.n_pos, obj.n_neg, obj.metric == "plus", levels)
+            return window_search(base, theta, source, coords, rows, delta, gains, start, rank, self.cfg.interval,
+                                 obj, levels)
         direction = torch.gather(source[coords], 2, rows.unsqueeze(1).expand(-1, Cd, -1))  # (B, C', m)
         guess = guess if m >= _GUESS_FROM_ROWS else 0
         if guess:  # the number of rows near the threshold that guess each window's centre
@@ -229,8 +232,8 @@ class _Group:
             self.b1[ar, node] = 0.0
             hb = hidden_units(Ub + self.b1.unsqueeze(1))
             s, wj = self._logit_parts(hb, node)
-            gains, start = self._hidden_gains(s, wj)
-            Jq, theta = self._full_search(Ub[ar, :, node], gains, start, obj)
+            gains, start, hidden_obj = self._hidden_gains(s, wj, obj)
+            Jq, theta = self._full_search(Ub[ar, :, node], gains, start, hidden_obj)
             better = Jq > J
             self.b1[ar, node] = torch.where(better, -theta, 0.0)
             J = torch.where(better, Jq, J)
@@ -270,7 +273,7 @@ class _Group:
         cfg = self.cfg
         ar = torch.arange(hb.shape[0], device=self.device)
         s, wj = self._logit_parts(hb, node)
-        gains, start = self._hidden_gains(s, wj)
+        gains, start, obj = self._hidden_gains(s, wj, obj)
         u = Ub[ar, :, node]
         J, theta = self._full_search(u, gains, start, obj)
         self.b1[ar, node] = -theta

@@ -1,12 +1,12 @@
-"""The fused CPU kernel must give exactly the tensor path's windowed 0-1 search, and the same models."""
+"""The fused CPU kernel must give exactly the tensor path's windowed search, and the same models."""
 
 import numpy as np
 import pytest
 import torch
 
 from scd import _train
-from scd._kernels import window_search01
-from scd._search import Objective, best_cuts, rank_window
+from scd._kernels import window_search
+from scd._search import Objective, best_cuts, integer_losses, rank_window
 from scd._train import TrainConfig, train_votes
 
 
@@ -33,14 +33,29 @@ def _problem(seed, B, Cd, m, ties, duplicate_rows=False):
     return base, theta, source, coords, rows, delta, gains, start, int(yf.sum()), int(m - yf.sum())
 
 
-def _tensor_path(base, theta, source, coords, rows, delta, gains, start, n_pos, n_neg, half, plus):
+def _objective(plus, n_pos, n_neg):
+    return Objective("01", "plus" if plus else "balanced", n_pos, n_neg)
+
+
+def _ce_gains(seed, B, m):
+    """Cross-entropy gains of a hidden node, in integer units, as the trainer forms them."""
+    g = torch.Generator().manual_seed(seed)
+    s = torch.randn(B, m, generator=g, dtype=torch.float64) * 2
+    wj = torch.randn(B, 1, generator=g, dtype=torch.float64)
+    sign = (torch.arange(m) % 3 == 0).double() * 2 - 1
+    l0 = torch.nn.functional.softplus(-sign * s)
+    l1 = torch.nn.functional.softplus(-sign * (s + wj))
+    return integer_losses(l0, l1), (l0, l1)
+
+
+def _tensor_path(base, theta, source, coords, rows, delta, gains, start, n_pos, n_neg, half, plus,
+                 objective=None):
     B, Cd = coords.shape
     direction = torch.gather(source[coords], 2, rows.unsqueeze(1).expand(-1, Cd, -1))
     values = torch.addcmul(base[:, None, None], delta.view(B, 2, Cd, 1), direction[:, None]).view(B, 2 * Cd, -1)
     rank = (base < theta.unsqueeze(-1)).sum(-1)
     seq, g, below = rank_window(values, rank, gains, half)
-    score, thr = best_cuts(seq, g, start.unsqueeze(1) + below, Objective("01", "plus" if plus else "balanced",
-                                                                         n_pos, n_neg))
+    score, thr = best_cuts(seq, g, start.unsqueeze(1) + below, objective or _objective(plus, n_pos, n_neg))
     return values, rank, score, thr
 
 
@@ -69,8 +84,8 @@ def test_kernel_equals_the_tensor_search(B, Cd, m, half, ties, threads):
         finite = torch.isfinite(ref_score)
         for levels in [False, True] if ties else [False]:
             for n_near in (64, 1):
-                score, thr = window_search01(base, theta, source, coords, rows, delta, gains, start, rank, half,
-                                             n_pos, n_neg, plus, levels, n_near=n_near)
+                score, thr = window_search(base, theta, source, coords, rows, delta, gains, start, rank, half,
+                                           _objective(plus, n_pos, n_neg), levels, n_near=n_near)
                 assert torch.equal(score, ref_score), (seed, levels, n_near)
                 assert torch.equal(thr[finite], ref_theta[finite]), (seed, levels, n_near)
 
@@ -82,8 +97,8 @@ def test_kernel_thresholds_realise_their_scores():
         problem = _problem(seed, 2, 3, 200, ties=seed % 2 == 1)
         base, theta, source, coords, rows, delta, gains, start, n_pos, n_neg = problem
         values, rank, _, _ = _tensor_path(*problem, half, False)
-        score, thr = window_search01(base, theta, source, coords, rows, delta, gains, start, rank, half,
-                                     n_pos, n_neg, False, levels=seed % 2 == 1)
+        score, thr = window_search(base, theta, source, coords, rows, delta, gains, start, rank, half,
+                                   _objective(False, n_pos, n_neg), levels=seed % 2 == 1)
         for b in range(2):
             for c in range(6):
                 if not np.isfinite(score[b, c].item()):
@@ -91,6 +106,29 @@ def test_kernel_thresholds_realise_their_scores():
                 below = values[b, c] < thr[b, c]  # rows below the cut take gains relative to "all above"
                 tp, tn = (start[b] + gains[b][below].sum(0)).tolist()
                 assert score[b, c].item() == (tp / n_pos + tn / n_neg) / 2
+
+
+@pytest.mark.parametrize("B,Cd,m,half", CASES)
+def test_cross_entropy_kernel_agrees_with_the_tensor_search(B, Cd, m, half, threads):
+    """Hidden-node cross-entropy: identical scores and thresholds, and every returned
+    threshold realises its score (a direct sum of the unrounded losses, to their rounding)."""
+    for seed in range(8):
+        problem = _problem(seed, B, Cd, m, ties=seed % 2 == 1, duplicate_rows=seed == 5)
+        base, theta, source, coords, rows, delta, _, _, n_pos, n_neg = problem
+        (gains, start, unit), (l0, l1) = _ce_gains(seed, B, m)
+        objective = Objective("ce", "balanced", n_pos, n_neg, unit)
+        problem = (base, theta, source, coords, rows, delta, gains, start, n_pos, n_neg)
+        values, rank, ref_score, ref_theta = _tensor_path(*problem, half, False, objective)
+        for n_near in (64, 1):
+            score, thr = window_search(base, theta, source, coords, rows, delta, gains, start, rank, half,
+                                       objective, n_near=n_near)
+            assert torch.equal(score, ref_score)
+            finite = torch.isfinite(score)
+            assert torch.equal(thr[finite], ref_theta[finite])
+            for b, c in torch.nonzero(finite).tolist():
+                below = values[b, c] < thr[b, c]
+                loss = (l0[b, below].sum() + l1[b, ~below].sum()).item()
+                assert score[b, c].item() == pytest.approx(-loss / m, rel=1e-9)
 
 
 @pytest.mark.parametrize("binary_weights", [False, True])
@@ -101,6 +139,22 @@ def test_kernel_trains_the_same_votes(binary_weights, monkeypatch):
     y = (X[:, :5].sum(1) + 0.3 * rng.standard_normal(3000) > 2.5).astype(int)
     XT = torch.from_numpy(np.ascontiguousarray(X.T))
     cfg = TrainConfig(loss="01", binary_weights=binary_weights, hidden_nodes=6, n_iters=40, nrows=0.75,
+                      w_inc1=0.17, w_inc2=0.2, updated_features=16, interval=20, b_ratio=0.2)
+    fused = train_votes(XT, y, [0, 1], 3, cfg)
+    monkeypatch.setattr(_train, "_fused_kernel", lambda device: False)
+    tensor = train_votes(XT, y, [0, 1], 3, cfg)
+    for name in fused:
+        np.testing.assert_array_equal(fused[name], tensor[name], err_msg=name)
+
+
+@pytest.mark.parametrize("binary_weights", [False, True])
+def test_cross_entropy_kernel_trains_the_same_votes(binary_weights, monkeypatch):
+    """Cross-entropy votes with and without the kernel are bit-identical too."""
+    rng = np.random.default_rng(1)
+    X = rng.random((3000, 40), dtype=np.float32)
+    y = (X[:, :5].sum(1) + 0.3 * rng.standard_normal(3000) > 2.5).astype(int)
+    XT = torch.from_numpy(np.ascontiguousarray(X.T))
+    cfg = TrainConfig(loss="ce", binary_weights=binary_weights, hidden_nodes=6, n_iters=40, nrows=0.75,
                       w_inc1=0.17, w_inc2=0.2, updated_features=16, interval=20, b_ratio=0.2)
     fused = train_votes(XT, y, [0, 1], 3, cfg)
     monkeypatch.setattr(_train, "_fused_kernel", lambda device: False)
