@@ -142,9 +142,9 @@ def _bucket_sort(keys, vals, n, tk, tv, bucket, ends):
 @njit(cache=True, nogil=True, error_model="numpy")
 def _collect(v, g0, g1, center, h_lo, h_hi, band_v, band_i):
     """Split the rows by ``d = v - center``: below the band (``d < -h_lo``: count and summed
-    gains, integers) and in it (``-h_lo <= d <= h_hi``: gathered).  ``h_lo``/``h_hi`` are equal or infinite, so the band
-    test is one comparison, true for few rows (a predictable branch); the count is
-    branch-free (about half the rows are below, in no order)."""
+    integer gains) and in it (``-h_lo <= d <= h_hi``: gathered).  ``h_lo``/``h_hi`` are equal
+    or infinite, so the band test is one comparison, true for few rows (a predictable
+    branch); the count is branch-free (about half the rows are below, in no order)."""
     m = v.shape[0]
     n_low = 0
     s0 = 0
@@ -245,7 +245,7 @@ def _best_cut(w, cnt, a0, a1, G, pos0, t0, t1, first, k, m, n_pos, n_neg, plus, 
 @njit(cache=True, nogil=True, error_model="numpy")
 def _search_one(v, g0, g1, start0, start1, r, guess, density, k, band_rows, n_pos, n_neg, plus, ce, unit,
                 band_v, band_i, tk, tv, bucket, ends, ones, ga, gb):
-    """Best cut of one candidate's window: ``(score, theta)`` (see :func:`window_search01`)."""
+    """Best cut of one candidate's window: ``(score, theta)`` (see :func:`window_search`)."""
     m = v.shape[0]
     inf = np.float32(np.inf)
     guessed = np.isfinite(density) and density > 0
@@ -335,8 +335,8 @@ def _window_search(base, src, coords, rows, delta, gains, start, rank, theta, ne
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def _sign_search01(z, src, coords, rows, delta, gains, start, rank, k, n_pos, n_neg, plus, score, theta, lo, hi):
-    """:func:`_window_search` (0-1 objective) for directions in {0, 1/2, 1} (the output node's candidates,
-    whose directions are hidden activations).
+    """:func:`_window_search` (0-1 objective) for directions in {0, 1/2, 1} (the output
+    node's candidates, whose directions are hidden activations).
 
     A candidate moves the rows of each activation level by the same step, so its sorted
     values are a merge of three shifted copies of the incumbent's sorted distinct values:
@@ -464,17 +464,17 @@ def window_search(
     valid cut) and ``theta (B, C)``: the results of ``best_cuts(*rank_window(...))``, exactly.
     """
     ce = objective.kind == "ce"
+    assert not (ce and levels), "the merge kernel is for 0-1 output nodes"
     if ce:  # one loss column: a zero second column keeps one code path
         gains = torch.cat([gains, torch.zeros_like(gains)], dim=-1)
         start = torch.cat([start, torch.zeros_like(start)], dim=-1)
-    assert not (ce and levels), "the merge kernel is for 0-1 output nodes"
     n_pos, n_neg, plus = objective.n_pos, objective.n_neg, objective.metric == "plus"
     as_np = lambda t, dt: np.ascontiguousarray(t.detach().cpu().numpy(), dtype=dt)  # noqa: E731
     B, C = delta.shape
     k = min(half_width + 1, base.shape[1])
     args = (as_np(base, np.float32), as_np(source, np.float32), as_np(coords, np.int64), as_np(rows, np.int64),
-            as_np(delta, np.float32), as_np(gains.transpose(1, 2), np.int64 if ce else np.int32), as_np(start, np.float64),
-            as_np(rank, np.int64))
+            as_np(delta, np.float32), as_np(gains.transpose(1, 2), np.int64 if ce else np.int32),
+            as_np(start, np.float64), as_np(rank, np.int64))
     if levels:
         kernel, args = _sign_search01, (*args, k, n_pos, n_neg, plus)
     else:

@@ -92,8 +92,8 @@ def integer_losses(l0: torch.Tensor, l1: torch.Tensor) -> tuple[torch.Tensor, to
     Returns ``gains (B, m, 1)`` (``l0 - l1``, in units), ``start (B, 1)`` (the total of
     ``l1``, in units) and ``unit``.
     """
-    total = float((l0.sum(1) + l1.sum(1)).max()) if l0.numel() else 0.0
-    k = min(_LOSS_BITS, 52 - math.frexp(total)[1]) if total > 0 else _LOSS_BITS
+    total = float((l0.sum(1) + l1.sum(1)).max())
+    k = min(_LOSS_BITS, 52 - math.frexp(total)[1])  # total < 2**frexp(total)[1]; frexp(0) = (0, 0)
     q0, q1 = torch.round(l0 * 2.0**k), torch.round(l1 * 2.0**k)  # scaling by 2**k is exact
     return (q0 - q1).unsqueeze(-1), q1.sum(dim=1, keepdim=True), 2.0**-k
 
