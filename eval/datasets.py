@@ -203,12 +203,15 @@ def _pick(x: np.ndarray, y: np.ndarray, pair: tuple[int, int]) -> tuple[np.ndarr
 
 
 def _split(
-    x: np.ndarray, y: np.ndarray, test_size: float, random_state: int
+    x: np.ndarray, y: np.ndarray, test_size: float, random_state: int, source: str
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Stratified split, returned as (x_train, y_train, x_test, y_test)."""
-    x_train, x_test, y_train, y_test = train_test_split(
-        x, y, test_size=test_size, stratify=y, random_state=random_state
-    )
+    try:
+        x_train, x_test, y_train, y_test = train_test_split(
+            x, y, test_size=test_size, stratify=y, random_state=random_state
+        )
+    except ValueError as exc:  # too few rows of a class, or a test_size that leaves none
+        raise ValueError(f"{source}: cannot split into train and test sets: {exc}") from None
     return x_train, y_train, x_test, y_test
 
 
@@ -278,7 +281,8 @@ def _load_digits(pair: tuple[int, int], test_size: float, random_state: int) -> 
     bunch = load_digits()
     _check_present(bunch.target, pair, "digits")
     x, y = _pick(_divide(bunch.data, 16.0), bunch.target, pair)
-    return Dataset("digits", *_split(x, y, test_size, random_state), pair, (8, 8), "sklearn")
+    parts = _split(x, y, test_size, random_state, "sklearn digits")
+    return Dataset("digits", *parts, pair, (8, 8), "sklearn")
 
 
 # ----------------------------------------------------------------------- CIFAR-10
@@ -663,7 +667,7 @@ def _load_ecg(
     source = ", ".join(map(str, paths))
     _check_present(y, pair, source)
     x, y = _pick(x, y, pair)
-    x_train, y_train, x_test, y_test = _split(x, y, test_size, random_state)
+    x_train, y_train, x_test, y_test = _split(x, y, test_size, random_state, source)
     x_train, x_test = _scale_unit(x_train, x_test)
     return Dataset("ecg", x_train, y_train, x_test, y_test, pair, (_ECG_FEATURES,), source)
 
@@ -697,10 +701,11 @@ def _load_user(
     if "x" in arrays:
         _check_present(arrays["y"], pair, str(path))
         x, y = _pick(arrays["x"], arrays["y"], pair)
-        x_train, y_train, x_test, y_test = _split(x, y, test_size, random_state)
+        x_train, y_train, x_test, y_test = _split(x, y, test_size, random_state, str(path))
         input_shape = arrays["x"].shape[1:]
     else:
-        _check_present(arrays["y_train"], pair, str(path))
+        _check_present(arrays["y_train"], pair, f"{path} (y_train)")
+        _check_present(arrays["y_test"], pair, f"{path} (y_test)")
         x_train, y_train = _pick(arrays["x_train"], arrays["y_train"], pair)
         x_test, y_test = _pick(arrays["x_test"], arrays["y_test"], pair)
         input_shape = arrays["x_train"].shape[1:]

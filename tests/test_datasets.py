@@ -452,6 +452,21 @@ def test_npz_empty_split_and_complex_features(tmp_path):
         load_dataset("npz", path=tmp_path / "complex.npz")
 
 
+def test_npz_presplit_test_labels_need_both_classes(tmp_path):
+    rng = np.random.default_rng(7)
+    np.savez(tmp_path / "one.npz", x_train=rng.random((10, 3)), y_train=np.arange(10) % 2,
+             x_test=rng.random((4, 3)), y_test=np.zeros(4))
+    with pytest.raises(ValueError, match=r"one.npz \(y_test\)"):
+        load_dataset("npz", path=tmp_path / "one.npz")
+
+
+def test_unsplittable_file_names_the_file(tmp_path):
+    y = np.array([0] * 9 + [1])  # one row of class 1 cannot be stratified into two sets
+    np.savez(tmp_path / "rare.npz", x=np.random.default_rng(8).random((10, 2)), y=y)
+    with pytest.raises(ValueError, match="rare.npz: cannot split"):
+        load_dataset("npz", path=tmp_path / "rare.npz")
+
+
 def test_npz_object_array_is_not_unpickled(tmp_path):
     np.savez(tmp_path / "obj.npz", x=np.array([{"a": 1}] * 4, dtype=object), y=np.arange(4) % 2)
     with pytest.raises(ValueError):
