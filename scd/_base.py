@@ -170,7 +170,8 @@ class _BaseSCD(VoteOutputs, ClassifierMixin, BaseEstimator):
 
         start = time.perf_counter()
         with _progress(self.n_votes * self.n_iters, state.done_count() * self.n_iters, self.verbose) as bar:
-            run_groups(X, y01, groups, seed, cfg, devices, self.n_jobs, on_group, bar.update)
+            run_groups(X, y01, groups, seed, cfg, devices, self.n_jobs, on_group,
+                       bar.update if self.verbose else None)
         self.fit_time_ = time.perf_counter() - start
         self.classes_ = classes
         self.seed_ = seed

@@ -5,6 +5,7 @@ from pathlib import Path
 import joblib
 import numpy as np
 import pytest
+import tqdm.auto
 import torch
 from sklearn.base import clone
 from sklearn.metrics import accuracy_score, balanced_accuracy_score
@@ -55,10 +56,21 @@ def test_same_seed_same_model_and_different_seeds_differ(digits):
 
 
 @pytest.mark.parametrize("cls", [scd.SCD01, scd.SCDCE])
-def test_votes_do_not_depend_on_grouping_or_workers(cls, digits):
+def test_votes_do_not_depend_on_grouping_or_workers(cls, digits, monkeypatch):
     ref = cls(**SMALL, group_size=3).fit(digits.x_train, digits.y_train)
     single = cls(**SMALL, group_size=1).fit(digits.x_train, digits.y_train)
-    workers = cls(**SMALL, group_size=1, n_jobs=2).fit(digits.x_train, digits.y_train)
+    updates = []
+
+    class RecordingBar(tqdm.auto.tqdm):
+        def update(self, n=1):
+            updates.append(n)
+            return super().update(n)
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", RecordingBar)
+    workers = cls(**SMALL, group_size=1, n_jobs=2, verbose=1).fit(digits.x_train, digits.y_train)
+    # the worker processes report while their groups train, not only when a group ends
+    assert sum(updates) == SMALL["n_votes"] * SMALL["n_iters"]
+    assert len(updates) > SMALL["n_votes"]
     for other in (single, workers):
         np.testing.assert_array_equal(ref.W1_, other.W1_)
         np.testing.assert_array_equal(ref.b2_, other.b2_)
