@@ -93,8 +93,7 @@ def test_malicious_pickled_array_is_not_executed(tmp_path, saved):
         for name, array in arrays.items():
             out = io.BytesIO()
             np.lib.format.write_array(out, array)
-            zf.writestr(f"{name}.npy", out.getvalue())
-        zf.writestr("W1.npy", buf.getvalue())
+            zf.writestr(f"{name}.npy", buf.getvalue() if name == "W1" else out.getvalue())
     with pytest.raises(ValueError):
         scd.load(evil)
     assert not marker.exists()
