@@ -380,10 +380,11 @@ def best_cuts(
     return best, torch.gather(theta, -1, q.unsqueeze(-1)).squeeze(-1)
 
 
-def ce_loss(values: torch.Tensor, theta: torch.Tensor, sign: torch.Tensor) -> torch.Tensor:
-    """Summed binary cross-entropy of logits ``values - theta`` (float64, stable)."""
-    logits = values.to(torch.float64) - theta.to(torch.float64).unsqueeze(-1)
-    return torch.nn.functional.softplus(-sign * logits).sum(dim=-1)
+def ce_loss(neg_margins: torch.Tensor, theta: torch.Tensor, sign: torch.Tensor) -> torch.Tensor:
+    """Summed binary cross-entropy of logits ``values - theta`` (float64, stable), from
+    ``neg_margins = -sign * values`` in float64: ``-sign * (values - theta)`` is exactly
+    ``neg_margins + sign * theta``, as ``sign`` is +-1."""
+    return torch.nn.functional.softplus(neg_margins + sign * theta.to(torch.float64).unsqueeze(-1)).sum(dim=-1)
 
 
 def ce_best_cuts(
@@ -433,8 +434,9 @@ def ce_best_cuts(
     picks = torch.stack([prev_of(before - 1), before, after, next_of(after + 1)], dim=-1)
     ok = (picks >= 0) & (picks < K)
     thetas = torch.gather(theta, -1, picks.clamp(0, K - 1))
+    neg_margins = -sign * values.to(torch.float64)
     losses = torch.stack(
-        [ce_loss(values, thetas[..., i], sign) for i in range(picks.shape[-1])], dim=-1
+        [ce_loss(neg_margins, thetas[..., i], sign) for i in range(picks.shape[-1])], dim=-1
     )
     score = (-losses / m).masked_fill(~ok, _NEG)
     # ties: lowest cut index first
