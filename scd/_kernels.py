@@ -1,4 +1,4 @@
-"""Fused CPU kernel for the windowed candidate search of decomposable objectives (numba).
+"""Fused CPU kernels for the node searches (numba).
 
 The tensor path (:func:`scd._search.rank_window` then :func:`scd._search.best_cuts`) makes
 about a dozen passes over the whole ``(C, m)`` candidate matrix, which on a CPU costs memory
@@ -14,8 +14,15 @@ are exact in any order, and the score is the same float64 expression with the sa
 rule (first candidate, lowest cut).  The window's content, hence the result, does not
 depend on how the window was found.
 
-Only used on the CPU; the cross-entropy output bias (not decomposable,
-:func:`scd._search.ce_best_cuts`) and CUDA keep the tensor path.
+The cross-entropy output bias is not decomposable (every row's loss moves with it,
+:func:`scd._search.ce_best_cuts`).  Its kernels (:func:`ce_output_search`,
+:func:`ce_full_search`) sum the loss over the distinct values of the logits, with their
+counts of positives and negatives, instead of over the rows: few values for binary output
+weights, and fewer passes for real ones.  They pick the tensor path's thresholds; their
+float64 scores agree with it to rounding, and a candidate equal to the incumbent scores
+exactly the incumbent's score, since both are summed by the same code.
+
+Only used on the CPU; CUDA keeps the tensor path.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ from numba.extending import intrinsic
 
 from ._search import Objective, near_rows
 
-__all__ = ["window_search"]
+__all__ = ["ce_full_search", "ce_output_search", "window_search"]
 
 
 @intrinsic
@@ -334,20 +341,156 @@ def _window_search(base, src, coords, rows, delta, gains, start, rank, theta, ne
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _sign_search01(z, src, coords, rows, delta, gains, start, rank, k, n_pos, n_neg, plus, score, theta, lo, hi):
-    """:func:`_window_search` (0-1 objective) for directions in {0, 1/2, 1} (the output
-    node's candidates, whose directions are hidden activations).
+def _softplus(x):
+    """``log(1 + exp(x))`` as ``torch.nn.functional.softplus`` computes it (linear above 20)."""
+    return x if x > 20.0 else np.log1p(np.exp(x))
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _ce_total(w, n1, n0, G, theta):
+    """Summed cross-entropy of the logits ``w - theta`` of ``G`` distinct values, each held by
+    ``n1`` positive and ``n0`` negative rows (float64, as :func:`scd._search.ce_loss`)."""
+    t = np.float64(theta)
+    total = 0.0
+    for e in range(G):
+        v = np.float64(w[e])
+        if n1[e]:
+            total += n1[e] * _softplus(t - v)
+        if n0[e]:
+            total += n0[e] * _softplus(v - t)
+    return total
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _ce_slope(e, n1, n0, G, theta, center):
+    """Derivative of :func:`_ce_total` in ``theta``: the positives minus the summed sigmoids,
+    from ``e = exp(w - center)`` (one division per value instead of an exponential)."""
+    et = np.exp(np.float64(theta) - center)
+    s = 0.0
+    for j in range(G):
+        s += n1[j] - (n1[j] + n0[j]) * e[j] / (e[j] + et)
+    return s
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _ce_best_cut(w, n1, n0, G, first, k, m, cuts, ew):
+    """Best valid cut of the window of sorted positions ``first - k .. first + k - 1`` for the
+    cross-entropy output bias, over ``G`` sorted distinct values held by ``n1``/``n0`` rows.
+
+    The window's cuts are those of :func:`_best_cut`.  The loss is convex in the threshold,
+    so a binary search on its derivative finds the first valid cut where it is not
+    decreasing; the best valid cut is that one or the one before it (the tensor path,
+    :func:`scd._search.ce_best_cuts`, whose float32 derivative is less exact, compares two
+    cuts each side).  ``cuts`` and ``ew``: scratch for ``G + 1`` and ``G`` float values.
+    Returns ``(score, theta)``: minus the mean loss, ties to the lowest cut.
+    """
+    lo_p, hi_p = first - k + 1, first + k - 1
+    V = 0
+    p = 0
+    for e in range(G):
+        if p > hi_p:
+            break
+        if p >= lo_p:
+            valid = False
+            if e > 0:
+                valid = w[e - 1] < w[e]
+                theta = (w[e - 1] + w[e]) / np.float32(2.0)
+            elif p == 0:
+                valid = True
+                theta = w[0] - _margin(w[0])
+            if valid and np.isfinite(theta):
+                cuts[V] = theta
+                V += 1
+        p += n1[e] + n0[e]
+    if G > 0 and p == m and lo_p <= m <= hi_p:
+        theta = w[G - 1] + _margin(w[G - 1])
+        if np.isfinite(theta):
+            cuts[V] = theta
+            V += 1
+    best = -np.inf
+    best_theta = np.float32(np.nan)
+    if V == 0:
+        return best, best_theta
+    center = np.float64(cuts[V // 2])  # the logits relative to a cut, so their exponentials stay finite
+    for j in range(G):
+        ew[j] = np.exp(min(max(np.float64(w[j]) - center, -700.0), 700.0))
+    a, b = 0, V
+    while a < b:
+        mid = (a + b) // 2
+        if _ce_slope(ew, n1, n0, G, cuts[mid], center) >= 0:
+            b = mid
+        else:
+            a = mid + 1
+    for j in range(max(a - 1, 0), min(a + 1, V)):
+        s = -_ce_total(w, n1, n0, G, cuts[j]) / m
+        if s > best:
+            best, best_theta = s, cuts[j]
+    return best, best_theta
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _sorted_runs(z, keys, order, run, tk, tv, bucket, ends):
+    """Sort ``z`` into ``keys`` (row numbers in ``order``) and mark the runs of equal values:
+    run ``j`` is ``keys[run[j]:run[j + 1]]``.  Returns the number of runs."""
+    m = z.shape[0]
+    keys[:] = z
+    for i in range(m):
+        order[i] = i
+    _bucket_sort(keys, order, m, tk, tv, bucket, ends)
+    D = 0
+    for i in range(m):
+        if i == 0 or keys[i] != keys[i - 1]:
+            run[D] = i
+            D += 1
+    run[D] = m
+    return D
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _ce_full_search(z, y, score, theta, lo, hi):
+    """Full search of the cross-entropy output bias of votes ``lo <= b < hi``: the sorted
+    distinct values of ``z (B, m)`` with their positives and negatives (labels ``y``)."""
+    B, m = z.shape
+    keys = np.empty(m, np.float32)
+    order = np.empty(m, np.int64)
+    tk, tv, bucket, ends = _sort_scratch(m)
+    run = np.empty(m + 1, np.int64)
+    w = np.empty(m, np.float32)
+    n1 = np.zeros(m, np.int64)
+    n0 = np.zeros(m, np.int64)
+    cuts = np.empty(m + 1, np.float32)
+    ew = np.empty(m, np.float64)
+    for b in range(lo, hi):
+        D = _sorted_runs(z[b], keys, order, run, tk, tv, bucket, ends)
+        for j in range(D):
+            w[j] = keys[run[j]]
+            n1[j] = 0
+            for p in range(run[j], run[j + 1]):
+                n1[j] += y[order[p]]
+            n0[j] = run[j + 1] - run[j] - n1[j]
+        score[b, 0], theta[b, 0] = _ce_best_cut(w, n1, n0, D, 0, m + 1, m, cuts, ew)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _level_search(z, src, coords, rows, delta, gains, start, rank, k, n_pos, n_neg, plus, ce, score, theta, lo,
+                  hi):
+    """:func:`_window_search` for directions in {0, 1/2, 1} (the output node's candidates,
+    whose directions are hidden activations), for the 0-1 objective or (``ce``) the
+    cross-entropy output bias, whose ``gains`` are then the labels and ``1 -`` the labels.
 
     A candidate moves the rows of each activation level by the same step, so its sorted
     values are a merge of three shifted copies of the incumbent's sorted distinct values:
-    one sort per vote, then O(m) per candidate, however many ties there are.  Candidates
+    one sort per vote, then O(m) per candidate, however many ties there are; the
+    cross-entropy is then summed over the distinct values, not the rows.  Candidates
     ``lo <= c < hi`` of every vote, into ``score`` and ``theta``.
     """
     B, m = z.shape
     Cd = coords.shape[1]
     keys = np.empty(m, np.float32)
-    h = np.empty(m, np.float32)
     order = np.empty(m, np.int64)
+    col = np.empty(m, np.int64)
+    g0 = np.empty(m, gains.dtype)
+    g1 = np.empty(m, gains.dtype)
     tk, tv, bucket, ends = _sort_scratch(m)
     run = np.empty(m + 1, np.int64)
     lv = np.empty((3, m), np.float32)  # per level: value, rows, summed gains of each distinct value
@@ -358,51 +501,31 @@ def _sign_search01(z, src, coords, rows, delta, gains, start, rank, k, n_pos, n_
     wn = np.empty(3 * m, np.int64)
     wa = np.empty(3 * m, np.int64)
     wb = np.empty(3 * m, np.int64)
+    cuts = np.empty(3 * m + 1, np.float32)
+    ew = np.empty(3 * m, np.float64)
     level = np.array([0.0, 0.5, 1.0], np.float32)
     L = np.zeros(3, np.int64)
     i3 = np.zeros(3, np.int64)
-    n3 = np.zeros(3, np.int64)
-    a3 = np.zeros(3, np.int64)
-    b3 = np.zeros(3, np.int64)
     for b in range(B):
-        keys[:] = z[b]
-        for i in range(m):
-            order[i] = i
-        _bucket_sort(keys, order, m, tk, tv, bucket, ends)
-        D = 0
-        for i in range(m):  # runs of equal values
-            if i == 0 or keys[i] != keys[i - 1]:
-                run[D] = i
-                D += 1
-        run[D] = m
-        g0, g1 = gains[b, 0], gains[b, 1]
+        _sorted_runs(z[b], keys, order, run, tk, tv, bucket, ends)
+        for p in range(m):  # the rows' columns and gains in sorted order
+            row = order[p]
+            col[p], g0[p], g1[p] = rows[b, row], gains[b, 0, row], gains[b, 1, row]
         for c in range(lo, hi):
             x = src[coords[b, c % Cd]]
-            for i in range(m):
-                h[i] = x[rows[b, i]]
             dl = delta[b, c]
             L[:] = 0
-            for j in range(D):
-                n3[:] = 0
-                a3[:] = 0
-                b3[:] = 0
-                for p in range(run[j], run[j + 1]):
-                    row = order[p]
-                    q = np.int64(h[row] * 2)
-                    n3[q] += 1
-                    a3[q] += g0[row]
-                    b3[q] += g1[row]
-                for q in range(3):
-                    if n3[q]:
-                        x = _fma32(dl, level[q], keys[run[j]])
-                        t = L[q]
-                        if t > 0 and lv[q, t - 1] == x:  # rounding made two values equal
-                            ln[q, t - 1] += n3[q]
-                            la[q, t - 1] += a3[q]
-                            lb[q, t - 1] += b3[q]
-                        else:
-                            lv[q, t], ln[q, t], la[q, t], lb[q, t] = x, n3[q], a3[q], b3[q]
-                            L[q] = t + 1
+            for p in range(m):  # split the sorted rows by level; each level stays sorted
+                q = np.int64(x[col[p]] * 2)
+                v = _fma32(dl, level[q], keys[p])
+                t = L[q]
+                if t > 0 and lv[q, t - 1] == v:  # equal values, or rounding made them equal
+                    ln[q, t - 1] += 1
+                    la[q, t - 1] += g0[p]
+                    lb[q, t - 1] += g1[p]
+                else:
+                    lv[q, t], ln[q, t], la[q, t], lb[q, t] = v, 1, g0[p], g1[p]
+                    L[q] = t + 1
             G = 0  # three-way merge, equal values combined
             i3[:] = 0
             while True:
@@ -412,13 +535,13 @@ def _sign_search01(z, src, coords, rows, delta, gains, start, rank, k, n_pos, n_
                         q = u
                 if q < 0:
                     break
-                x = lv[q, i3[q]]
-                if G > 0 and w[G - 1] == x:
+                v = lv[q, i3[q]]
+                if G > 0 and w[G - 1] == v:
                     wn[G - 1] += ln[q, i3[q]]
                     wa[G - 1] += la[q, i3[q]]
                     wb[G - 1] += lb[q, i3[q]]
                 else:
-                    w[G], wn[G], wa[G], wb[G] = x, ln[q, i3[q]], la[q, i3[q]], lb[q, i3[q]]
+                    w[G], wn[G], wa[G], wb[G] = v, ln[q, i3[q]], la[q, i3[q]], lb[q, i3[q]]
                     G += 1
                 i3[q] += 1
             r = rank[b]  # the window starts at the first row of the value at position r
@@ -430,8 +553,11 @@ def _sign_search01(z, src, coords, rows, delta, gains, start, rank, k, n_pos, n_
                     if first + wn[e] > r:
                         break
                     first += wn[e]
-            score[b, c], theta[b, c] = _best_cut(w, wn, wa, wb, G, 0, start[b, 0], start[b, 1], first, k, m,
-                                                 n_pos, n_neg, plus, False, 1.0)
+            if ce:
+                score[b, c], theta[b, c] = _ce_best_cut(w, wa, wb, G, first, k, m, cuts, ew)
+            else:
+                score[b, c], theta[b, c] = _best_cut(w, wn, wa, wb, G, 0, start[b, 0], start[b, 1], first, k, m,
+                                                     n_pos, n_neg, plus, False, 1.0)
 
 
 def window_search(
@@ -469,29 +595,85 @@ def window_search(
         gains = torch.cat([gains, torch.zeros_like(gains)], dim=-1)
         start = torch.cat([start, torch.zeros_like(start)], dim=-1)
     n_pos, n_neg, plus = objective.n_pos, objective.n_neg, objective.metric == "plus"
-    as_np = lambda t, dt: np.ascontiguousarray(t.detach().cpu().numpy(), dtype=dt)  # noqa: E731
     B, C = delta.shape
     k = min(half_width + 1, base.shape[1])
-    args = (as_np(base, np.float32), as_np(source, np.float32), as_np(coords, np.int64), as_np(rows, np.int64),
-            as_np(delta, np.float32), as_np(gains.transpose(1, 2), np.int64 if ce else np.int32),
-            as_np(start, np.float64), as_np(rank, np.int64))
+    args = (_as_np(base, np.float32), _as_np(source, np.float32), _as_np(coords, np.int64), _as_np(rows, np.int64),
+            _as_np(delta, np.float32), _as_np(gains.transpose(1, 2), np.int64 if ce else np.int32),
+            _as_np(start, np.float64), _as_np(rank, np.int64))
     if levels:
-        kernel, args = _sign_search01, (*args, k, n_pos, n_neg, plus)
+        kernel, args = _level_search, (*args, k, n_pos, n_neg, plus, False)
     else:
         near, density = near_rows(base, theta, n_near)
         kernel = _window_search
-        args = (*args, as_np(theta, np.float64), as_np(near, np.int64), as_np(density, np.float64), k, band_rows,
+        args = (*args, _as_np(theta, np.float64), _as_np(near, np.int64), _as_np(density, np.float64), k, band_rows,
                 n_pos, n_neg, plus, ce, objective.unit)
-    score, best_theta = np.empty((B, C), np.float64), np.empty((B, C), np.float32)
+    return _in_blocks(kernel, args, B, C)
+
+
+def ce_output_search(
+    z: torch.Tensor,
+    source: torch.Tensor,
+    coords: torch.Tensor,
+    delta: torch.Tensor,
+    y: torch.Tensor,
+    rank: torch.Tensor,
+    half_width: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Best windowed cut of every cross-entropy output candidate ``z + delta * direction``:
+    the results of ``ce_best_cuts(values, y, rank_window(values, rank, None, half_width)[0])``.
+
+    ``z (B, m)`` is the incumbent logit before the bias, ``rank (B,)`` its threshold's rank;
+    candidate ``c`` moves along the hidden column ``source[coords[b, c % C']] (m,)``, whose
+    entries are in {0, 1/2, 1}.  Binary search and picks are those of the tensor path; the
+    losses are float64 sums over distinct values instead of rows, so scores agree with it to
+    rounding.  Returns ``score (B, C)`` and ``theta (B, C)``.
+    """
+    B, m = z.shape
+    C = delta.shape[1]
+    labels = _labels(y, B)
+    rows = np.ascontiguousarray(np.broadcast_to(np.arange(m, dtype=np.int64), (B, m)))
+    args = (_as_np(z, np.float32), _as_np(source, np.float32), _as_np(coords, np.int64), rows,
+            _as_np(delta, np.float32), labels, np.zeros((B, 2)), _as_np(rank, np.int64),
+            min(half_width + 1, m), 0, 0, False, True)
+    return _in_blocks(_level_search, args, B, C)
+
+
+def ce_full_search(z: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Full search of the cross-entropy output bias of every vote (``z (B, m)``, labels
+    ``y (m,)``): ``ce_best_cuts(z[:, None], y, full_sequence(z, None)[0])`` summed as
+    :func:`ce_output_search` sums, so that a candidate equal to the incumbent ties with it.
+    Returns ``score (B,)`` and ``theta (B,)``."""
+    B = z.shape[0]
+    score, theta = _in_blocks(_ce_full_search, (_as_np(z, np.float32), _labels(y, 1)[0, 0]), 1, B, by_vote=True)
+    return score[0], theta[0]
+
+
+def _as_np(t: torch.Tensor, dtype) -> np.ndarray:
+    return np.ascontiguousarray(t.detach().cpu().numpy(), dtype=dtype)
+
+
+def _labels(y: torch.Tensor, B: int) -> np.ndarray:
+    """``(B, 2, m)`` int32: the labels and their complement, the gains layout of the kernels."""
+    yi = _as_np(y, np.int32)
+    return np.ascontiguousarray(np.broadcast_to(np.stack([yi, 1 - yi]), (B, 2, len(yi))))
+
+
+def _in_blocks(kernel, args, B: int, C: int, by_vote: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run ``kernel(*args, score, theta, lo, hi)`` over blocks ``lo:hi`` of the ``C``
+    candidates, one block per torch thread (the kernels release the GIL).  ``by_vote``: the
+    blocks are of the ``C`` votes and the outputs are ``(C, 1)``, returned as ``(1, C)``."""
+    shape = (C, 1) if by_vote else (B, C)
+    score, theta = np.empty(shape, np.float64), np.empty(shape, np.float32)
     parts = max(1, min(torch.get_num_threads(), C))
     bounds = [C * p // parts for p in range(parts + 1)]
     if parts == 1:
-        kernel(*args, score, best_theta, 0, C)
-    else:  # the kernels release the GIL: one block of candidates per thread
-        jobs = [_pool(parts).submit(kernel, *args, score, best_theta, lo, hi) for lo, hi in zip(bounds, bounds[1:])]
+        kernel(*args, score, theta, 0, C)
+    else:
+        jobs = [_pool(parts).submit(kernel, *args, score, theta, lo, hi) for lo, hi in zip(bounds, bounds[1:])]
         for job in jobs:
             job.result()
-    return torch.from_numpy(score), torch.from_numpy(best_theta)
+    score, theta = torch.from_numpy(score), torch.from_numpy(theta)
+    return (score.T, theta.T) if by_vote else (score, theta)
 
 
 _POOLS: dict = {}

@@ -63,9 +63,9 @@ def vote_rng(seed: int, vote: int) -> np.random.Generator:
 
 
 def _fused_kernel(device: torch.device) -> bool:
-    """Whether the windowed searches of decomposable objectives (0-1, and the cross-entropy
-    of hidden nodes) use the fused CPU kernel (:mod:`scd._kernels`): on a CPU always (it gives
-    the tensor path's results, several times faster)."""
+    """Whether the node searches use the fused CPU kernels (:mod:`scd._kernels`) where they
+    have one (the windowed searches, and the cross-entropy output's full search): on a CPU
+    always (they give the tensor path's results, several times faster)."""
     return device.type == "cpu"
 
 
@@ -148,6 +148,10 @@ class _Group:
 
     def _full_search(self, values, gains, start, obj):
         """Full search of one node per vote: ``(score (B,), theta (B,))``."""
+        if gains is None and _fused_kernel(self.device):
+            from ._kernels import ce_full_search
+
+            return ce_full_search(values, self.yb)
         seq, g = full_sequence(values, gains)
         if gains is None:
             best, theta = ce_best_cuts(values.unsqueeze(1), self.yb, seq)
@@ -173,9 +177,11 @@ class _Group:
         B, C = delta.shape
         Cd, m = coords.shape[1], rows.shape[1]
         rank = (base < theta.unsqueeze(-1)).sum(-1)
-        if gains is not None and _fused_kernel(self.device):
-            from ._kernels import window_search
+        if _fused_kernel(self.device) and (gains is not None or levels):
+            from ._kernels import ce_output_search, window_search
 
+            if gains is None:
+                return ce_output_search(base, source, coords, delta, self.yb, rank, self.cfg.interval)
             return window_search(base, theta, source, coords, rows, delta, gains, start, rank, self.cfg.interval,
                                  obj, levels)
         direction = torch.gather(source[coords], 2, rows.unsqueeze(1).expand(-1, Cd, -1))  # (B, C', m)

@@ -1,12 +1,13 @@
-"""The fused CPU kernel must give exactly the tensor path's windowed search, and the same models."""
+"""The fused CPU kernels must give the tensor path's searches (exactly, or for the cross-entropy
+output to rounding), and the same models."""
 
 import numpy as np
 import pytest
 import torch
 
 from scd import _train
-from scd._kernels import window_search
-from scd._search import Objective, best_cuts, integer_losses, rank_window
+from scd._kernels import ce_full_search, ce_output_search, window_search
+from scd._search import Objective, best_cuts, ce_best_cuts, full_sequence, integer_losses, rank_window
 from scd._train import TrainConfig, train_votes
 
 
@@ -131,11 +132,64 @@ def test_cross_entropy_kernel_agrees_with_the_tensor_search(B, Cd, m, half, thre
                 assert score[b, c].item() == pytest.approx(-loss / m, rel=1e-9)
 
 
+@pytest.mark.parametrize("single_step", [False, True], ids=["+-step", "flips"])
+@pytest.mark.parametrize("B,Cd,m,half", CASES)
+def test_cross_entropy_output_kernel_agrees_with_the_tensor_search(B, Cd, m, half, single_step, threads):
+    """Cross-entropy output bias: the same thresholds as the tensor path (rank window, then
+    binary search and picks), scores equal to rounding, and every threshold realises its
+    score (a direct float64 sum over the rows); continuous and heavily tied logits."""
+    for seed in range(8):
+        base, theta, source, coords, rows, delta, *_ = _problem(seed, B, Cd, m, ties=seed % 2 == 1)
+        source = torch.round(torch.rand(source.shape, generator=torch.Generator().manual_seed(seed)) * 2) / 2
+        if single_step:  # one candidate per direction, as the binary-weight flips
+            delta = delta[:, :Cd]
+        C = delta.shape[1]
+        y = (torch.arange(m) % 3 == 0).float()
+        direction = source[coords]  # rows are the batch positions 0..m-1
+        values = torch.addcmul(base[:, None, None], delta.view(B, C // Cd, Cd, 1), direction[:, None, :, :m])
+        values = values.view(B, C, m)
+        rank = (base < theta.unsqueeze(-1)).sum(-1)
+        ref_score, ref_theta = ce_best_cuts(values, y, rank_window(values, rank, None, half)[0])
+        score, thr = ce_output_search(base, source[:, :m], coords, delta, y, rank, half)
+        finite = torch.isfinite(ref_score)
+        assert torch.equal(torch.isfinite(score), finite), seed
+        assert torch.equal(thr[finite], ref_theta[finite]), seed
+        torch.testing.assert_close(score[finite], ref_score[finite], rtol=1e-12, atol=0)
+        sign = 2 * y.double() - 1
+        for b, c in torch.nonzero(finite).tolist():
+            logits = values[b, c].double() - thr[b, c].double()
+            loss = torch.nn.functional.softplus(-sign * logits).sum().item()
+            assert score[b, c].item() == pytest.approx(-loss / m, rel=1e-12)
+
+
+@pytest.mark.parametrize("ties", [False, True])
+def test_cross_entropy_full_search_kernel_agrees_with_the_tensor_search(ties, threads):
+    """The output's full search: the tensor path's threshold, and the score of a candidate
+    equal to the incumbent is exactly the full search's (it cannot be accepted)."""
+    for seed in range(6):
+        g = torch.Generator().manual_seed(seed)
+        B, m = 3, [5, 300, 2500][seed % 3]
+        z = torch.randn(B, m, generator=g)
+        if ties:
+            z = torch.round(z * 2) / 2
+        y = (torch.rand(m, generator=g) < 0.4).float()
+        ref_score, ref_theta = ce_best_cuts(z[:, None], y, full_sequence(z, None)[0])
+        score, thr = ce_full_search(z, y)
+        assert torch.equal(thr, ref_theta[:, 0])
+        torch.testing.assert_close(score, ref_score[:, 0], rtol=1e-12, atol=0)
+        # a candidate that moves no row, with a window wide enough to hold the best cut
+        rank = (z < thr.unsqueeze(-1)).sum(-1)
+        same, same_thr = ce_output_search(z, torch.zeros(1, m), torch.zeros(B, 1, dtype=torch.long),
+                                          torch.ones(B, 1), y, rank, m)
+        assert torch.equal(same[:, 0], score) and torch.equal(same_thr[:, 0], thr)
+
+
 @pytest.mark.parametrize("loss", ["01", "ce"])
 @pytest.mark.parametrize("binary_weights", [False, True])
 def test_kernel_trains_the_same_votes(loss, binary_weights, monkeypatch):
-    """A fit with the kernel and one with the tensor path give bit-identical votes (for
-    cross-entropy on this data, only since its losses are summed in integer units)."""
+    """A fit with the kernels and one with the tensor path give bit-identical votes.  For
+    cross-entropy this needs the hidden losses in integer units; the output losses are
+    summed in another order by the kernel, a rounding difference that changes no step here."""
     rng = np.random.default_rng(1)
     X = rng.random((3000, 40), dtype=np.float32)
     y = (X[:, :5].sum(1) + 0.3 * rng.standard_normal(3000) > 2.5).astype(int)
