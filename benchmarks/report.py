@@ -221,6 +221,26 @@ def _substitute_section(records: list[dict]) -> list[str]:
     return lines
 
 
+def _kernel_section(records: list[dict]) -> list[str]:
+    if not records:
+        return ["(not measured yet: run `python benchmarks/bench_kernels.py`)"]
+    r = records[-1]
+    lines = [
+        f"Vote 0 of each variant on one thread, trained with the fused CPU kernels (`scd/_kernels.py`, what a CPU "
+        f"fit uses) and with the tensor path alone (what CUDA uses), in the same run. Measured {r['date']} on "
+        f"{r['machine']['platform']} ({r['machine']['cpu_count']} CPU cores, torch {r['machine']['torch']}); "
+        f"command `{r['command']}`.",
+        "",
+        "| variant | iterations | kernels | tensor path | speed-up | the two votes |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in r["rows"]:
+        lines.append(f"| {row['variant']} | {row['iters']} | {row['kernel_seconds']:.1f} s "
+                     f"| {row['tensor_seconds']:.1f} s | **{row['speedup']:.2f}x** "
+                     f"| {'identical' if row['identical'] else 'different'} |")
+    return lines
+
+
 def write_report() -> None:
     train = _records("train_")
     lines = [
@@ -241,6 +261,10 @@ def write_report() -> None:
         "## Training speed against scikit-learn's MLP, and prediction throughput",
         "",
         *_speed_section(_records("speed")),
+        "",
+        "## The fused CPU kernels against the tensor path",
+        "",
+        *_kernel_section(_records("kernels")),
         "",
         "## Decision-based attacks against ART (digits, 2-core CPU)",
         "",
