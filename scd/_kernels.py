@@ -195,6 +195,17 @@ def _margin(x):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
+def _cut_before(w, e, p):
+    """``(valid, threshold)`` of the cut just below distinct value ``e`` (sorted position
+    ``p``): the midpoint with the value before it, or "all above" before the smallest."""
+    if e > 0:
+        theta = (w[e - 1] + w[e]) / np.float32(2.0)
+        return w[e - 1] < w[e] and np.isfinite(theta), theta
+    theta = w[0] - _margin(w[0])
+    return p == 0 and np.isfinite(theta), theta
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
 def _score(tp, tn, n_pos, n_neg, plus, ce, unit):
     """The objective of a cut from its totals, as :meth:`scd._search.Objective.score`
     (``ce``: ``tp`` is the summed loss in multiples of ``unit``)."""
@@ -226,14 +237,8 @@ def _best_cut(w, cnt, a0, a1, G, pos0, t0, t1, first, k, m, n_pos, n_neg, plus, 
         if p > hi_p:
             break
         if p >= lo_p:
-            valid = False
-            if e > 0:
-                valid = w[e - 1] < w[e]
-                theta = (w[e - 1] + w[e]) / np.float32(2.0)
-            elif p == 0:
-                valid = True
-                theta = w[0] - _margin(w[0])
-            if valid and np.isfinite(theta):
+            valid, theta = _cut_before(w, e, p)
+            if valid:
                 s = _score(t0, t1, n_pos, n_neg, plus, ce, unit)
                 if s > best:
                     best, best_theta = s, theta
@@ -391,14 +396,8 @@ def _ce_best_cut(w, n1, n0, G, first, k, m, cuts, ew):
         if p > hi_p:
             break
         if p >= lo_p:
-            valid = False
-            if e > 0:
-                valid = w[e - 1] < w[e]
-                theta = (w[e - 1] + w[e]) / np.float32(2.0)
-            elif p == 0:
-                valid = True
-                theta = w[0] - _margin(w[0])
-            if valid and np.isfinite(theta):
+            valid, theta = _cut_before(w, e, p)
+            if valid:
                 cuts[V] = theta
                 V += 1
         p += n1[e] + n0[e]
