@@ -47,13 +47,19 @@ def _training_table(records: list[dict]) -> list[str]:
 _ISSUE_MLP_SECONDS = 37.0  # issue #2: "one scikit-learn MLP with the paper's settings reached 0.877 here in 37 s"
 
 
+def _measured_on(r: dict) -> str:
+    """When, on what machine and with which command a record was measured."""
+    m = r["machine"]
+    return (f"Measured {r['date']} on {m['platform']} ({m['cpu_count']} CPU cores, torch {m['torch']}); "
+            f"command `{r['command']}`.")
+
+
 def _speed_section(records: list[dict]) -> list[str]:
     if not records:
         return ["(not measured yet: run `python benchmarks/bench_speed.py`)"]
     r = records[-1]
     lines = [
-        f"Measured {r['date']} on {r['machine']['platform']} ({r['machine']['cpu_count']} CPU cores, torch {r['machine']['torch']}); "
-        f"command `{r['command']}`.",
+        _measured_on(r),
         "",
         "| measurement | value |",
         "|---|---|",
@@ -227,9 +233,7 @@ def _kernel_section(records: list[dict]) -> list[str]:
     r = records[-1]
     lines = [
         f"Vote 0 of each variant on one thread, trained with the fused CPU kernels (`scd/_kernels.py`, what a CPU "
-        f"fit uses) and with the tensor path alone (what CUDA uses), in the same run. Measured {r['date']} on "
-        f"{r['machine']['platform']} ({r['machine']['cpu_count']} CPU cores, torch {r['machine']['torch']}); "
-        f"command `{r['command']}`.",
+        f"fit uses) and with the tensor path alone (what CUDA uses), in the same run. {_measured_on(r)}",
         "",
         "| variant | iterations | kernels | tensor path | speed-up | the two votes |",
         "|---|---|---|---|---|---|",

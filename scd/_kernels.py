@@ -206,6 +206,16 @@ def _cut_before(w, e, p):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
+def _cut_after(w, G, p, m, lo_p, hi_p):
+    """``(valid, threshold)`` of "all below", after the largest of ``G`` values, which ends at
+    sorted position ``p``: valid when that is the batch's end ``m``, inside the window."""
+    if G == 0 or p != m or not lo_p <= m <= hi_p:
+        return False, w[0]
+    theta = w[G - 1] + _margin(w[G - 1])
+    return np.isfinite(theta), theta
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
 def _score(tp, tn, n_pos, n_neg, plus, ce, unit):
     """The objective of a cut from its totals, as :meth:`scd._search.Objective.score`
     (``ce``: ``tp`` is the summed loss in multiples of ``unit``)."""
@@ -245,12 +255,11 @@ def _best_cut(w, cnt, a0, a1, G, pos0, t0, t1, first, k, m, n_pos, n_neg, plus, 
         p += cnt[e]
         t0 += a0[e]
         t1 += a1[e]
-    if G > 0 and p == m and lo_p <= m <= hi_p:
-        theta = w[G - 1] + _margin(w[G - 1])
-        if np.isfinite(theta):
-            s = _score(t0, t1, n_pos, n_neg, plus, ce, unit)
-            if s > best:
-                best, best_theta = s, theta
+    valid, theta = _cut_after(w, G, p, m, lo_p, hi_p)
+    if valid:
+        s = _score(t0, t1, n_pos, n_neg, plus, ce, unit)
+        if s > best:
+            best, best_theta = s, theta
     return best, best_theta
 
 
@@ -401,11 +410,10 @@ def _ce_best_cut(w, n1, n0, G, first, k, m, cuts, ew):
                 cuts[V] = theta
                 V += 1
         p += n1[e] + n0[e]
-    if G > 0 and p == m and lo_p <= m <= hi_p:
-        theta = w[G - 1] + _margin(w[G - 1])
-        if np.isfinite(theta):
-            cuts[V] = theta
-            V += 1
+    valid, theta = _cut_after(w, G, p, m, lo_p, hi_p)
+    if valid:
+        cuts[V] = theta
+        V += 1
     best = -np.inf
     best_theta = np.float32(np.nan)
     if V == 0:
