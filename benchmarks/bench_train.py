@@ -27,6 +27,7 @@ import torch  # noqa: E402
 import scd  # noqa: E402
 from eval.datasets import load_dataset  # noqa: E402
 from eval.io import atomic_write_bytes  # noqa: E402
+from scd._persist import load_bundle  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -61,7 +62,10 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     model = cls(n_votes=args.votes, n_iters=iters, random_state=args.seed, device=args.device,
                 n_jobs=args.jobs, checkpoint=str(RESULTS / f"{name}.ckpt"), verbose=1)
-    resume = (RESULTS / f"{name}.ckpt").exists()
+    ckpt = RESULTS / f"{name}.ckpt"
+    resume = ckpt.exists()
+    # fit_seconds below covers only the votes trained in this run
+    votes_resumed = int(load_bundle(ckpt)[1]["done"].sum()) if resume else 0
     model.fit(ds.x_train, ds.y_train, resume=resume)
     start = time.perf_counter()
     test_acc = model.score(ds.x_test, ds.y_test)
@@ -73,7 +77,8 @@ def main() -> None:
         "train_accuracy": float(model.score(ds.x_train, ds.y_train)), "test_accuracy": float(test_acc),
         "voting": model._voting(), "member_test_accuracy_mean": float(np.mean(member_acc)),
         "best_member_test_accuracy": member_acc[model.best_index_],
-        "fit_seconds": model.fit_time_, "resumed": resume, "predict_seconds_test": predict_s,
+        "fit_seconds": model.fit_time_, "resumed": resume,
+        "votes_from_checkpoint": votes_resumed, "predict_seconds_test": predict_s,
         "command": " ".join(["python", "benchmarks/" + Path(__file__).name, *sys.argv[1:]]),
         "machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M"),
     }
@@ -82,7 +87,7 @@ def main() -> None:
         record["test_accuracy_hard_vote"] = float(hard)
         model.set_params(voting="auto")
     model.save(RESULTS / f"{name}.scd")
-    (RESULTS / f"{name}.ckpt").unlink(missing_ok=True)
+    ckpt.unlink(missing_ok=True)
     atomic_write_bytes(RESULTS / f"{name}.json", json.dumps(record, indent=1).encode())
     print(json.dumps(record, indent=1))
     from report import write_report
