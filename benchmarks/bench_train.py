@@ -60,9 +60,9 @@ def main() -> None:
     iters = args.iters or cls().n_iters
     name = f"train_{args.variant}_{args.votes}v_{iters}it"
     RESULTS.mkdir(parents=True, exist_ok=True)
-    model = cls(n_votes=args.votes, n_iters=iters, random_state=args.seed, device=args.device,
-                n_jobs=args.jobs, checkpoint=str(RESULTS / f"{name}.ckpt"), verbose=1)
     ckpt = RESULTS / f"{name}.ckpt"
+    model = cls(n_votes=args.votes, n_iters=iters, random_state=args.seed, device=args.device,
+                n_jobs=args.jobs, checkpoint=str(ckpt), verbose=1)
     resume = ckpt.exists()
     # fit_seconds below covers only the votes trained in this run
     votes_resumed = int(load_bundle(ckpt)[1]["done"].sum()) if resume else 0
