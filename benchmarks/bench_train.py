@@ -2,7 +2,7 @@
 
     python benchmarks/bench_train.py --variant SCD01 --votes 100 [--iters 1000] [--jobs -1]
 
-Writes ``benchmarks/results/train_<variant>_<votes>v_<iters>it.json`` (and the model next to it
+Writes ``benchmarks/results/train_<variant>_<votes>v_<iters>it[_seed<S>].json`` (and the model next to it
 as ``.scd``, not committed) and regenerates ``docs/benchmarks.md`` with ``benchmarks/report.py``.
 The data is ``cifar10_01.npz`` from ``--data-dir`` (default: the shared data folder beside the
 checkout, else ``$SCD_DATA_DIR``).
@@ -58,7 +58,7 @@ def main() -> None:
     ds = load_dataset("cifar10", data_dir=data_dir(args.data_dir))
     cls = getattr(scd, args.variant)
     iters = args.iters or cls().n_iters
-    name = f"train_{args.variant}_{args.votes}v_{iters}it"
+    name = f"train_{args.variant}_{args.votes}v_{iters}it" + (f"_seed{args.seed}" if args.seed else "")
     RESULTS.mkdir(parents=True, exist_ok=True)
     ckpt = RESULTS / f"{name}.ckpt"
     model = cls(n_votes=args.votes, n_iters=iters, random_state=args.seed, device=args.device,

@@ -26,7 +26,7 @@ def _training_table(records: list[dict]) -> list[str]:
         "| variant | votes x iterations | test accuracy | target (paper) | met | train accuracy | mean member test acc. | training time | per vote | command |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in sorted(records, key=lambda r: (ORDER.index(r["variant"]), r["votes"])):
+    for r in sorted(records, key=lambda r: (ORDER.index(r["variant"]), r["votes"], r["seed"])):
         acc = f"{r['test_accuracy']:.4f} ({r['voting']} vote)"
         if "test_accuracy_hard_vote" in r:
             acc += f"; {r['test_accuracy_hard_vote']:.4f} hard vote"
