@@ -2,8 +2,9 @@
 
     python benchmarks/bench_train.py --variant SCD01 --votes 100 [--iters 1000] [--jobs -1]
 
-Writes ``benchmarks/results/train_<variant>_<votes>v_<iters>it[_seed<S>].json`` (and the model next to it
-as ``.scd``, not committed) and regenerates ``docs/benchmarks.md`` with ``benchmarks/report.py``.
+Writes ``benchmarks/results/train_<variant>_<votes>v_<iters>it[_seed<S>].json`` (the suffix for
+seeds other than 0; the model next to it as ``.scd``, not committed) and regenerates
+``docs/benchmarks.md`` with ``benchmarks/report.py``.
 The data is ``cifar10_01.npz`` from ``--data-dir`` (default: the shared data folder beside the
 checkout, else ``$SCD_DATA_DIR``).
 """
