@@ -28,7 +28,6 @@ import torch  # noqa: E402
 import scd  # noqa: E402
 from eval.datasets import load_dataset  # noqa: E402
 from eval.io import atomic_write_bytes  # noqa: E402
-from scd._persist import load_bundle  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -65,8 +64,6 @@ def main() -> None:
     model = cls(n_votes=args.votes, n_iters=iters, random_state=args.seed, device=args.device,
                 n_jobs=args.jobs, checkpoint=str(ckpt), verbose=1)
     resume = ckpt.exists()
-    # fit_seconds below covers only the votes trained in this run
-    votes_resumed = int(load_bundle(ckpt)[1]["done"].sum()) if resume else 0
     model.fit(ds.x_train, ds.y_train, resume=resume)
     start = time.perf_counter()
     test_acc = model.score(ds.x_test, ds.y_test)
@@ -79,7 +76,7 @@ def main() -> None:
         "voting": model._voting(), "member_test_accuracy_mean": float(np.mean(member_acc)),
         "best_member_test_accuracy": member_acc[model.best_index_],
         "fit_seconds": model.fit_time_, "resumed": resume,
-        "votes_from_checkpoint": votes_resumed, "predict_seconds_test": predict_s,
+        "votes_from_checkpoint": model.n_votes_resumed_, "predict_seconds_test": predict_s,
         "command": " ".join(["python", "benchmarks/" + Path(__file__).name, *sys.argv[1:]]),
         "machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M"),
     }

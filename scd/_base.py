@@ -168,11 +168,13 @@ class _BaseSCD(VoteOutputs, ClassifierMixin, BaseEstimator):
             if self.checkpoint is not None:
                 save_bundle(self.checkpoint, _CHECKPOINT_KIND, meta, state.arrays())
 
+        resumed = state.done_count()
         start = time.perf_counter()
-        with _progress(self.n_votes * self.n_iters, state.done_count() * self.n_iters, self.verbose) as bar:
+        with _progress(self.n_votes * self.n_iters, resumed * self.n_iters, self.verbose) as bar:
             run_groups(X, y01, groups, seed, cfg, devices, self.n_jobs, on_group,
                        bar.update if self.verbose else None)
         self.fit_time_ = time.perf_counter() - start
+        self.n_votes_resumed_ = resumed
         self.classes_ = classes
         self.seed_ = seed
         for name in _WEIGHTS:
@@ -226,7 +228,7 @@ class _BaseSCD(VoteOutputs, ClassifierMixin, BaseEstimator):
         check_is_fitted(self)
         idx = member_indices(indices, self.W1_.shape[0])
         sub = type(self)(**{**self.get_params(), "n_votes": len(idx)})
-        for name in ("classes_", "n_features_in_", "seed_", "fit_time_"):
+        for name in ("classes_", "n_features_in_", "seed_", "fit_time_", "n_votes_resumed_"):
             setattr(sub, name, getattr(self, name))
         for name in (*_WEIGHTS, "vote_scores"):
             setattr(sub, f"{name}_", getattr(self, f"{name}_")[idx].copy())
@@ -244,6 +246,7 @@ class _BaseSCD(VoteOutputs, ClassifierMixin, BaseEstimator):
             "n_features_in": int(self.n_features_in_),
             "seed": int(self.seed_),
             "fit_time": float(self.fit_time_),
+            "n_votes_resumed": int(self.n_votes_resumed_),
             "best_index": int(self.best_index_),
         }
         arrays = {n: getattr(self, f"{n}_") for n in _WEIGHTS}
@@ -309,6 +312,7 @@ def load(path: str | os.PathLike) -> _BaseSCD:
     est.n_features_in_ = d
     est.seed_ = int(meta["seed"])
     est.fit_time_ = float(meta.get("fit_time", 0.0))
+    est.n_votes_resumed_ = int(meta.get("n_votes_resumed", 0))
     est.best_index_ = int(meta.get("best_index", int(np.argmax(est.vote_scores_))))
     return est
 

@@ -77,7 +77,10 @@ _COMMON_DOC = """
     seed_ : int
         Base seed actually used.
     fit_time_ : float
-        Seconds spent training.
+        Seconds spent training the votes this ``fit`` trained (with ``resume=True``, not the
+        ones restored from the checkpoint).
+    n_votes_resumed_ : int
+        Votes restored from the checkpoint by ``fit(resume=True)`` (0 otherwise).
 """
 
 
