@@ -9,6 +9,8 @@ import os
 import pickle
 import socket
 import struct
+import subprocess
+import sys
 import tarfile
 import threading
 from pathlib import Path
@@ -18,7 +20,7 @@ import pytest
 from sklearn.datasets import load_digits
 
 from eval import datasets
-from eval.datasets import DATASETS, Dataset, load_dataset
+from eval.datasets import DATASETS, REGISTRY, Dataset, cifar, load_dataset
 from eval.io import atomic_open, atomic_write_bytes, default_data_dir
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -268,7 +270,7 @@ def test_python2_batch_parses():
     rng = np.random.default_rng(2)
     data = rng.integers(0, 256, (7, 3072), dtype=np.uint8)
     labels = [3, 1, 4, 1, 5, 9, 2]
-    images, parsed = datasets._parse_cifar_batch(_py2_batch(labels, data), "py2")
+    images, parsed = cifar._parse_cifar_batch(_py2_batch(labels, data), "py2")
     assert parsed.tolist() == labels
     assert np.array_equal(images.transpose(0, 3, 1, 2).reshape(7, 3072), data)
 
@@ -299,7 +301,7 @@ def test_malicious_batch_not_executed(tmp_path):
 ])
 def test_unexpected_batch_rejected(payload):
     with pytest.raises(ValueError, match="corrupt or unexpected CIFAR-10 batch file"):
-        datasets._parse_cifar_batch(payload, "x")
+        cifar._parse_cifar_batch(payload, "x")
 
 
 # --------------------------------------------------------------- CIFAR download
@@ -338,11 +340,11 @@ def served_tarball(tmp_path, no_proxy):
 def test_download_then_load(tmp_path, served_tarball, monkeypatch):
     url, md5 = served_tarball
     data_dir = tmp_path / "data"
-    datasets._download(url, data_dir / "cifar-10-python.tar.gz", md5)
+    cifar._download(url, data_dir / "cifar-10-python.tar.gz", md5)
     ds = load_dataset("cifar10", data_dir=data_dir, download=False)
     assert ds.x_train.shape == (20, 3072)
-    monkeypatch.setattr(datasets, "CIFAR10_URL", url)
-    monkeypatch.setattr(datasets, "CIFAR10_MD5", md5)
+    monkeypatch.setattr(cifar, "CIFAR10_URL", url)
+    monkeypatch.setattr(cifar, "CIFAR10_MD5", md5)
     fresh = load_dataset("cifar10", data_dir=tmp_path / "fresh", download=True)
     assert np.array_equal(fresh.x_train, ds.x_train)
     assert (tmp_path / "fresh" / "cifar-10-python.tar.gz").is_file()
@@ -352,7 +354,7 @@ def test_download_checksum_mismatch_leaves_nothing(tmp_path, served_tarball):
     url, _md5 = served_tarball
     data_dir = tmp_path / "data"
     with pytest.raises(ValueError, match="checksum mismatch"):
-        datasets._download(url, data_dir / "cifar-10-python.tar.gz", "0" * 32)
+        cifar._download(url, data_dir / "cifar-10-python.tar.gz", "0" * 32)
     assert list(data_dir.iterdir()) == []
 
 
@@ -360,7 +362,7 @@ def test_download_failure_is_file_not_found(tmp_path, monkeypatch, no_proxy):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    monkeypatch.setattr(datasets, "CIFAR10_URL", f"http://127.0.0.1:{port}/cifar-10-python.tar.gz")
+    monkeypatch.setattr(cifar, "CIFAR10_URL", f"http://127.0.0.1:{port}/cifar-10-python.tar.gz")
     with pytest.raises(FileNotFoundError) as info:
         load_dataset("cifar10", data_dir=tmp_path, download=True)
     message = str(info.value)
@@ -441,10 +443,14 @@ def test_npz_nan(tmp_path):
         load_dataset("npz", path=tmp_path / "nan.npz")
 
 
+def _save_presplit(path: Path, rng: np.random.Generator, x_test: np.ndarray, y_test: np.ndarray) -> None:
+    """A pre-split .npz with ten good training rows and the given test split."""
+    np.savez(path, x_train=rng.random((10, 3)), y_train=np.arange(10) % 2, x_test=x_test, y_test=y_test)
+
+
 def test_npz_empty_split_and_complex_features(tmp_path):
     rng = np.random.default_rng(6)
-    np.savez(tmp_path / "empty.npz", x_train=rng.random((10, 3)), y_train=np.arange(10) % 2,
-             x_test=np.zeros((0, 3)), y_test=np.zeros(0))
+    _save_presplit(tmp_path / "empty.npz", rng, np.zeros((0, 3)), np.zeros(0))
     with pytest.raises(ValueError, match="empty.npz.*no samples"):
         load_dataset("npz", path=tmp_path / "empty.npz")
     np.savez(tmp_path / "complex.npz", x=rng.random((20, 2)) + 1j, y=np.arange(20) % 2)
@@ -454,8 +460,7 @@ def test_npz_empty_split_and_complex_features(tmp_path):
 
 def test_npz_presplit_test_labels_need_both_classes(tmp_path):
     rng = np.random.default_rng(7)
-    np.savez(tmp_path / "one.npz", x_train=rng.random((10, 3)), y_train=np.arange(10) % 2,
-             x_test=rng.random((4, 3)), y_test=np.zeros(4))
+    _save_presplit(tmp_path / "one.npz", rng, rng.random((4, 3)), np.zeros(4))
     with pytest.raises(ValueError, match=r"one.npz \(y_test\)"):
         load_dataset("npz", path=tmp_path / "one.npz")
 
@@ -506,6 +511,28 @@ def test_user_path_errors(tmp_path):
 
 def test_datasets_constant():
     assert DATASETS == ("digits", "cifar10", "mnist", "ecg", "npz", "csv")
+    assert DATASETS == tuple(REGISTRY) == tuple(info.name for info in REGISTRY.values())
+
+
+@pytest.mark.parametrize("name", ["digits", "cifar10", "mnist", "ecg"])
+def test_registry_default_classes_are_used(name, tmp_path):
+    if name == "digits":
+        classes = load_dataset(name).classes
+    else:
+        with pytest.raises(FileNotFoundError) as info:
+            load_dataset(name, data_dir=tmp_path, download=False)
+        classes = REGISTRY[name].classes
+        for file_name in REGISTRY[name].files:  # the hints are what the loader looked for
+            assert file_name in str(info.value)
+    assert classes == REGISTRY[name].classes
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_registry_is_light():
+    """The command line reads the dataset names without importing any loader or scikit-learn."""
+    code = ("import sys; from eval.datasets import DATASETS, REGISTRY; "
+            "assert not any(m.startswith('sklearn') or m == 'eval.datasets.cifar' for m in sys.modules)")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])
 
 
 # ---------------------------------------------------------------------------- io

@@ -1,0 +1,115 @@
+"""Binary classification datasets for the evaluation suite.
+
+Every loader returns a :class:`Dataset` with flattened float32 features in
+[0, 1] and int64 labels in {0, 1}, so downstream code can treat all data sets
+alike.  Label 1 is always the *second* class of ``classes``.
+
+Data files are looked for in ``data_dir`` (default :func:`eval.io.default_data_dir`,
+i.e. ``$SCD_DATA_DIR``).  Nothing is ever unpickled: ``.npz`` files are read
+with ``allow_pickle=False`` and the official CIFAR-10 python batches (which are
+pickles) are decoded by a restricted opcode walker that imports and calls
+nothing.
+
+One module per source: :mod:`~eval.datasets.digits`, :mod:`~eval.datasets.cifar`
+(with the restricted pickle reader in ``_pickle``), :mod:`~eval.datasets.mnist`,
+:mod:`~eval.datasets.ecg` and :mod:`~eval.datasets.user` (npz/csv files).
+:mod:`~eval.datasets.registry` is the one list of names, default classes and
+file hints.  Importing this package imports no loader (so neither numpy nor
+scikit-learn): a loader is imported when its dataset is first loaded.
+"""
+from __future__ import annotations
+
+import operator
+import os
+from typing import Any, Iterable
+
+from eval.datasets.dataset import Dataset
+from eval.datasets.registry import (
+    CIFAR10_CLASSES, CIFAR10_MD5, CIFAR10_URL, DATASETS, DIGITS_CLASSES, ECG_CLASSES, MNIST_CLASSES,
+    REGISTRY, DatasetInfo,
+)
+
+__all__ = [
+    "CIFAR10_CLASSES", "CIFAR10_MD5", "CIFAR10_URL", "DATASETS", "DIGITS_CLASSES", "Dataset",
+    "DatasetInfo", "ECG_CLASSES", "MNIST_CLASSES", "REGISTRY", "load_dataset",
+]
+
+
+def load_dataset(
+    name: str,
+    *,
+    classes: tuple[int, int] | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
+    path: str | os.PathLike[str] | None = None,
+    download: bool = True,
+    test_size: float = 0.25,
+    random_state: int = 0,
+) -> Dataset:
+    """Load a two-class dataset with features in [0, 1] and labels in {0, 1}.
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`DATASETS`.  ``digits`` (sklearn, bundled), ``cifar10``,
+        ``mnist``, ``ecg`` (PTB heartbeats) read from ``data_dir``;
+        ``npz`` / ``csv`` read a user file given by ``path``.
+    classes : (int, int), optional
+        The two original class ids to keep; the second one becomes label 1.
+        Defaults: digits (1, 8), cifar10 (0, 1), mnist (3, 5), ecg (0, 1)
+        (normal, abnormal); npz/csv: the file's two labels, sorted.
+    data_dir : path-like, optional
+        Where cifar10/mnist/ecg files are looked for (and CIFAR-10 downloaded
+        to); defaults to :func:`eval.io.default_data_dir`.
+    path : path-like, optional
+        The user file for ``npz`` / ``csv``.
+    download : bool
+        Download CIFAR-10 when no local copy is found.
+    test_size, random_state : float, int
+        Stratified train/test split for data without an official split
+        (digits, ecg, npz with only ``x``/``y``, csv).
+
+    Returns
+    -------
+    Dataset
+
+    Notes
+    -----
+    Images are divided by their maximum value (255, or 16 for digits).  User
+    data (npz, csv, ecg) is kept as is when all values already lie in [0, 1];
+    otherwise every feature is min-max scaled with the *training* minimum and
+    maximum (so no test statistics leak into training) and the test features
+    are clipped to [0, 1].
+    """
+    if name not in REGISTRY:
+        raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    pair = REGISTRY[name].classes if classes is None else _as_pair(classes)
+    if name == "digits":
+        from eval.datasets import digits
+
+        return digits.load(pair, test_size, random_state)
+    if name == "cifar10":
+        from eval.datasets import cifar
+
+        return cifar.load(pair, data_dir, download)
+    if name == "mnist":
+        from eval.datasets import mnist
+
+        return mnist.load(pair, data_dir)
+    if name == "ecg":
+        from eval.datasets import ecg
+
+        return ecg.load(pair, data_dir, test_size, random_state)
+    from eval.datasets import user
+
+    return user.load(name, path, pair, test_size, random_state)
+
+
+def _as_pair(classes: Iterable[Any]) -> tuple[int, int]:
+    """Validate ``classes`` as two distinct integers."""
+    try:
+        first, second = (operator.index(c) for c in classes)
+    except (TypeError, ValueError):
+        raise ValueError(f"classes must be two distinct integers, got {classes!r}") from None
+    if first == second:
+        raise ValueError(f"classes must be two distinct integers, got {classes!r}")
+    return first, second

@@ -1,0 +1,149 @@
+"""Array helpers shared by the dataset loaders: pick a pair, split, scale, read files.
+
+Every function names the file (``source``/``path``) in its errors, so a bad
+input says where it came from.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+from sklearn.model_selection import train_test_split
+
+from eval.datasets.dataset import Dataset
+from eval.io import ZIP_READ_ERRORS, default_data_dir
+
+SPLIT_KEYS = ("x_train", "y_train", "x_test", "y_test")
+
+
+def resolve_dir(data_dir: str | os.PathLike[str] | None) -> Path:
+    """The folder to look for data files in: ``data_dir``, else :func:`eval.io.default_data_dir`."""
+    return default_data_dir() if data_dir is None else Path(data_dir).expanduser()
+
+
+def check_present(labels: np.ndarray, pair: tuple[int, int], source: str) -> None:
+    """Raise ValueError unless both classes of ``pair`` occur in ``labels``."""
+    available = np.unique(labels)
+    missing = [c for c in pair if c not in available]
+    if missing:
+        raise ValueError(
+            f"classes {missing} not present in {source}; available labels: {available.tolist()}"
+        )
+
+
+def pick(x: np.ndarray, y: np.ndarray, pair: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Keep the rows of the two classes (in their original order), flatten x, map y to 0/1."""
+    keep = np.isin(y, pair)
+    return x[keep].reshape(int(keep.sum()), -1), (y[keep] == pair[1]).astype(np.int64)
+
+
+def split(
+    x: np.ndarray, y: np.ndarray, test_size: float, random_state: int, source: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Stratified split, returned as (x_train, y_train, x_test, y_test)."""
+    try:
+        x_train, x_test, y_train, y_test = train_test_split(
+            x, y, test_size=test_size, stratify=y, random_state=random_state
+        )
+    except ValueError as exc:  # too few rows of a class, or a test_size that leaves none
+        raise ValueError(f"{source}: cannot split into train and test sets: {exc}") from None
+    return x_train, y_train, x_test, y_test
+
+
+def pick_split(
+    x: np.ndarray, y: np.ndarray, pair: tuple[int, int], test_size: float, random_state: int, source: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Keep ``pair`` (both must occur), flatten, and split stratified: (x_train, y_train, x_test, y_test)."""
+    check_present(y, pair, source)
+    x, y = pick(x, y, pair)
+    return split(x, y, test_size, random_state, source)
+
+
+def divide(x: np.ndarray, maximum: float) -> np.ndarray:
+    """Pixel values to float32 in [0, 1], dividing by the format's maximum."""
+    return x.astype(np.float32) / np.float32(maximum)
+
+
+def scale_unit(x_train: np.ndarray, x_test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Map features to [0, 1] with the training min/max, unless they are already there."""
+    x_train = x_train.astype(np.float64)
+    x_test = x_test.astype(np.float64)
+    if all(a.size == 0 or (a.min() >= 0.0 and a.max() <= 1.0) for a in (x_train, x_test)):
+        return x_train.astype(np.float32), x_test.astype(np.float32)
+    low, high = x_train.min(axis=0), x_train.max(axis=0)
+    span = np.where(high > low, high - low, 1.0)
+    return tuple(np.clip((a - low) / span, 0.0, 1.0).astype(np.float32) for a in (x_train, x_test))
+
+
+def image_dataset(
+    name: str, arrays: dict[str, np.ndarray], pair: tuple[int, int], shape: tuple[int, ...], source: str
+) -> Dataset:
+    """A Dataset from official uint8 image splits: keep ``pair``, flatten, divide by 255."""
+    check_present(arrays["y_train"], pair, source)
+    x_train, y_train = pick(arrays["x_train"], arrays["y_train"], pair)
+    x_test, y_test = pick(arrays["x_test"], arrays["y_test"], pair)
+    return Dataset(
+        name, divide(x_train, 255.0), y_train, divide(x_test, 255.0), y_test, pair, shape, source
+    )
+
+
+def check_images(arrays: dict[str, np.ndarray], shape: tuple[int, ...], source: str) -> None:
+    """Image splits as the official files hold them: uint8 samples of ``shape``, one label each."""
+    for part in ("train", "test"):
+        x, y = arrays[f"x_{part}"], arrays[f"y_{part}"]
+        if x.dtype != np.uint8:
+            raise ValueError(f"{source}: x_{part} must hold uint8 pixel values 0..255, got {x.dtype}")
+        if x.shape[1:] != shape:
+            raise ValueError(f"{source} x_{part}: expected samples of shape {shape}, got {x.shape[1:]}")
+        if y.ndim != 1 or len(y) != len(x):
+            raise ValueError(f"{source}: y_{part} must be one label per image ({len(x)}), got shape {y.shape}")
+
+
+def read_npz(path: Path, keys: Iterable[str]) -> dict[str, np.ndarray]:
+    """Read the named arrays of an .npz file (never unpickling)."""
+    with open_npz(path) as archive:
+        missing = [k for k in keys if k not in archive.files]
+        if missing:
+            raise ValueError(f"{path}: missing arrays {missing} (found {archive.files})")
+        try:
+            return {k: archive[k] for k in keys}
+        except (*ZIP_READ_ERRORS, ValueError) as exc:
+            raise ValueError(f"{path} is corrupt or truncated: {exc}") from exc
+
+
+def open_npz(path: Path) -> np.lib.npyio.NpzFile:
+    """Open an .npz archive with ``allow_pickle=False``; ValueError names a bad file."""
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except (*ZIP_READ_ERRORS, ValueError) as exc:
+        raise ValueError(f"{path} is not a readable .npz archive (corrupt, truncated or another format): "
+                         f"{exc}") from exc
+    if not isinstance(loaded, np.lib.npyio.NpzFile):
+        raise ValueError(f"{path} is not an .npz archive")
+    return loaded
+
+
+def read_csv(path: Path) -> np.ndarray:
+    """Comma-separated numbers, at least two columns; a non-numeric first line is a header."""
+    try:
+        with open(path, encoding="utf-8-sig") as handle:  # utf-8-sig: a leading BOM is not a header
+            first = handle.readline()
+        skip = 0 if _is_numeric_row(first) else 1
+        table = np.loadtxt(path, delimiter=",", skiprows=skip, dtype=np.float64, ndmin=2, encoding="utf-8-sig")
+    except ValueError as exc:  # UnicodeDecodeError included
+        raise ValueError(f"{path}: not a numeric CSV: {exc}") from None
+    if table.shape[1] < 2 or table.shape[0] == 0:
+        raise ValueError(f"{path}: need at least one row with features and a label column")
+    if not np.isfinite(table).all():
+        raise ValueError(f"{path}: contains NaN or infinite values")
+    return table
+
+
+def _is_numeric_row(line: str) -> bool:
+    try:
+        [float(field) for field in line.split(",")]
+    except ValueError:
+        return False
+    return True
