@@ -5,10 +5,12 @@ extra) into the run directory; ``scd eval report RUN_DIR`` calls it again on the
 results, so a report can be rebuilt, restyled or moved without rerunning anything.
 :func:`plot_examples` draws an original input and its adversarial versions against each model
 (the paper's Figure 3; images are shown as images, other inputs as curves).
+:func:`substitute_table` and :func:`plot_substitute` are the substitute curve's table and plot,
+shared with the benchmark scripts.
 
 Where the run is on CIFAR-10 0 vs 1 and a model's name is one of the paper's (``scd01``,
-``scdce``, ``scdcebnn``, ``mlp``, ``bnn``, ``rf``, ``lenet``/``cnn``), the tables show the
-paper's figure next to ours.
+``scdce``, ``scdcebnn``, ``mlp``, ``bnn``, ``resnet50``, ``rf``, ``lenet``/``cnn``), the tables
+show the paper's figure (:mod:`eval.paper`) next to ours.
 """
 
 from __future__ import annotations
@@ -16,24 +18,14 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from .io import atomic_open
+from .paper import CIFAR as PAPER_CIFAR  # the paper's figures per model; kept under its old name
 
-__all__ = ["PAPER_CIFAR", "plot_examples", "render"]
-
-PAPER_CIFAR = {  # the SCD paper on CIFAR-10 0 vs 1: Table 2 (accuracy %, HSJ mean min. L2), Table 6
-    "scd01": {"accuracy": 87, "hsj_l2": 3.2, "transfer": 0.006},
-    "scdce": {"accuracy": 88, "hsj_l2": 3.36, "transfer": 0.004},
-    "scdcebnn": {"accuracy": 88, "hsj_l2": 3.6, "transfer": 0.002},
-    "mlp": {"accuracy": 90, "hsj_l2": 0.77, "transfer": 0.39},
-    "bnn": {"accuracy": 83, "hsj_l2": 0.76, "transfer": 0.2},
-    "lenet": {"accuracy": 96, "hsj_l2": 1.73, "transfer": 0.01},
-    "cnn": {"accuracy": 96, "hsj_l2": 1.73, "transfer": 0.01},
-    "rf": {"accuracy": 88, "hsj_l2": 1.91, "transfer": 0.07},
-}
+__all__ = ["PAPER_CIFAR", "plot_examples", "plot_substitute", "render", "substitute_table"]
 
 
 def _paper(results: dict[str, Any], name: str, what: str) -> str:
@@ -146,17 +138,27 @@ def _transfer_tables(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+def substitute_table(eps: Sequence[float], models: dict[str, dict[str, Any]],
+                     columns: tuple[str, str] = ("{name}: transfer", "{name}: noise")) -> list[str]:
+    """Markdown rows of the substitute curve: per L∞ budget in ``eps``, each model's accuracy on
+    the transferred examples and on the Gaussian-noise control.
+
+    ``models`` maps names to their ``adversarial_accuracy`` and ``noise_accuracy`` lists (one
+    value per budget); ``columns`` are the two column headings, with ``{name}`` for the model.
+    """
+    head = " | ".join(f"{columns[0].format(name=n)} | {columns[1].format(name=n)}" for n in models)
+    lines = [f"| L∞ ε | {head} |", "|---" * (1 + 2 * len(models)) + "|"]
+    for k, e in enumerate(eps):
+        cells = [f"{m['adversarial_accuracy'][k]:.3f} | {m['noise_accuracy'][k]:.3f}" for m in models.values()]
+        lines.append(f"| {e:.4g} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def _substitute_tables(results: dict[str, Any]) -> list[str]:
     names = list(results["models"])
     if not names:
         return []
-    eps = results["models"][names[0]]["eps"]
-    head = "| L∞ ε | " + " | ".join(f"{n}: transfer | {n}: noise" for n in names) + " |"
-    lines = [head, "|---" * (1 + 2 * len(names)) + "|"]
-    for k, e in enumerate(eps):
-        cells = [f"{results['models'][n]['adversarial_accuracy'][k]:.3f} | {results['models'][n]['noise_accuracy'][k]:.3f}"
-                 for n in names]
-        lines.append(f"| {e:.4g} | " + " | ".join(cells) + " |")
+    lines = substitute_table(results["models"][names[0]]["eps"], results["models"])
     lines += ["", "| model | clean accuracy | substitute agreement | target queries per seed | seeds | time |",
               "|---|---|---|---|---|---|"]
     for n in names:
@@ -187,13 +189,16 @@ def render(results: dict[str, Any], run_dir: str | os.PathLike) -> list[Path]:
     return [report, *plots]
 
 
-def _pyplot():
+def _pyplot(required: bool = False):
+    """matplotlib's pyplot on the Agg back end; None without matplotlib, unless ``required``."""
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
+        if required:
+            raise ValueError("plotting needs matplotlib: pip install 'scd[plots]'.") from None
         return None
     return plt
 
@@ -208,62 +213,93 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
+def _figure(plt, draw: Callable[[Any], None], path: Path, title: str) -> Path:
+    """One plot drawn by ``draw(ax)``, with a grid and ``title``, written to ``path``."""
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    draw(ax)
+    ax.grid(alpha=0.3)
+    ax.set_title(title, fontsize=10)
+    _save(fig, path)
+    plt.close(fig)
+    return path
+
+
+def _draw_distortion(ax, results: dict[str, Any]) -> None:
+    """Per model (or hidden width), each image's minimum distortion and the median (width: the mean too)."""
+    models, width = results["models"], results["kind"] == "width"
+    names = list(models)
+    xs = [int(n[1:]) for n in names] if width else list(range(len(names)))
+    for x, n in zip(xs, names):
+        values = [v for v in models[n]["per_sample"] if v is not None]
+        ax.scatter([x] * len(values), values, s=14, alpha=0.6)
+        if models[n]["median"] is not None:
+            ax.plot([x, x] if width else [x - 0.25, x + 0.25], [models[n]["median"]] * 2, "k-", lw=2)
+    if width:
+        ax.plot(xs, [models[n]["mean"] for n in names], "k--", label="mean")
+        ax.set_xlabel("hidden nodes")
+        ax.legend()
+    else:
+        ax.set_xticks(xs, names)
+    ax.set_ylabel(f"minimum {results['distance'].upper()} per image")
+
+
+def _draw_size(ax, results: dict[str, Any]) -> None:
+    for n, m in results["models"].items():
+        rows = [r for r in m["sizes"] if r["median"] is not None]
+        ax.plot([r["k"] for r in rows], [r["median"] for r in rows], "o-", label=n)
+    ax.set_xlabel("ensemble size k (first k members)")
+    ax.set_ylabel(f"median minimum {results['distance'].upper()}")
+    ax.legend()
+
+
+def _draw_transfer(ax, results: dict[str, Any]) -> None:
+    names = list(results["models"])
+    ax.bar(names, [results["models"][n]["mean_probability"] or 0.0 for n in names])
+    ax.set_ylabel("transfer probability inside the ensemble")
+
+
+def _draw_substitute(ax, models: dict[str, dict[str, Any]]) -> None:
+    for i, (n, m) in enumerate(models.items()):
+        color = f"C{i}"
+        ax.plot(m["eps"], m["adversarial_accuracy"], "o-", color=color, label=f"{n}: substitute")
+        ax.plot(m["eps"], m["noise_accuracy"], "s--", color=color, alpha=0.6, label=f"{n}: Gaussian noise")
+    ax.set_xlabel("L∞ distortion ε")
+    ax.set_ylabel("target accuracy")
+    ax.set_ylim(0, 1.02)
+    ax.legend(fontsize=8)
+
+
+def _draw_accuracy(ax, results: dict[str, Any]) -> None:
+    names = list(results["models"])
+    ax.bar(names, [results["models"][n]["test_accuracy"] for n in names])
+    ax.set_ylabel("test accuracy")
+    ax.set_ylim(0, 1)
+
+
+_PLOTS = {"accuracy": ("accuracy.png", _draw_accuracy), "distortion": ("distortion.png", _draw_distortion),
+          "width": ("distortion.png", _draw_distortion), "size": ("ensemble_size.png", _draw_size),
+          "transfer": ("transfer.png", _draw_transfer),
+          "substitute": ("substitute.png", lambda ax, results: _draw_substitute(ax, results["models"]))}
+
+
 def _plots(results: dict[str, Any], run_dir: Path) -> list[Path]:
     plt = _pyplot()
     if plt is None:
         return []
-    kind, models = results["kind"], results["models"]
-    fig, ax = plt.subplots(figsize=(6, 3.8))
-    if kind in ("distortion", "width"):
-        names = list(models)
-        xs = [int(n[1:]) for n in names] if kind == "width" else list(range(len(names)))
-        for x, n in zip(xs, names):
-            values = [v for v in models[n]["per_sample"] if v is not None]
-            ax.scatter([x] * len(values), values, s=14, alpha=0.6)
-            if models[n]["median"] is not None:
-                ax.plot([x - 0.25, x + 0.25] if kind != "width" else [x, x], [models[n]["median"]] * 2, "k-", lw=2)
-        if kind == "width":
-            ax.plot(xs, [models[n]["mean"] for n in names], "k--", label="mean")
-            ax.set_xlabel("hidden nodes")
-            ax.legend()
-        else:
-            ax.set_xticks(xs, names)
-        ax.set_ylabel(f"minimum {results['distance'].upper()} per image")
-        name = "distortion.png"
-    elif kind == "size":
-        for n, m in models.items():
-            ks = [r["k"] for r in m["sizes"] if r["median"] is not None]
-            ax.plot(ks, [r["median"] for r in m["sizes"] if r["median"] is not None], "o-", label=n)
-        ax.set_xlabel("ensemble size k (first k members)")
-        ax.set_ylabel(f"median minimum {results['distance'].upper()}")
-        ax.legend()
-        name = "ensemble_size.png"
-    elif kind == "transfer":
-        names = list(models)
-        ax.bar(names, [models[n]["mean_probability"] or 0.0 for n in names])
-        ax.set_ylabel("transfer probability inside the ensemble")
-        name = "transfer.png"
-    elif kind == "substitute":
-        for i, (n, m) in enumerate(models.items()):
-            color = f"C{i}"
-            ax.plot(m["eps"], m["adversarial_accuracy"], "o-", color=color, label=f"{n}: substitute")
-            ax.plot(m["eps"], m["noise_accuracy"], "s--", color=color, alpha=0.6, label=f"{n}: Gaussian noise")
-        ax.set_xlabel("L∞ distortion ε")
-        ax.set_ylabel("target accuracy")
-        ax.set_ylim(0, 1.02)
-        ax.legend(fontsize=8)
-        name = "substitute.png"
-    else:
-        names = list(models)
-        ax.bar(names, [models[n]["test_accuracy"] for n in names])
-        ax.set_ylabel("test accuracy")
-        ax.set_ylim(0, 1)
-        name = "accuracy.png"
-    ax.grid(alpha=0.3)
-    ax.set_title(_TITLES[kind], fontsize=10)
-    path = _save(fig, run_dir / name)
-    plt.close(fig)
-    return [path]
+    kind = results["kind"]
+    name, draw = _PLOTS[kind]
+    return [_figure(plt, lambda ax: draw(ax, results), run_dir / name, _TITLES[kind])]
+
+
+def plot_substitute(models: dict[str, dict[str, Any]], out: str | os.PathLike, *,
+                    title: str = _TITLES["substitute"]) -> Path:
+    """Plot target accuracy against the L∞ budget (the paper's Figure 2): per model, the
+    transferred examples (solid) and the Gaussian-noise control (dashed).
+
+    ``models`` maps names to ``eps``, ``adversarial_accuracy`` and ``noise_accuracy`` lists;
+    the PNG is written atomically to ``out``.  Needs matplotlib (the ``plots`` extra).
+    """
+    return _figure(_pyplot(required=True), lambda ax: _draw_substitute(ax, models), Path(out), title)
 
 
 def plot_examples(original: np.ndarray, adversarial: dict[str, np.ndarray], out: str | os.PathLike, *,
@@ -273,9 +309,7 @@ def plot_examples(original: np.ndarray, adversarial: dict[str, np.ndarray], out:
     Inputs whose ``input_shape`` is an image (``(h, w)`` or ``(h, w, c)``) are drawn as images
     with their perturbations; all others as curves over the feature index.
     """
-    plt = _pyplot()
-    if plt is None:
-        raise ValueError("plotting needs matplotlib: pip install 'scd[plots]'.")
+    plt = _pyplot(required=True)
     out = Path(out)
     image = input_shape is not None and len(input_shape) in (2, 3) and min(input_shape[:2]) > 1
     if image:
