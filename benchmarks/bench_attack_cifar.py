@@ -1,15 +1,15 @@
-"""HopSkipJump minimum L2 on CIFAR-10 0 vs 1 for saved models, with the SCD paper's protocol.
+"""HopSkipJump minimum L2 on CIFAR-10 0 vs 1 for saved models, with the SCD paper's protocol: ``scd eval distortion``.
 
     python benchmarks/bench_attack_cifar.py --model scd01=benchmarks/results/train_SCD01_100v_1000it.scd \\
-        --model mlp=benchmarks/results/baseline_mlp_20v.model [--n 10] [--iters 100] [--init-size 1000] [--runs 1]
+        --model mlp=benchmarks/results/baseline_mlp_20v.model [--n 10] [--iters 100] [--init-size 1000] [--runs 1] \\
+        [--start nearest] [--out runs/bench_attack_cifar] [-- --jobs 2 ...]
 
-The first ``--n`` test images that every model classifies correctly are attacked untargeted
-in L2 with HopSkipJump (paper θ, geometric steps, initial pool ``--init-size``, ``--iters``
-iterations; an image whose uniform draws never leave its class starts from the nearest
-training image the model puts in the other class instead).  With ``--runs R`` each image is attacked R
-times with different seeds and the smallest distortion is kept (the paper's "best of
-several runs").  Writes
-``benchmarks/results/attack_cifar_hsj.json`` and regenerates ``docs/benchmarks.md``.
+Runs ``scd eval distortion`` (untargeted L2 HopSkipJump, paper θ, geometric steps, initial pool
+``--init-size``, ``--iters`` iterations, best of ``--runs`` seeds per image) on ``--n`` test
+images drawn with ``--seed`` among those every model classifies correctly, into the resumable
+run directory ``--out`` (its report, plots and per-sample records stay there).  Arguments
+after ``--`` go to ``scd eval distortion`` unchanged.  The run's summary is recorded as
+``benchmarks/results/attack_cifar_hsj.json``, and ``docs/benchmarks.md`` is regenerated.
 """
 
 from __future__ import annotations
@@ -24,16 +24,41 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT))
 
-import numpy as np  # noqa: E402
-
 from bench_train import RESULTS, data_dir, machine  # noqa: E402
-from attacks import HopSkipJump  # noqa: E402
-from attacks.base import nearest_other_class  # noqa: E402
 from eval.baselines import load_model  # noqa: E402
-from eval.datasets import load_dataset  # noqa: E402
 from eval.io import atomic_write_bytes  # noqa: E402
+from eval.suite import parse_models  # noqa: E402
 
-PAPER_L2 = {"scd01": 3.2, "scdce": 3.6, "mlp": 0.77, "bnn": 0.77, "rf": 1.91}
+
+def _scd_eval_distortion(args: argparse.Namespace, passed_on: list[str]) -> dict:
+    """Run ``scd eval distortion`` with the benchmark's settings; returns the run's ``results.json``."""
+    from cli import main as scd
+
+    argv = ["eval", "distortion", *(f"--model={m}" for m in args.model), "--data", "cifar10", "--classes", "0", "1",
+            "--method", "hsj", "--norm", "2", "--n", str(args.n), "--iters", str(args.iters),
+            "--init-size", str(args.init_size), "--runs", str(args.runs), "--start", args.start,
+            "--seed", str(args.seed), "--out", args.out, *passed_on]
+    folder = data_dir(args.data_dir)
+    if folder:
+        argv += ["--data-dir", folder]
+    scd.main(argv, prog_name="scd", standalone_mode=False)
+    return json.loads((Path(args.out) / "results.json").read_text())
+
+
+def _record(results: dict, models: dict[str, str], args: argparse.Namespace) -> dict:
+    """The benchmark record of a distortion run: its settings, and per model the success rate,
+    median and mean minimum L2 (with the bootstrap interval of the mean), queries and time."""
+    record = {"dataset": "cifar10 0 vs 1", "indices": results["config"]["points"], "iters": args.iters,
+              "init_size": args.init_size, "runs": args.runs, "start": args.start, "run_dir": args.out,
+              "command": " ".join(["python", "benchmarks/" + Path(__file__).name, *sys.argv[1:]]),
+              "machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M"), "models": {}}
+    for name, m in results["models"].items():
+        record["models"][name] = {
+            "path": models[name], "members": int(getattr(load_model(models[name]), "n_votes", 1)),
+            "success_rate": m["success_rate"], "median_l2": m["median"], "mean_l2": m["mean"],
+            "mean_l2_ci": m["mean_ci"], "l2": m["per_sample"], "median_queries_per_run": m["median_queries"],
+            "seconds": m["seconds"]}
+    return record
 
 
 def main() -> None:
@@ -43,49 +68,18 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=100)
     parser.add_argument("--init-size", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--start", choices=["uniform", "nearest"], default="nearest",
+                        help="uniform noise, or the nearest training image of the other class")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-dir", default=None)
-    args = parser.parse_args()
+    parser.add_argument("--out", default=str(ROOT / "runs" / "bench_attack_cifar"), help="the run directory")
+    args, passed_on = parser.parse_known_args()
+    if passed_on[:1] == ["--"]:
+        passed_on = passed_on[1:]
 
-    ds = load_dataset("cifar10", data_dir=data_dir(args.data_dir))
-    named = dict(spec.split("=", 1) for spec in args.model)
-    loaded = {name: load_model(path) for name, path in named.items()}
-    correct = np.ones(len(ds.x_test), bool)
-    for model in loaded.values():
-        correct &= model.predict(ds.x_test) == ds.y_test
-    idx = np.flatnonzero(correct)[: args.n]
-    x, y = ds.x_test[idx], ds.y_test[idx]
-    record = {"dataset": "cifar10 0 vs 1", "indices": idx.tolist(), "iters": args.iters, "init_size": args.init_size,
-              "runs": args.runs, "command": " ".join(["python", "benchmarks/" + Path(__file__).name, *sys.argv[1:]]),
-              "machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M"), "models": {}}
-    attack = HopSkipJump(norm=2, max_iter=args.iters, init_size=args.init_size)
-    for name, model in loaded.items():
-        best = np.full(len(idx), np.inf)
-        queries = np.zeros(len(idx), np.int64)
-        start = time.perf_counter()
-        fallback = 0
-        for run in range(args.runs):
-            result = attack(model, x, y, bounds=(0.0, 1.0), seed=args.seed + run, sample_ids=idx, progress=True)
-            l2, used = np.where(result.success, result.l2, np.inf), result.queries
-            failed = np.flatnonzero(result.extra.get("init_failed", np.zeros(len(idx), bool)))
-            if len(failed):  # uniform noise never left the class: start from the nearest other-class image
-                fallback += len(failed)
-                points = nearest_other_class(x[failed], ds.x_train, y[failed], model.predict(ds.x_train))
-                again = attack(model, x[failed], y[failed], bounds=(0.0, 1.0), seed=args.seed + run,
-                               sample_ids=idx[failed], starting_points=points, progress=True)
-                l2[failed] = np.where(again.success, again.l2, np.inf)
-                used[failed] += again.queries
-            best = np.minimum(best, l2)
-            queries += used
-        seconds = time.perf_counter() - start
-        ok = np.isfinite(best)
-        entry = {"path": named[name], "members": int(getattr(model, "n_votes", 1)),
-                 "success_rate": float(ok.mean()), "median_l2": float(np.median(best[ok])) if ok.any() else None,
-                 "mean_l2": float(np.mean(best[ok])) if ok.any() else None,
-                 "l2": [float(v) if np.isfinite(v) else None for v in best],
-                 "median_queries_per_run": float(np.median(queries / args.runs)), "seconds": seconds,
-                 "paper_l2": PAPER_L2.get(name.lower()), "nearest_image_starts": fallback}
-        record["models"][name] = entry
+    models = parse_models(args.model)
+    record = _record(_scd_eval_distortion(args, passed_on), models, args)
+    for name, entry in record["models"].items():
         print(name, json.dumps({k: v for k, v in entry.items() if k != "l2"}), flush=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(RESULTS / "attack_cifar_hsj.json", json.dumps(record, indent=1).encode())

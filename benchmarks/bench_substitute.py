@@ -10,8 +10,11 @@ with their true labels; 3072-200-200-2 ReLU substitute, Adam lr 1e-4, 20 epochs 
 6400 points; FGSM on the substitute at each L∞ budget, transferred; Gaussian noise of the
 same L2 norm as the control.  Curves are averaged over seeds.  Models already in the JSON record
 with the same settings are kept, so models can be added one run at a time.  Writes
-``benchmarks/results/substitute_cifar.json``, ``docs/substitute_cifar.png`` and regenerates
-``docs/benchmarks.md``.
+``benchmarks/results/substitute_cifar.json``, ``docs/substitute_cifar.png`` (drawn by
+:func:`eval.report.plot_substitute`, the plot of ``scd eval substitute``) and regenerates
+``docs/benchmarks.md``.  ``scd eval substitute`` attacks only images that every model
+classifies correctly, with one seed set for all seeds; this script keeps the reference's
+protocol, which attacks all the other test images and draws a seed set per seed.
 """
 
 from __future__ import annotations
@@ -33,34 +36,11 @@ from attacks.substitute import substitute_attack  # noqa: E402
 from eval.baselines import load_model  # noqa: E402
 from eval.datasets import load_dataset  # noqa: E402
 from eval.io import atomic_write_bytes  # noqa: E402
+from eval.report import plot_substitute  # noqa: E402
+from eval.suite import parse_models  # noqa: E402
 
 EPS = [0.0, 0.015625, 0.03125, 0.0625, 0.09375, 0.125, 0.1875, 0.25]
 PLOT = ROOT / "docs" / "substitute_cifar.png"
-
-
-def plot(record: dict, path: Path) -> None:
-    """Target accuracy against L∞ budget: transferred FGSM (solid) and noise control (dashed)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    for k, (name, entry) in enumerate(record["models"].items()):
-        colour = f"C{k}"
-        ax.plot(record["eps"], entry["adversarial_accuracy"], "o-", color=colour, label=f"{name}: substitute FGSM")
-        ax.plot(record["eps"], entry["noise_accuracy"], "s--", color=colour, alpha=0.6, label=f"{name}: Gaussian noise")
-    ax.set_xlabel("L∞ distortion ε")
-    ax.set_ylabel("target accuracy on the 1800 images")
-    ax.set_ylim(0, 1.02)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    ax.set_title("Substitute-model attack, CIFAR-10 0 vs 1")
-    fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    tmp.replace(path)
 
 
 def main() -> None:
@@ -74,7 +54,7 @@ def main() -> None:
     args = parser.parse_args()
 
     ds = load_dataset("cifar10", data_dir=data_dir(args.data_dir))
-    named = dict(spec.split("=", 1) for spec in args.model)
+    named = parse_models(args.model)
     record = {"eps": EPS, "seeds": args.seeds, "rounds": args.rounds, "epochs": args.epochs,
               "seed_size": args.seed_size, "models": {},
               "command": " ".join(["python", "benchmarks/" + Path(__file__).name, *sys.argv[1:]]),
@@ -107,7 +87,8 @@ def main() -> None:
         }
     RESULTS.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(RESULTS / "substitute_cifar.json", json.dumps(record, indent=1).encode())
-    plot(record, PLOT)
+    plot_substitute({name: {"eps": record["eps"], **entry} for name, entry in record["models"].items()}, PLOT,
+                    title="Substitute-model attack, CIFAR-10 0 vs 1")
     from report import write_report
 
     write_report()

@@ -19,13 +19,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from eval import paper  # noqa: E402
 from eval.io import atomic_write_bytes  # noqa: E402
-from eval.report import PAPER_CIFAR  # noqa: E402
+from eval.report import substitute_table  # noqa: E402
 
 DOC = ROOT / "docs" / "results.md"
 FIGURES = ROOT / "docs" / "results"
 NOTES = ROOT / "benchmarks" / "results_notes.md"
-PAPER_SIZE = "SCD01's distortion grows with k much more than MLP's or RF's (Figure 1)"
 
 
 def _load(folder: Path, name: str) -> dict | None:
@@ -38,7 +38,7 @@ def _fmt(v, digits=3):
 
 
 def _paper(name: str, what: str, cifar: bool):
-    return PAPER_CIFAR.get(name, {}).get(what, "") if cifar else ""
+    return paper.CIFAR.get(name, {}).get(what, "") if cifar else ""
 
 
 def _section(data: str, folder: Path) -> list[str]:
@@ -79,25 +79,20 @@ def _section(data: str, folder: Path) -> list[str]:
     if size:
         ks = sorted({r["k"] for m in size["models"].values() for r in m["sizes"]})
         lines += [f"Median minimum L2 against ensemble size (first k members; {len(size['config']['points'])} images; "
-                  f"paper: {PAPER_SIZE}):", "", "| model | " + " | ".join(f"k = {k}" for k in ks) + " |",
+                  f"paper: {paper.FIGURE1}):", "", "| model | " + " | ".join(f"k = {k}" for k in ks) + " |",
                   "|---" * (len(ks) + 1) + "|"]
         for name, m in size["models"].items():
             by_k = {r["k"]: r["median"] for r in m["sizes"]}
             lines.append(f"| {name} | " + " | ".join(_fmt(by_k.get(k)) if k in by_k else "" for k in ks) + " |")
         lines.append("")
     if sub:
-        names = list(sub["models"])
-        eps = sub["models"][names[0]]["eps"]
-        s = sub["config"]["substitute"]
+        s, fig2 = sub["config"]["substitute"], paper.FIGURE2
         lines += [f"Substitute-model attack (FGSM on a substitute, {s['rounds']} augmentation rounds x {s['epochs']} "
                   f"epochs, seeds {s['seeds']}, {len(sub['config']['points'])} attacked images; paper Figure 2: at "
-                  "ε = 0.125 the MLP near 0 %, SCD01 near 40 %): target accuracy", "",
-                  "| L∞ ε | " + " | ".join(f"{n} | {n} + noise" for n in names) + " |",
-                  "|---" * (2 * len(names) + 1) + "|"]
-        for k, e in enumerate(eps):
-            lines.append(f"| {e:.4g} | " + " | ".join(f"{sub['models'][n]['adversarial_accuracy'][k]:.3f} | "
-                                                      f"{sub['models'][n]['noise_accuracy'][k]:.3f}" for n in names) + " |")
-        lines.append("")
+                  f"ε = {fig2['eps']} the MLP near {fig2['accuracy']['mlp']} %, SCD01 near "
+                  f"{fig2['accuracy']['scd01']} %): target accuracy", "",
+                  *substitute_table(next(iter(sub["models"].values()))["eps"], sub["models"],
+                                    columns=("{name}", "{name} + noise")), ""]
     FIGURES.mkdir(parents=True, exist_ok=True)
     for run, png in (("distortion", "distortion.png"), ("size", "ensemble_size.png"), ("transfer", "transfer.png"),
                      ("substitute", "substitute.png")):
