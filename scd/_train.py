@@ -14,13 +14,14 @@ contiguous row) on the target device, ``y`` an int array of 0/1 with both classe
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import field, make_dataclass, replace
 from typing import Callable, Sequence
 
 import numpy as np
 import torch
 
 from ._network import hidden_units, project
+from ._params import PARAMS, VARIANT_PARAMS, VOTE_PARAMS
 from ._search import Objective, best_cuts, ce_best_cuts, full_sequence, integer_losses, near_rows, rank_window
 
 __all__ = ["TrainConfig", "train_scores", "train_votes", "vote_rng"]
@@ -30,21 +31,16 @@ _NEAR_ROWS = 64  # rows near the incumbent threshold that guess where each candi
 _GUESS_FROM_ROWS = 2048  # smaller batches find their windows by selection: fewer, larger steps
 
 
-@dataclass(frozen=True)
-class TrainConfig:
-    """Hyperparameters of one vote (names as in the reference)."""
-
-    loss: str
-    binary_weights: bool
-    hidden_nodes: int
-    n_iters: int
-    nrows: float
-    w_inc1: float
-    w_inc2: float
-    updated_features: int
-    interval: int
-    b_ratio: float
-    memory_elements: int = 1 << 24
+TrainConfig = make_dataclass(
+    "TrainConfig",
+    [*((name, type(p.default)) for name, p in VARIANT_PARAMS.items()),
+     *((name, type(PARAMS[name].default)) for name in VOTE_PARAMS),
+     ("memory_elements", int, field(default=1 << 24))],
+    frozen=True,
+    namespace={"__doc__": "Hyperparameters of one vote: the variant and the ``vote`` parameters of "
+                          ":mod:`scd._params` (names as in the reference), plus a memory budget."},
+)
+TrainConfig.__module__ = __name__  # where pickle (joblib workers) finds it
 
 
 def train_scores(pred: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,16 +1,22 @@
 """Model files round-trip exactly, are written atomically and never run code when loaded."""
 
+import hashlib
+import importlib.util
 import io
 import json
+import os
 import pickle
+import sys
+import warnings
 import zipfile
 
 import numpy as np
 import pytest
+from sklearn.exceptions import ConvergenceWarning
 
 import scd
 from eval.datasets import load_dataset
-from scd._persist import FORMAT_VERSION, load_bundle, save_bundle
+from scd.persist import FORMAT_VERSION, load_bundle, save_bundle
 
 SMALL = dict(n_votes=3, n_iters=15, hidden_nodes=5, updated_features=8, interval=5, random_state=0)
 
@@ -129,3 +135,60 @@ def test_load_model_reads_any_kind_and_refuses_others(tmp_path, saved, digits):
     (tmp_path / "junk.scd").write_bytes(b"not a zip")
     with pytest.raises(ValueError, match="truncated or corrupt"):
         load_model(tmp_path / "junk.scd")
+
+
+# --------------------------------------------------------------------------- one read per load
+_opened: list[str] | None = None  # paths opened while a count is running
+
+
+def _record_opens(event, args):
+    if event == "open" and _opened is not None and isinstance(args[0], (str, bytes, os.PathLike)):
+        _opened.append(os.fsdecode(args[0]))
+
+
+sys.addaudithook(_record_opens)  # audit hooks see every open: builtins, io, os.open, zipfile, numpy
+
+
+def _opens_of(path, action):
+    """How many times ``action()`` opens ``path`` (any way Python can open a file)."""
+    global _opened
+    _opened = []
+    try:
+        action()
+        seen = list(_opened)
+    finally:
+        _opened = None
+    return sum(os.path.realpath(p) == os.path.realpath(path) for p in seen)
+
+
+def _tiny_models(digits):
+    from eval.baselines import CNNEnsemble, MLPEnsemble, RandomForestEnsemble
+
+    X, y = digits.x_train, digits.y_train
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        yield "scd", scd.SCDCE(**SMALL).fit(X, y)
+        yield "mlp", MLPEnsemble(n_votes=2, max_iter=20, random_state=0, n_jobs=1).fit(X, y)
+    yield "rf", RandomForestEnsemble(n_votes=3, random_state=0, n_jobs=1).fit(X, y)
+    yield "cnn", CNNEnsemble(n_votes=1, epochs=1, random_state=0, device="cpu").fit(X, y)
+    if importlib.util.find_spec("larq") is not None:
+        from eval.baselines import BNNEnsemble
+
+        yield "bnn", BNNEnsemble(n_votes=1, epochs=1, random_state=0).fit(X, y)
+
+
+def test_every_model_file_is_opened_once_per_load(tmp_path, digits):
+    from eval.baselines import load_model, load_with_fingerprint, model_info
+
+    for name, model in _tiny_models(digits):
+        path = tmp_path / f"{name}.scd"
+        model.save(path)
+        assert _opens_of(path, lambda: load_model(path)) == 1, name
+        assert _opens_of(path, lambda: model_info(path)) == 1, name
+        loaded = []
+        assert _opens_of(path, lambda: loaded.append(load_with_fingerprint(path))) == 1, name
+        again, fingerprint = loaded[0]
+        assert fingerprint == hashlib.sha256(path.read_bytes()).hexdigest()[:16], name
+        assert type(again) is type(model), name
+        assert np.array_equal(again.predict(digits.x_test), model.predict(digits.x_test)), name
+    assert _opens_of(path, lambda: path.read_bytes()) == 1  # the count sees plain reads too

@@ -10,18 +10,15 @@ name       class                           what
 =========  ==============================  ============================================
 
 :func:`load_model` reads any model file this package writes (SCD ensembles included) by
-the kind recorded in the file, and :func:`model_info` describes one without building it.
-Neither ever unpickles.
+the kind recorded in the file, opening it once; :func:`load_with_fingerprint` also gives the
+file's fingerprint from that read, and :func:`model_info` describes a model without building
+it.  None of them ever unpickles.  They are :mod:`scd.persist`'s, with every baseline's loader
+registered by importing this package.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import zipfile
-from typing import Any
-
-from eval.io import ZIP_READ_ERRORS
+from scd.persist import load_model, load_with_fingerprint, model_info
 
 from .bnn import BNNEnsemble
 from .cnn import CNNEnsemble
@@ -29,44 +26,6 @@ from .forest import RandomForestEnsemble
 from .mlp import MLPEnsemble
 
 __all__ = ["BASELINES", "BNNEnsemble", "CNNEnsemble", "MLPEnsemble", "RandomForestEnsemble", "load_model",
-           "model_info"]
+           "load_with_fingerprint", "model_info"]
 
 BASELINES = {"mlp": MLPEnsemble, "bnn": BNNEnsemble, "rf": RandomForestEnsemble, "cnn": CNNEnsemble}
-
-
-def model_info(path: str | os.PathLike) -> dict[str, Any]:
-    """The metadata of a saved model (kind, estimator, parameters, seed, ...) and the shapes
-    of its arrays, read without building the model."""
-    name = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"model file not found: {name!r}")
-    try:
-        with zipfile.ZipFile(path) as zf:
-            names = zf.namelist()
-            if "manifest.json" in names:  # a BNN: Keras members + JSON manifest
-                return json.loads(zf.read("manifest.json"))
-    except (*ZIP_READ_ERRORS, json.JSONDecodeError) as exc:
-        raise ValueError(f"{name!r} is not a readable scd model file (truncated or corrupt?): {exc}") from None
-    from scd._persist import load_bundle
-
-    meta, arrays = load_bundle(path)
-    meta["arrays"] = {k: list(v.shape) for k, v in arrays.items() if k != "classes"}
-    if "classes" in arrays:
-        meta["classes"] = arrays["classes"].tolist()
-    return meta
-
-
-def load_model(path: str | os.PathLike, **kwargs: Any):
-    """Load any model saved by this package: an SCD ensemble or a baseline (keyword
-    arguments go to the baseline's loader, e.g. ``device`` for the CNN)."""
-    kind = model_info(path).get("kind")
-    if kind == "scd-ensemble":
-        import scd
-
-        return scd.load(path)
-    loaders = {"baseline-mlp": "mlp", "baseline-rf": "forest", "baseline-cnn": "cnn", "baseline-bnn": "bnn"}
-    if kind not in loaders:
-        raise ValueError(f"{os.fspath(path)!r} holds a {kind!r}, which is not a model this package can load.")
-    import importlib
-
-    return importlib.import_module(f"{__name__}.{loaders[kind]}").load(path, **kwargs)

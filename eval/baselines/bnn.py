@@ -27,20 +27,18 @@ TensorFlow and larq are imported only inside the functions that use them, so imp
 this module stays cheap.  Install them with the ``bnn`` extra
 (``tensorflow-cpu==2.15.1``, ``larq==0.14.0``; larq needs Keras 2, i.e. TF <= 2.15).
 
-Model files are zip archives holding ``manifest.json``, ``classes.npy`` and one Keras
-``.keras`` file per member; :func:`load` reads them with ``safe_mode=True`` (no Python
-lambdas) and checks the layer structure, and writes go through ``eval.io.atomic_open``.
+Model files are :mod:`scd.persist` files of format ``scd-keras-bundle``: ``manifest.json``,
+``classes.npy`` and one Keras ``.keras`` file per member, written atomically; :func:`load`
+reads the members with ``safe_mode=True`` (no Python lambdas) and checks the layer structure.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import os
 import tempfile
 import time
-import zipfile
 from numbers import Integral, Real
 from typing import Any
 
@@ -49,18 +47,15 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from eval.io import ZIP_READ_ERRORS, atomic_open
-from scd._members import VoteOutputs, fit_or_keep, member_indices
+from scd.ensemble import VoteOutputs, base_seed, binary_targets, fit_or_keep
+from scd.files import ZIP_READ_ERRORS
+from scd.persist import KERAS_FORMAT, ModelFile, read_model_file, read_zip, rebuild, register_loader, save_estimator
 
-from ._common import base_seed, binary_targets, check_member, json_params, label_indices
+from ._common import label_indices
 
 __all__ = ["BNNEnsemble", "load"]
 
-FORMAT = "scd-keras-bundle"
-FORMAT_VERSION = 1
 _KIND = "baseline-bnn"
-_MANIFEST = "manifest.json"
-_CLASSES = "classes.npy"
 _QUANTIZERS = ("approx_sign", "ste_sign", "swish_sign")
 _PREDICT_ROWS = 8192
 
@@ -220,6 +215,7 @@ class BNNEnsemble(VoteOutputs, ClassifierMixin, BaseEstimator):
         "worker_threads": [Interval(Integral, 1, None, closed="left"), None],
         "verbose": ["verbose"],
     }
+    _per_member = ("members_",)
 
     def __init__(
         self,
@@ -247,11 +243,6 @@ class BNNEnsemble(VoteOutputs, ClassifierMixin, BaseEstimator):
         self.n_jobs = n_jobs
         self.worker_threads = worker_threads
         self.verbose = verbose
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.non_deterministic = self.random_state is None
-        return tags
 
     # ------------------------------------------------------------------ fit
     @fit_or_keep
@@ -291,16 +282,11 @@ class BNNEnsemble(VoteOutputs, ClassifierMixin, BaseEstimator):
         return self
 
     # ------------------------------------------------------------------ outputs
-    def _check_member(self, member) -> None:
-        check_is_fitted(self)
-        check_member(member, len(self.members_))
-
     def _input(self, X):
         return validate_data(self, X, reset=False, dtype=np.float32, order="C")
 
     def _member_probs(self, X, member) -> np.ndarray:
         """Softmax of every member ``(n_members, n_samples, 2)`` (float32)."""
-        self._check_member(member)
         tf, _ = _tf()
         X = self._input(X)
         members = self.members_ if member is None else [self.members_[member]]
@@ -322,7 +308,7 @@ class BNNEnsemble(VoteOutputs, ClassifierMixin, BaseEstimator):
         """``(n_samples, 2)`` float32: member ``member``'s pre-softmax outputs, or for
         ``member=None`` the log of the soft-vote probabilities ``log(mean_v softmax_v)``
         (a differentiable surrogate; the default hard vote has no useful gradient)."""
-        self._check_member(member)
+        member = self._checked_member(member)
         tf, _ = _tf()
         x = tf.convert_to_tensor(self._input(X))
         return self._ensemble_logits(x, member, tf).numpy()
@@ -335,7 +321,7 @@ class BNNEnsemble(VoteOutputs, ClassifierMixin, BaseEstimator):
         ``y``: labels from ``classes_`` ``(n_samples,)`` or one-hot ``(n_samples, 2)``.
         Returns float32 ``(n_samples, n_features)``.
         """
-        self._check_member(member)
+        member = self._checked_member(member)
         tf, _ = _tf()
         X = self._input(X)
         target = tf.convert_to_tensor(label_indices(self.classes_, y, len(X)))
@@ -350,7 +336,7 @@ class BNNEnsemble(VoteOutputs, ClassifierMixin, BaseEstimator):
         """Gradient w.r.t. each row of ``sum_c weights[i, c] * logits[i, c]`` (:meth:`logits`,
         larq's straight-through pseudo-gradients), float32 ``(n_samples, n_features)``: the
         margin gradient EAD and C&W need."""
-        self._check_member(member)
+        member = self._checked_member(member)
         tf, _ = _tf()
         X = self._input(X)
         w = np.asarray(weights, np.float32)
@@ -368,19 +354,11 @@ class BNNEnsemble(VoteOutputs, ClassifierMixin, BaseEstimator):
             return (np.argmax(probs, axis=2) == 1).mean(axis=0)  # argmax ties -> class 0
         return probs[:, :, 1].mean(axis=0)
 
-    def members(self, indices) -> "BNNEnsemble":
-        """A fitted ``BNNEnsemble`` holding copies of the members ``indices`` in that order."""
-        check_is_fitted(self)
-        idx = member_indices(indices, len(self.members_))
-        sub = type(self)(**{**self.get_params(), "n_votes": len(idx)})
-        for name in ("classes_", "n_features_in_", "seed_", "fit_time_"):
-            setattr(sub, name, getattr(self, name))
-        sub.members_ = []
-        for i in idx:
-            model = _build_member(self.n_features_in_, self.hidden_nodes, self.input_quantizer)
-            model.set_weights(self.members_[i].get_weights())
-            sub.members_.append(model)
-        return sub
+    def _copy_member(self, model):
+        """A new Keras model with ``model``'s weights (Keras models do not deep-copy)."""
+        copy = _build_member(self.n_features_in_, self.hidden_nodes, self.input_quantizer)
+        copy.set_weights(model.get_weights())
+        return copy
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike) -> None:
@@ -388,35 +366,26 @@ class BNNEnsemble(VoteOutputs, ClassifierMixin, BaseEstimator):
         member (written atomically)."""
         check_is_fitted(self)
         tf, lq = _tf()
-        from scd import __version__
-
-        names = [f"member_{v:03d}.keras" for v in range(len(self.members_))]
-        manifest = {
-            "format": FORMAT, "format_version": FORMAT_VERSION, "kind": _KIND, "scd_version": __version__,
-            "tensorflow_version": tf.__version__, "larq_version": lq.__version__,
-            "estimator": type(self).__name__,
-            "params": json_params({**self.get_params(), "n_votes": len(self.members_)}),
-            "n_features_in": int(self.n_features_in_), "members": names,
-            "seed": int(self.seed_), "fit_time": float(self.fit_time_),
-        }
-        classes = self.classes_
-        if classes.dtype.hasobject:
-            classes = np.asarray(classes.tolist())
-        buf = io.BytesIO()
-        np.lib.format.write_array(buf, classes, allow_pickle=False)
-        with tempfile.TemporaryDirectory() as tmp, atomic_open(path, "wb") as fh:
-            with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_STORED) as zf:
-                zf.writestr(_MANIFEST, json.dumps(manifest, indent=1, sort_keys=True))
-                zf.writestr(_CLASSES, buf.getvalue())
-                for name, model in zip(names, self.members_):
-                    file = os.path.join(tmp, name)
-                    model.save(file)
-                    zf.write(file, name)
+        names = _member_files(len(self.members_))
+        blobs = {}
+        with tempfile.TemporaryDirectory() as tmp:
+            for name, model in zip(names, self.members_):
+                model.save(os.path.join(tmp, name))
+                with open(os.path.join(tmp, name), "rb") as fh:
+                    blobs[name] = fh.read()
+        save_estimator(path, _KIND, self, {}, blobs=blobs, format=KERAS_FORMAT, members=names,
+                       tensorflow_version=tf.__version__, larq_version=lq.__version__)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "BNNEnsemble":
         """Same as :func:`load`."""
         return load(path)
+
+
+def _member_files(n: int) -> list[str]:
+    """Entry names of the members in a model file: chosen by us, never read from the manifest
+    (no path games)."""
+    return [f"member_{v:03d}.keras" for v in range(n)]
 
 
 def load(path: str | os.PathLike) -> BNNEnsemble:
@@ -426,63 +395,43 @@ def load(path: str | os.PathLike) -> BNNEnsemble:
     refused) and must have exactly the BNN layer structure and weight shapes.  Raises
     ``FileNotFoundError`` for a missing file and ``ValueError`` for anything else wrong.
     """
-    name = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"model file not found: {name!r}")
-    try:
-        with zipfile.ZipFile(path) as zf:
-            bad = zf.testzip()
-            if bad is not None:
-                raise ValueError(f"member {bad!r} fails its checksum")
-            manifest = json.loads(zf.read(_MANIFEST))
-            with zf.open(_CLASSES) as fh:
-                classes = np.lib.format.read_array(fh, allow_pickle=False)
-            if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-                raise ValueError(f"not a BNN model file (format {manifest.get('format')!r})")
-            n_members = len(manifest["members"])
-            # member files are named by us, never by the manifest (no path games)
-            blobs = [zf.read(f"member_{v:03d}.keras") for v in range(n_members)]
-    except (*ZIP_READ_ERRORS, KeyError, ValueError, TypeError, AttributeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{name!r} is not a readable BNN model file (truncated or corrupt?): {exc}") from None
-    version = manifest.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise ValueError(f"{name!r} was written with BNN format version {version}; this code reads up to "
-                         f"{FORMAT_VERSION}. Upgrade scd to load it.")
-    if manifest.get("kind") != _KIND:
-        raise ValueError(f"{name!r} holds a {manifest.get('kind')!r}, not a {_KIND!r}")
-    try:
-        params = {k: v for k, v in manifest["params"].items() if k in BNNEnsemble().get_params()}
-        est = BNNEnsemble(**params)
-        est._validate_params()
-        d = int(manifest["n_features_in"])
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise ValueError(f"{name!r} has a corrupt manifest: {exc}") from None
-    if n_members < 1 or n_members != est.n_votes or classes.shape != (2,):
-        raise ValueError(f"{name!r} is corrupt: {n_members} members for n_votes={est.n_votes}, classes of shape "
-                         f"{classes.shape}.")
+    return _from_file(read_model_file(path, _KIND))
+
+
+def _from_file(file: ModelFile) -> BNNEnsemble:
+    """The ensemble in a model file read by :func:`scd.persist.read_model_file`."""
+    name = file.path
+    est = rebuild(file, [BNNEnsemble])
+    saved = file.header.get("members")
+    n_members = len(saved) if isinstance(saved, list) else 0
+    files = _member_files(n_members)
+    if n_members < 1 or n_members != est.n_votes or not all(f in file.blobs for f in files):
+        raise ValueError(f"{name!r} is corrupt: {n_members} members for n_votes={est.n_votes}, member files "
+                         f"{sorted(f for f in file.blobs)[:5]}.")
     tf, _ = _tf()
+    d = est.n_features_in_
     reference = _build_member(d, est.hidden_nodes, est.input_quantizer)
     allowed = _config_objects(tf.keras.saving.serialize_keras_object(reference))
     members = []
     with tempfile.TemporaryDirectory() as tmp:
-        for v, blob in enumerate(blobs):
+        for v, member_file in enumerate(files):
+            blob = file.blobs[member_file]
             _check_keras_file(blob, allowed, name, v)
-            file = os.path.join(tmp, f"member_{v:03d}.keras")
-            with open(file, "wb") as fh:
+            path = os.path.join(tmp, member_file)
+            with open(path, "wb") as fh:
                 fh.write(blob)
             try:
-                model = tf.keras.models.load_model(file, custom_objects=_custom_objects(), compile=False,
+                model = tf.keras.models.load_model(path, custom_objects=_custom_objects(), compile=False,
                                                    safe_mode=True)
             except Exception as exc:  # Keras raises many types for bad files; never run on
                 raise ValueError(f"{name!r}: member {v} cannot be loaded safely: {type(exc).__name__}: {exc}") from None
             _check_structure(model, reference, name, v)
             members.append(model)
-    est.classes_ = classes
-    est.n_features_in_ = d
     est.members_ = members
-    est.seed_ = int(manifest.get("seed", 0))
-    est.fit_time_ = float(manifest.get("fit_time", 0.0))
     return est
+
+
+register_loader(_KIND, _from_file)
 
 
 _KERAS_ENTRIES = {"config.json", "metadata.json", "model.weights.h5"}
@@ -510,14 +459,13 @@ def _check_keras_file(blob: bytes, allowed: set[tuple], name: str, v: int) -> No
     names (and a module's import runs its code) before it checks the class.
     """
     try:
-        with zipfile.ZipFile(io.BytesIO(blob)) as zf:
-            entries = set(zf.namelist())
-            config = json.loads(zf.read("config.json"))
+        entries = read_zip(blob)
+        config = json.loads(entries["config.json"])
     except (*ZIP_READ_ERRORS, KeyError, ValueError) as exc:
         raise ValueError(f"{name!r}: member {v} is not a readable .keras file: {exc}") from None
     unknown = sorted(map(str, _config_objects(config) - allowed))
-    if not entries <= _KERAS_ENTRIES or unknown:
-        extra = sorted(entries - _KERAS_ENTRIES)
+    if not set(entries) <= _KERAS_ENTRIES or unknown:
+        extra = sorted(set(entries) - _KERAS_ENTRIES)
         raise ValueError(f"{name!r}: member {v} cannot be loaded safely: it is not a BNN member "
                          f"(unexpected objects {unknown[:5]}, files {extra[:5]}).")
 

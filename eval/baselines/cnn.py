@@ -24,7 +24,7 @@ weights on every CPU run with the same number of torch threads (and the same ini
 weights on a GPU).  A different thread count changes the order of float additions in
 the convolutions, hence the last bits of the trained weights.
 
-Models are saved as a safe bundle (:mod:`scd._persist`, kind ``"baseline-cnn"``): weights
+Models are saved as a safe bundle (:mod:`scd.persist`, kind ``"baseline-cnn"``): weights
 as ``.npy`` arrays, the architecture as JSON metadata; :func:`load` rebuilds the modules
 and never unpickles.
 """
@@ -45,11 +45,10 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
-from scd._device import resolve_devices
-from scd._members import VoteOutputs, fit_or_keep, member_indices
-from scd._persist import load_bundle, save_bundle
+from scd.ensemble import VoteOutputs, base_seed, binary_targets, fit_or_keep, resolve_devices
+from scd.persist import ModelFile, read_model_file, rebuild, register_loader, save_estimator
 
-from ._common import base_seed, binary_targets, check_member, json_params, label_indices
+from ._common import label_indices
 
 __all__ = ["CNNEnsemble", "load"]
 
@@ -240,6 +239,7 @@ class CNNEnsemble(VoteOutputs, ClassifierMixin, BaseEstimator):
         "device": [str],
         "verbose": ["verbose"],
     }
+    _per_member = ("members_",)
 
     def __init__(
         self,
@@ -265,11 +265,6 @@ class CNNEnsemble(VoteOutputs, ClassifierMixin, BaseEstimator):
         self.random_state = random_state
         self.device = device
         self.verbose = verbose
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.non_deterministic = self.random_state is None
-        return tags
 
     # ------------------------------------------------------------------ fit
     @fit_or_keep
@@ -315,10 +310,6 @@ class CNNEnsemble(VoteOutputs, ClassifierMixin, BaseEstimator):
         return tuple(int(s) for s in shape)
 
     # ------------------------------------------------------------------ torch access
-    def _check_member(self, member) -> None:
-        check_is_fitted(self)
-        check_member(member, len(self.members_))
-
     def torch_module(self, member: int | None = None) -> nn.Module:
         """Differentiable module: float32 ``(n, n_features)`` on ``device_`` -> ``(n, 2)``.
 
@@ -327,7 +318,7 @@ class CNNEnsemble(VoteOutputs, ClassifierMixin, BaseEstimator):
         equals :meth:`predict_proba` with ``voting="soft"``.  The modules are the fitted
         ones (not copies), in eval mode with ``requires_grad=False`` on the weights.
         """
-        self._check_member(member)
+        member = self._checked_member(member)
         if member is not None:
             return self.members_[member]
         return _SoftVote(self.members_).eval()
@@ -338,7 +329,6 @@ class CNNEnsemble(VoteOutputs, ClassifierMixin, BaseEstimator):
 
     def _member_probs(self, X, member) -> np.ndarray:
         """Class-1 probability of every member ``(n_samples, n_members)``."""
-        self._check_member(member)
         Xt = self._tensor(X)
         members = self.members_ if member is None else [self.members_[member]]
         with torch.no_grad():
@@ -385,37 +375,13 @@ class CNNEnsemble(VoteOutputs, ClassifierMixin, BaseEstimator):
             return (p > 0.5).mean(axis=1)
         return p.mean(axis=1)
 
-    def members(self, indices) -> "CNNEnsemble":
-        """A fitted ``CNNEnsemble`` holding copies of the members ``indices`` in that order."""
-        check_is_fitted(self)
-        idx = member_indices(indices, len(self.members_))
-        sub = type(self)(**{**self.get_params(), "n_votes": len(idx)})
-        for name in ("classes_", "n_features_in_", "input_shape_", "architecture_", "device_", "seed_", "fit_time_"):
-            setattr(sub, name, copy.deepcopy(getattr(self, name)))
-        sub.members_ = [copy.deepcopy(self.members_[i]) for i in idx]
-        return sub
-
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike) -> None:
         """Save to ``path`` as a safe bundle (weights as arrays, architecture as JSON; atomic)."""
         check_is_fitted(self)
-        meta = {
-            "estimator": type(self).__name__,
-            "params": json_params({**self.get_params(), "n_votes": len(self.members_)}),
-            "architecture": self.architecture_,
-            "n_features_in": int(self.n_features_in_),
-            "n_members": len(self.members_),
-            "seed": int(self.seed_),
-            "fit_time": float(self.fit_time_),
-        }
-        classes = self.classes_
-        if classes.dtype.hasobject:
-            classes = np.asarray(classes.tolist())
-        arrays = {"classes": classes}
-        for v, m in enumerate(self.members_):
-            for name, value in m.state_dict().items():
-                arrays[f"m{v}.{name}"] = value.detach().cpu().numpy()
-        save_bundle(path, _KIND, meta, arrays)
+        arrays = {f"m{v}.{name}": value.detach().cpu().numpy()
+                  for v, m in enumerate(self.members_) for name, value in m.state_dict().items()}
+        save_estimator(path, _KIND, self, arrays, architecture=self.architecture_, n_members=len(self.members_))
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, device: str | None = None) -> "CNNEnsemble":
@@ -430,18 +396,16 @@ def load(path: str | os.PathLike, *, device: str | None = None) -> CNNEnsemble:
     CPU-only machine with ``device="cpu"``; "auto" falls back to the CPU by itself).
     Raises ``FileNotFoundError`` for a missing file and ``ValueError`` for a corrupt one.
     """
-    meta, arrays = load_bundle(path, _KIND)
-    name = os.fspath(path)
+    return _from_file(read_model_file(path, _KIND), device=device)
+
+
+def _from_file(file: ModelFile, *, device: str | None = None) -> CNNEnsemble:
+    """The ensemble in a model file read by :func:`scd.persist.read_model_file`."""
+    meta, arrays, name = file.header, file.arrays, file.path
+    est = rebuild(file, [CNNEnsemble], tuples=("input_shape",), **({} if device is None else {"device": device}))
     try:
         arch = meta["architecture"]
         n_members = int(meta["n_members"])
-        params = {k: v for k, v in meta["params"].items() if k in CNNEnsemble().get_params()}
-        if params.get("input_shape") is not None:
-            params["input_shape"] = tuple(params["input_shape"])
-        if device is not None:
-            params["device"] = device
-        est = CNNEnsemble(**params)
-        est._validate_params()
         # only the networks this code builds: an edited architecture could allocate anything
         if arch != _architecture(tuple(int(s) for s in arch["input_shape"])):
             raise ValueError("the architecture is not the one built for its input shape")
@@ -464,16 +428,15 @@ def load(path: str | os.PathLike, *, device: str | None = None) -> CNNEnsemble:
     except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
         raise ValueError(f"{name!r} is corrupt or incomplete: {type(exc).__name__}: {exc}") from None
     expected = {f"m{v}.{k}" for v in range(n_members) for k in members[0].state_dict()} | {"classes"}
-    if set(arrays) != expected or arrays["classes"].shape != (2,):
+    if set(arrays) != expected:
         raise ValueError(f"{name!r} is corrupt: its arrays do not match the saved architecture.")
-    if math.prod(arch["input_shape"]) != meta.get("n_features_in"):
+    if math.prod(arch["input_shape"]) != est.n_features_in_:
         raise ValueError(f"{name!r} is corrupt: the architecture does not match n_features_in.")
-    est.classes_ = arrays["classes"]
-    est.n_features_in_ = int(meta["n_features_in"])
     est.input_shape_ = tuple(arch["input_shape"])
     est.architecture_ = arch
     est.members_ = members
     est.device_ = str(target)
-    est.seed_ = int(meta["seed"])
-    est.fit_time_ = float(meta.get("fit_time", 0.0))
     return est
+
+
+register_loader(_KIND, _from_file)

@@ -21,13 +21,10 @@ from sklearn.tree._tree import NODE_DTYPE, TREE_LEAF, Tree
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from scd._members import fit_or_keep
-from scd._persist import load_bundle, save_bundle
+from scd.ensemble import base_seed, binary_targets, fit_or_keep
+from scd.persist import ModelFile, check_array, meta_number, read_model_file, rebuild, register_loader, save_estimator
 
-from ._common import (
-    _VotingBaseline, base_seed, binary_targets, check_array, describe, json_params, load_classes,
-    meta_number, rebuild, savable_classes,
-)
+from ._common import _VotingBaseline
 
 __all__ = ["RandomForestEnsemble", "load"]
 
@@ -139,35 +136,28 @@ class RandomForestEnsemble(_VotingBaseline):
         """Save the fitted forest to ``path``: node tables as arrays plus JSON, no pickle."""
         check_is_fitted(self)
         states = [tree.tree_.__getstate__() for tree in self.estimators_]
-        meta = {
-            "estimator": type(self).__name__,
-            "params": json_params({**self.get_params(), "n_votes": len(self.estimators_)}),
-            "n_features_in": int(self.n_features_in_),
-            "tree_max_features": int(self.estimators_[0].max_features_),
-            "seed": int(self.seed_),
-            "fit_time": float(self.fit_time_),
-        }
         arrays = {
-            "classes": savable_classes(self.classes_),
             "nodes": np.concatenate([s["nodes"] for s in states]),
             "values": np.concatenate([s["values"] for s in states]),
             "node_counts": np.array([s["node_count"] for s in states], dtype=np.int64),
             "max_depths": np.array([s["max_depth"] for s in states], dtype=np.int64),
             "tree_seeds": np.array([tree.random_state for tree in self.estimators_], dtype=np.int64),
         }
-        save_bundle(path, _KIND, meta, arrays)
+        save_estimator(path, _KIND, self, arrays, tree_max_features=int(self.estimators_[0].max_features_))
 
 
 def load(path: str | os.PathLike) -> RandomForestEnsemble:
     """Load a :class:`RandomForestEnsemble` saved with ``save``; checks every tree and never
     unpickles."""
-    where = describe(path)
-    meta, arrays = load_bundle(path, _KIND)
-    if meta.get("estimator") != RandomForestEnsemble.__name__:
-        raise ValueError(f"{where} names an unknown estimator {meta.get('estimator')!r}")
-    est = rebuild(RandomForestEnsemble, meta, where)
-    d = meta_number(meta, "n_features_in", where)
-    max_features = meta_number(meta, "tree_max_features", where)
+    return _from_file(read_model_file(path, _KIND))
+
+
+def _from_file(file: ModelFile) -> RandomForestEnsemble:
+    """The forest in a model file read by :func:`scd.persist.read_model_file`."""
+    where, arrays = file.where, file.arrays
+    est = rebuild(file, [RandomForestEnsemble])
+    d = est.n_features_in_
+    max_features = meta_number(file.header, "tree_max_features", where)
     if d < 1 or not 1 <= max_features <= d:
         raise ValueError(f"{where} is corrupt: {d} features, {max_features} per split")
     T = est.n_votes
@@ -178,10 +168,6 @@ def load(path: str | os.PathLike) -> RandomForestEnsemble:
         raise ValueError(f"{where} is corrupt: node counts or depths out of range")
     nodes = _node_table(arrays.get("nodes"), sum(int(c) for c in counts), where)  # no overflow
     values = check_array(arrays, "values", (len(nodes), 1, 2), "f", where, finite=True)
-    est.classes_ = load_classes(arrays, where)
-    est.n_features_in_ = d
-    est.seed_ = meta_number(meta, "seed", where)
-    est.fit_time_ = meta_number(meta, "fit_time", where, float)
     est.estimators_ = []
     start = 0
     for t, count in enumerate(int(c) for c in counts):
@@ -192,6 +178,9 @@ def load(path: str | os.PathLike) -> RandomForestEnsemble:
         _check_tree(state, d, f"{where} tree {t}")
         est.estimators_.append(_fitted_tree(est, state, d, max_features, int(seeds[t])))
     return est
+
+
+register_loader(_KIND, _from_file)
 
 
 def _node_table(nodes, n_nodes: int, where: str) -> np.ndarray:

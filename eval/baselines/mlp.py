@@ -27,13 +27,10 @@ from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from scd._members import fit_or_keep
-from scd._persist import load_bundle, save_bundle
+from scd.ensemble import base_seed, binary_targets, fit_or_keep
+from scd.persist import ModelFile, check_array, read_model_file, rebuild, register_loader, save_estimator
 
-from ._common import (
-    _VotingBaseline, base_seed, binary_targets, check_array, describe, json_params, load_classes,
-    member_seeds, meta_number, rebuild, savable_classes,
-)
+from ._common import _VotingBaseline, member_seeds
 
 __all__ = ["MLPEnsemble", "load"]
 
@@ -100,7 +97,7 @@ learning_rate_init, max_iter, shuffle, tol, momentum, nesterovs_momentum, n_iter
         "warm_start": ["boolean"],
     }
     _dtype = (np.float64, np.float32)
-    _per_member = ("member_seeds_", "n_iter_")
+    _per_member = ("estimators_", "member_seeds_", "n_iter_")
 
     def __init__(
         self,
@@ -189,7 +186,6 @@ learning_rate_init, max_iter, shuffle, tol, momentum, nesterovs_momentum, n_iter
         member: the attacks query 100-member ensembles millions of times."""
         if member is not None:
             return super()._positive_fraction(X, member)
-        check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=self._dtype)
         if not len(X):
             return np.zeros(0)
@@ -200,22 +196,11 @@ learning_rate_init, max_iter, shuffle, tol, momentum, nesterovs_momentum, n_iter
     def save(self, path: str | os.PathLike) -> None:
         """Save the fitted ensemble to ``path``: weights as arrays plus JSON, no pickle."""
         check_is_fitted(self)
-        meta = {
-            "estimator": type(self).__name__,
-            "params": json_params({**self.get_params(), "n_votes": len(self.estimators_)}),
-            "n_features_in": int(self.n_features_in_),
-            "seed": int(self.seed_),
-            "fit_time": float(self.fit_time_),
-        }
-        arrays = {
-            "classes": savable_classes(self.classes_),
-            "member_seeds": self.member_seeds_,
-            "n_iter": self.n_iter_,
-        }
+        arrays = {"member_seeds": self.member_seeds_, "n_iter": self.n_iter_}
         for j in range(len(self.estimators_[0].coefs_)):
             arrays[f"coefs_{j}"] = np.stack([m.coefs_[j] for m in self.estimators_])
             arrays[f"intercepts_{j}"] = np.stack([m.intercepts_[j] for m in self.estimators_])
-        save_bundle(path, _KIND, meta, arrays)
+        save_estimator(path, _KIND, self, arrays)
 
 
 _STACK_ROWS = 4096
@@ -263,12 +248,14 @@ def _warn_unconverged(n_iter: np.ndarray, max_iter: int) -> None:
 
 def load(path: str | os.PathLike) -> MLPEnsemble:
     """Load an :class:`MLPEnsemble` saved with ``save``; checks every array and never unpickles."""
-    where = describe(path)
-    meta, arrays = load_bundle(path, _KIND)
-    if meta.get("estimator") != MLPEnsemble.__name__:
-        raise ValueError(f"{where} names an unknown estimator {meta.get('estimator')!r}")
-    est = rebuild(MLPEnsemble, meta, where, tuples=("hidden_layer_sizes",))
-    d = meta_number(meta, "n_features_in", where)
+    return _from_file(read_model_file(path, _KIND))
+
+
+def _from_file(file: ModelFile) -> MLPEnsemble:
+    """The ensemble in a model file read by :func:`scd.persist.read_model_file`."""
+    where, arrays = file.where, file.arrays
+    est = rebuild(file, [MLPEnsemble], tuples=("hidden_layer_sizes",))
+    d = est.n_features_in_
     V = est.n_votes
     hidden = est.hidden_layer_sizes
     sizes = [d, *(hidden if np.iterable(hidden) else [hidden]), 1]
@@ -278,18 +265,17 @@ def load(path: str | os.PathLike) -> MLPEnsemble:
         intercepts.append(check_array(arrays, f"intercepts_{j}", (V, fan_out), "f", where, finite=True))
     if len({a.dtype for a in coefs + intercepts}) != 1 or f"coefs_{len(coefs)}" in arrays:
         raise ValueError(f"{where} is corrupt: its layers do not match hidden_layer_sizes and one dtype")
-    est.classes_ = load_classes(arrays, where)
     est.member_seeds_ = check_array(arrays, "member_seeds", (V,), "iu", where)
     est.n_iter_ = check_array(arrays, "n_iter", (V,), "iu", where)
-    est.n_features_in_ = d
-    est.seed_ = meta_number(meta, "seed", where)
-    est.fit_time_ = meta_number(meta, "fit_time", where, float)
     est.estimators_ = [
         _fitted_member(est, [c[v] for c in coefs], [b[v] for b in intercepts], int(est.member_seeds_[v]),
                        int(est.n_iter_[v]))
         for v in range(V)
     ]
     return est
+
+
+register_loader(_KIND, _from_file)
 
 
 def _fitted_member(est: MLPEnsemble, coefs: list, intercepts: list, seed: int, n_iter: int) -> MLPClassifier:
