@@ -180,3 +180,27 @@ def test_cuda_training_matches_cpu_accuracy(digits):
     cpu = scd.SCD01(n_votes=8, n_iters=100, random_state=0, device="cpu").fit(digits.x_train, digits.y_train)
     gpu = scd.SCD01(n_votes=8, n_iters=100, random_state=0, device="cuda").fit(digits.x_train, digits.y_train)
     assert abs(gpu.score(digits.x_test, digits.y_test) - cpu.score(digits.x_test, digits.y_test)) < 0.05
+
+
+def test_parameters_are_listed_once():
+    """Signatures, constraints, the per-vote config and the docstrings all come from scd._params."""
+    import inspect
+    from dataclasses import fields
+
+    from scd._params import PARAMS, VARIANT_PARAMS, VOTE_PARAMS
+    from scd._train import TrainConfig
+
+    generic = {**VARIANT_PARAMS, **PARAMS}
+    for cls in [*VARIANTS, scd.SCDClassifier]:
+        table = generic if cls is scd.SCDClassifier else PARAMS
+        signature = inspect.signature(cls)
+        assert list(signature.parameters) == list(table) == list(cls._parameter_constraints)
+        assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in signature.parameters.values())
+        assert cls().get_params() == {name: signature.parameters[name].default for name in table}
+        assert all(f"    {name} : " in cls.__doc__ for name in table)
+    assert scd.SCD01BNN().n_iters == scd.SCDCEBNN().n_iters == 10000 == 10 * scd.SCD01().n_iters
+    assert [f.name for f in fields(TrainConfig)] == [*VARIANT_PARAMS, *VOTE_PARAMS, "memory_elements"]
+    with pytest.raises(TypeError, match="n_vote"):
+        scd.SCD01(n_vote=3)
+    with pytest.raises(TypeError):
+        scd.SCD01(3)

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from sklearn.ensemble import RandomForestClassifier
 
 import scd
 from eval.datasets import load_dataset
@@ -70,3 +71,36 @@ def test_unwritable_checkpoint_is_refused_before_training(tmp_path, monkeypatch)
     blocker.write_text("")
     with pytest.raises(ValueError, match="cannot be written"):
         scd.SCD01(**PARAMS, checkpoint=str(blocker / "fit.ckpt")).fit(ds.x_train, ds.y_train)
+
+
+def test_fit_and_save_keeps_the_checkpoint_only_while_it_is_needed(tmp_path, monkeypatch):
+    from scd.persist import checkpoint_path, fit_and_save
+
+    ds = load_dataset("digits")
+    out = tmp_path / "m.scd"
+    ckpt = tmp_path / "m.scd.ckpt"
+    assert checkpoint_path(out) == str(ckpt)
+    real = _parallel.train_votes
+    calls = []
+
+    def interrupt_on_second_group(*args, **kwargs):
+        calls.append(args[2])
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_parallel, "train_votes", interrupt_on_second_group)
+    with pytest.raises(KeyboardInterrupt):
+        fit_and_save(scd.SCD01(**PARAMS), ds.x_train, ds.y_train, out)
+    assert ckpt.exists() and not out.exists()  # interrupted: the checkpoint stays
+    monkeypatch.setattr(_parallel, "train_votes", real)
+    model = fit_and_save(scd.SCD01(**PARAMS), ds.x_train, ds.y_train, out, resume=True)
+    assert model.n_votes_resumed_ == 1 and out.exists() and not ckpt.exists()
+    reference = scd.SCD01(**PARAMS).fit(ds.x_train, ds.y_train)
+    np.testing.assert_array_equal(scd.load(out).W1_, reference.W1_)
+    # without resume a stale checkpoint is discarded (here: one from other parameters)
+    scd.SCD01(**{**PARAMS, "hidden_nodes": 5}, checkpoint=str(ckpt)).fit(ds.x_train, ds.y_train)
+    fit_and_save(scd.SCD01(**PARAMS), ds.x_train, ds.y_train, out)
+    assert not ckpt.exists()
+    with pytest.raises(ValueError, match="no checkpoint"):
+        fit_and_save(RandomForestClassifier(n_estimators=2), ds.x_train, ds.y_train, tmp_path / "rf", resume=True)
