@@ -11,21 +11,27 @@ from scd import _parallel
 PARAMS = dict(n_votes=4, n_iters=12, hidden_nodes=4, updated_features=8, interval=4, random_state=3, group_size=1)
 
 
+def _interrupt_on_group(monkeypatch, group: int):
+    """Make training raise KeyboardInterrupt (Ctrl-C) when group number ``group`` (1-based) starts."""
+    real = _parallel.train_votes
+    calls = []
+
+    def interrupting(*args, **kwargs):
+        calls.append(args[2])
+        if len(calls) == group:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_parallel, "train_votes", interrupting)
+    return real
+
+
 def test_interrupt_then_resume_equals_uninterrupted(tmp_path, monkeypatch):
     ds = load_dataset("digits")
     ckpt = tmp_path / "fit.ckpt"
     reference = scd.SCD01(**PARAMS).fit(ds.x_train, ds.y_train)
 
-    real = _parallel.train_votes
-    calls = []
-
-    def interrupt_on_third_group(*args, **kwargs):
-        calls.append(args[2])
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(_parallel, "train_votes", interrupt_on_third_group)
+    real = _interrupt_on_group(monkeypatch, 3)
     with pytest.raises(KeyboardInterrupt):
         scd.SCD01(**PARAMS, checkpoint=str(ckpt)).fit(ds.x_train, ds.y_train)
     assert ckpt.exists()
@@ -80,16 +86,7 @@ def test_fit_and_save_keeps_the_checkpoint_only_while_it_is_needed(tmp_path, mon
     out = tmp_path / "m.scd"
     ckpt = tmp_path / "m.scd.ckpt"
     assert checkpoint_path(out) == str(ckpt)
-    real = _parallel.train_votes
-    calls = []
-
-    def interrupt_on_second_group(*args, **kwargs):
-        calls.append(args[2])
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(_parallel, "train_votes", interrupt_on_second_group)
+    real = _interrupt_on_group(monkeypatch, 2)
     with pytest.raises(KeyboardInterrupt):
         fit_and_save(scd.SCD01(**PARAMS), ds.x_train, ds.y_train, out)
     assert ckpt.exists() and not out.exists()  # interrupted: the checkpoint stays
