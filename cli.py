@@ -236,6 +236,7 @@ def attack(model_path, method, data, classes, data_dir, data_path, n_samples, in
 
     Successes are always judged by re-querying the real model on the final, clipped example.
     """
+    from attacks import AttackSpec
     from eval.attack_run import AttackConfig, main as run_attack
 
     if indices is not None:
@@ -248,11 +249,13 @@ def attack(model_path, method, data, classes, data_dir, data_path, n_samples, in
             eps = tuple(float(e) for e in eps.split(","))
         except ValueError:
             raise click.BadParameter(f"expected comma-separated numbers, got {eps!r}", param_hint="--eps")
-    config = AttackConfig(model_path=model_path, method=method, data=data, classes=tuple(classes) if classes else None,
-                          data_dir=data_dir, data_path=data_path, n_samples=n_samples, indices=indices, norm=norm,
-                          max_queries=max_queries, iters=iters, init_size=init_size, theta=theta, target=target,
-                          start=start, eps=eps, surrogate=surrogate, seed_size=seed_size,
-                          substitute_rounds=substitute_rounds, substitute_epochs=substitute_epochs, seed=seed,
+    curve = method == "substitute"  # the substitute transfer curve, not one attack
+    spec = None if curve else AttackSpec(method=method, norm=norm, iters=iters, init_size=init_size, theta=theta,
+                                         max_queries=max_queries, eps=eps)
+    config = AttackConfig(model_path=model_path, attack=spec, data=data, classes=tuple(classes) if classes else None,
+                          data_dir=data_dir, data_path=data_path, n_samples=n_samples, indices=indices, target=target,
+                          start=start, surrogate=surrogate, seed_size=seed_size, substitute_rounds=substitute_rounds,
+                          substitute_epochs=substitute_epochs, substitute_eps=eps if curve else None, seed=seed,
                           batch_size=batch_size, out=out, save_examples=save_examples, quiet=quiet)
     run_attack(config)
     for path, what in ((out, "record"), (save_examples, "examples")):
@@ -315,14 +318,16 @@ def _eval_attack(f):
 
 def _attack_options(method, norm, iters, init_size, theta, max_queries, n_points, runs, start, chunk, batch_size,
                     seed):
-    from eval.attack_run import build_attack
+    """The settings of an attack run; the attack's spec is built and checked here, before any work."""
+    from attacks import AttackSpec
 
-    build_attack(method, norm, iters, init_size, theta, max_queries)  # bad settings fail before any work
-    if start == "nearest" and method == "rays":
-        raise click.UsageError("rays takes no starting points; drop --start nearest.")
-    return {"attack": {"method": method, "norm": norm, "iters": iters, "init_size": init_size, "theta": theta,
-                       "max_queries": max_queries},
-            "n": n_points, "runs": runs, "start": start, "chunk": chunk, "batch_size": batch_size, "seed": seed}
+    spec = AttackSpec(method=method, norm=norm, iters=iters, init_size=init_size, theta=theta,
+                      max_queries=max_queries)
+    spec.validate()
+    if start == "nearest" and not spec.uses_starting_points:
+        raise click.UsageError(f"{method} takes no starting points; drop --start nearest.")
+    return {"attack": spec, "n": n_points, "runs": runs, "start": start, "chunk": chunk, "batch_size": batch_size,
+            "seed": seed}
 
 
 def _run_eval(kind, models, options, data, classes, data_dir, data_path, out, backend, jobs, scheduler, ray_address,

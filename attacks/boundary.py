@@ -49,7 +49,10 @@ from typing import Any
 
 import numpy as np
 
-from .base import Attack, Best, Target, bisect, blend, norm_of, progress_bar, still_active, uniform_init
+from .base import Attack
+from .criteria import Probe
+from .distances import norm_of
+from .search import Best, bisect, blend, progress_bar, still_active, uniform_init
 
 __all__ = ["Boundary"]
 
@@ -133,7 +136,7 @@ class Boundary(Attack):
                              f"proposals succeed often and divided when they rarely do), got {value!r}.")
 
     # ------------------------------------------------------------------ algorithm
-    def run(self, target: Target, x: np.ndarray, best: Best, rngs: list[np.random.Generator], *,
+    def run(self, probe: Probe, x: np.ndarray, best: Best, rngs: list[np.random.Generator], *,
             active: np.ndarray, starting_points: np.ndarray | None, early_stop: float | None,
             progress: bool) -> dict[str, Any]:
         n = len(x)
@@ -144,7 +147,7 @@ class Boundary(Attack):
         source_steps = np.zeros(n)
 
         idx = np.flatnonzero(active)
-        current = self._initialise(target, x, rngs, idx, starting_points, init_failed)
+        current = self._initialise(probe, x, rngs, idx, starting_points, init_failed)
         idx = idx[~init_failed[idx]]
         best.offer(idx, current[idx], np.ones(len(idx), bool))
         best.record(idx)
@@ -157,19 +160,20 @@ class Boundary(Attack):
         bar = progress_bar(progress, self.steps, type(self).__name__, "step")
         for step in range(1, self.steps + 1):
             live = live[~converged[live]]
-            live = still_active(target, best, live, early_stop)
+            live = still_active(probe, best, live, early_stop)
             if not len(live):
                 break
             check = step % self.update_stats_every_k == 0
             originals = x[live]
             candidates, spherical, source_norms = _draw_proposals(
-                target, originals, current[live], spherical_steps[live], source_steps[live],
+                probe, originals, current[live], spherical_steps[live], source_steps[live],
                 [rngs[i] for i in live])
             if check:
-                answers = target.is_adversarial(np.concatenate([candidates, spherical]), np.r_[live, live])
+                answers = probe.is_adversarial(np.concatenate([candidates, spherical]), np.r_[live, live],
+                                               clipped=True)
                 is_adv, spherical_adv = answers[:len(live)], answers[len(live):]
             else:
-                is_adv = target.is_adversarial(candidates, live)
+                is_adv = probe.is_adversarial(candidates, live, clipped=True)
             steps_taken[live] += 1
 
             # closer by construction, but rounding (and clipping) may break it
@@ -196,21 +200,21 @@ class Boundary(Attack):
         return {"init_failed": init_failed, "converged": converged, "steps": steps_taken,
                 "spherical_step": spherical_steps, "source_step": source_steps}
 
-    def _initialise(self, target: Target, x: np.ndarray, rngs: list[np.random.Generator], idx: np.ndarray,
+    def _initialise(self, probe: Probe, x: np.ndarray, rngs: list[np.random.Generator], idx: np.ndarray,
                     starting_points: np.ndarray | None, init_failed: np.ndarray) -> np.ndarray:
         """Adversarial starting points ``(n, d)`` for the samples ``idx``; sets ``init_failed``."""
         current = x.copy()
         have = np.zeros(len(idx), bool)
         if starting_points is not None and len(idx):
-            have = target.is_adversarial(starting_points[idx], idx)
-            current[idx[have]] = target.clip(starting_points[idx[have]])
+            have = probe.is_adversarial(starting_points[idx], idx)
+            current[idx[have]] = probe.clip(starting_points[idx[have]])
         need = idx[~have]
         if len(need):
-            points, found = uniform_init(target, x, rngs, need, self.init_size)
+            points, found = uniform_init(probe, x, rngs, need, self.init_size)
             init_failed[need[~found]] = True
             need, points = need[found], points[found]
             x0 = x[need]
-            hi = bisect(target, need, lambda r, a: blend(x0[r], points[r], a), np.zeros(len(need)),
+            hi = bisect(probe, need, lambda r, a: blend(x0[r], points[r], a), np.zeros(len(need)),
                         np.ones(len(need)), INIT_TOL)
             current[need] = blend(x0, points, hi)
         return current
@@ -262,7 +266,7 @@ class _Window:
         return self.data[:, owners].mean(axis=0)
 
 
-def _draw_proposals(target: Target, originals: np.ndarray, perturbed: np.ndarray, spherical_steps: np.ndarray,
+def _draw_proposals(probe: Probe, originals: np.ndarray, perturbed: np.ndarray, spherical_steps: np.ndarray,
                     source_steps: np.ndarray, rngs: list[np.random.Generator]
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """foolbox's ``draw_proposals`` with one Gaussian draw per row from that row's generator.
@@ -288,7 +292,7 @@ def _draw_proposals(target: Target, originals: np.ndarray, perturbed: np.ndarray
     # back on the sphere of radius source_norm around the original (Pythagoras)
     shrink = np.sqrt(spherical_steps * spherical_steps + 1.0)
     spherical = originals + (eta - unnormalized) / shrink[:, None].astype(np.float32)
-    spherical = np.clip(spherical, target.lower, target.upper).astype(np.float32)
+    spherical = np.clip(spherical, probe.lower, probe.upper).astype(np.float32)
 
     # step towards the original, correcting for the distance lost or gained by rounding/clipping
     new_directions = originals - spherical
@@ -296,7 +300,7 @@ def _draw_proposals(target: Target, originals: np.ndarray, perturbed: np.ndarray
     lengths = np.maximum(source_steps * source_norms + new_norms - source_norms, 0.0)
     lengths = np.where(new_norms > 0, lengths / np.where(new_norms > 0, new_norms, 1.0), 0.0)
     candidates = spherical + lengths[:, None].astype(np.float32) * new_directions
-    candidates = np.clip(candidates, target.lower, target.upper).astype(np.float32)
+    candidates = np.clip(candidates, probe.lower, probe.upper).astype(np.float32)
     return candidates, spherical, source_norms
 
 

@@ -101,7 +101,7 @@ class CarliniWagnerL2(_MarginAttack):
     def _round(self, p: _Problem, run: np.ndarray, c: np.ndarray) -> np.ndarray:
         """One round of Adam in tanh space for the samples ``run`` in lock-step."""
         oracle = p.oracle
-        lower, upper = p.target.lower.astype(np.float64), p.target.upper.astype(np.float64)
+        lower, upper = p.probe.lower.astype(np.float64), p.probe.upper.astype(np.float64)
         span = upper - lower
         r = len(run)
         w = to_tanh_space(p.x0[run], lower, upper)

@@ -35,7 +35,7 @@ in L2).  The original formulation is :class:`~attacks.carlini_wagner.CarliniWagn
 Success and selection
 ---------------------
 A candidate counts only when the model's *label* answer (a counted query through
-``target.is_adversarial``) says adversarial and, for κ > 0, its logit margin is at most -κ (the
+``probe.is_adversarial``) says adversarial and, for κ > 0, its logit margin is at most -κ (the
 reference's κ-adjusted ``compare``).  Only such points reach ``best``.  ``EAD`` reports L1
 (``norm = 1``): under rule "L1" the kept point is the smallest-L1 success; under rule "EN" the
 attack keeps its own per-sample elastic-net best and writes that point into ``best`` whenever it
@@ -53,7 +53,7 @@ Queries per iteration (all active samples in lock-step, one call each)
    and under ISTA (where they are step 1 of the next iteration).
 
 So FISTA with κ = 0 costs 3 rows per iteration and sample (+1 every ``max_iter // 10``
-iterations).  A sample stops, for good, when its budget (``target.remaining``) cannot cover its
+iterations).  A sample stops, for good, when its budget (``probe.remaining``) cannot cover its
 next iteration; the rows it leaves unused are never spent.
 
 Early abort (``abort_early``)
@@ -115,7 +115,10 @@ from typing import Any
 
 import numpy as np
 
-from .base import Attack, Best, Target, norm_of, progress_bar
+from .base import Attack
+from .criteria import Probe
+from .distances import norm_of
+from .search import Best, progress_bar
 from .gradient import _GradientStats
 from .oracle import NoGradientError, Oracle
 
@@ -128,6 +131,8 @@ _NO_BOUND = 1e10
 class _MarginAttack(Attack):
     """Shared frame of EAD and C&W: the binary search over ``c`` in lock-step, the success
     check, the kept best and the gradient statistics; subclasses implement :meth:`_round`."""
+
+    needs = "logit_gradients"
 
     kappa: float
     c_init: float
@@ -148,10 +153,10 @@ class _MarginAttack(Attack):
             raise ValueError(f"abort_early must be True or False, got {self.abort_early!r}.")
 
     def _check_oracle(self, oracle: Oracle) -> None:
-        if not (oracle.has_logit_gradients and oracle._model.logits is not None):
+        if not (oracle.has_logit_gradients and oracle.has_logits):
             raise NoGradientError(
                 f"{type(self).__name__} needs the model's logits and their gradients (oracle.logits and "
-                f"oracle.logits_gradient), but {oracle._model.name} has none (sign-activation networks, trees and "
+                f"oracle.logits_gradient), but {oracle.model_name} has none (sign-activation networks, trees and "
                 "label-only models are not differentiable; estimator-like objects plug in with logits(x) and "
                 "logits_gradient(x, weights)). Use a decision-based attack (HopSkipJump, Boundary, RayS), or run "
                 "this attack on a differentiable surrogate (a substitute model or a straight-through relaxation) "
@@ -162,11 +167,11 @@ class _MarginAttack(Attack):
         raise NotImplementedError
 
     # ------------------------------------------------------------------ the binary search
-    def run(self, target: Target, x: np.ndarray, best: Best, rngs: list[np.random.Generator], *,
+    def run(self, probe: Probe, x: np.ndarray, best: Best, rngs: list[np.random.Generator], *,
             active: np.ndarray, starting_points: np.ndarray | None, early_stop: float | None,
             progress: bool) -> dict[str, Any]:
         n = len(x)
-        p = _Problem(self, target, x, best, np.flatnonzero(active), early_stop)
+        p = _Problem(self, probe, x, best, np.flatnonzero(active), early_stop)
         m = len(p.idx)
         c = np.full(m, float(self.c_init))
         lo, hi = np.zeros(m), np.full(m, _NO_BOUND)
@@ -175,7 +180,7 @@ class _MarginAttack(Attack):
         alive = np.ones(m, bool)
         bar = progress_bar(progress, self.binary_steps, type(self).__name__, "round")
         for _ in range(self.binary_steps):
-            alive &= target.remaining(p.idx) >= self._rows_first_iteration()
+            alive &= probe.remaining(p.idx) >= self._rows_first_iteration()
             if early_stop is not None:
                 alive &= best.dist[p.idx] > early_stop
             run = np.flatnonzero(alive)
@@ -210,15 +215,15 @@ class _MarginAttack(Attack):
 class _Problem:
     """The attacked samples (positions ``idx`` in the batch) and what every round shares."""
 
-    def __init__(self, attack: _MarginAttack, target: Target, x: np.ndarray, best: Best, idx: np.ndarray,
+    def __init__(self, attack: _MarginAttack, probe: Probe, x: np.ndarray, best: Best, idx: np.ndarray,
                  early_stop: float | None):
-        crit = target.criterion
+        crit = probe.criterion
         self.attack = attack
-        self.target = target
-        self.oracle = target.oracle
+        self.probe = probe
+        self.oracle = probe.oracle
         self.best = best
         self.idx = idx
-        self.ids = target.ids[idx]
+        self.ids = probe.ids[idx]
         self.x0 = x[idx]
         self.targeted = crit.targeted
         self.classes = (crit.targets if crit.targeted else crit.labels)[idx]
@@ -240,7 +245,7 @@ class _Problem:
 
     def succeeded(self, points: np.ndarray, rows: np.ndarray, margin: np.ndarray | None) -> np.ndarray:
         """Counted label query: adversarial, and (κ > 0) a logit margin of at most -κ."""
-        ok = self.target.is_adversarial(points, self.idx[rows])
+        ok = self.probe.is_adversarial(points, self.idx[rows])
         if self.kappa > 0:
             ok &= margin <= -self.kappa
         return ok
@@ -263,7 +268,7 @@ class _Problem:
     def can_go_on(self, rows: np.ndarray, need: np.ndarray | int) -> np.ndarray:
         """Mask of the ``rows`` whose budget covers ``need`` more rows and that are not yet close enough."""
         owners = self.idx[rows]
-        ok = self.target.remaining(owners) >= need
+        ok = self.probe.remaining(owners) >= need
         if self.early_stop is not None:
             ok &= self.best.dist[owners] > self.early_stop
         return ok
@@ -335,8 +340,8 @@ class EAD(_MarginAttack):
 
     def _round(self, p: _Problem, run: np.ndarray, c: np.ndarray) -> np.ndarray:
         """One round of projected (F)ISTA for the samples ``run`` in lock-step."""
-        target, oracle = p.target, p.oracle
-        lower, upper = target.lower, target.upper
+        probe, oracle = p.probe, p.oracle
+        lower, upper = probe.lower, probe.upper
         beta = np.float32(self.beta)
         r = len(run)
         x0 = p.x0[run]

@@ -85,7 +85,10 @@ from typing import Any
 
 import numpy as np
 
-from .base import Attack, Best, Target, parse_norm, progress_bar
+from .base import Attack
+from .criteria import Probe
+from .distances import parse_norm
+from .search import Best, progress_bar
 from .oracle import NoGradientError, Oracle
 
 __all__ = ["FGM", "FGSM", "IFGM", "PGD"]
@@ -111,6 +114,8 @@ class _GradientAttack(Attack):
     search_steps : int
         Bisection rounds after the run at ``eps`` (precision ``eps / 2**search_steps``).
     """
+
+    needs = "gradients"
 
     def __init__(self, norm: Any = "inf", eps: float = 0.3, step: float | None = None, steps: int = 10,
                  random_start: bool = False, eps_search: bool = False, search_steps: int = 8):
@@ -147,13 +152,13 @@ class _GradientAttack(Attack):
     def _check_oracle(self, oracle: Oracle) -> None:
         if not oracle.has_gradients:
             raise NoGradientError(
-                f"{type(self).__name__} needs the loss gradient, but {oracle._model.name} has none (sign-activation "
+                f"{type(self).__name__} needs the loss gradient, but {oracle.model_name} has none (sign-activation "
                 "networks, trees and label-only models are not differentiable). Use a decision-based attack "
                 "(HopSkipJump, Boundary, RayS), or run this attack on a differentiable surrogate (a substitute "
                 "model or a straight-through relaxation) in its own Oracle and transfer the examples.")
 
     # ------------------------------------------------------------------ algorithm
-    def run(self, target: Target, x: np.ndarray, best: Best, rngs: list[np.random.Generator], *,
+    def run(self, probe: Probe, x: np.ndarray, best: Best, rngs: list[np.random.Generator], *,
             active: np.ndarray, starting_points: np.ndarray | None, early_stop: float | None,
             progress: bool) -> dict[str, Any]:
         n, d = x.shape
@@ -167,7 +172,7 @@ class _GradientAttack(Attack):
 
         # the run at eps (the whole attack in fixed-ε mode)
         eps = np.full(len(idx), float(self.eps))
-        x_last, adv = self._attack(target, x, idx, eps, rngs, stats)
+        x_last, adv = self._attack(probe, x, idx, eps, rngs, stats)
         best.offer(idx, x_last, adv)
         best.record(idx)
         eps_found[idx[adv]] = self.eps
@@ -180,13 +185,13 @@ class _GradientAttack(Attack):
             lo, hi = np.zeros(len(idx)), eps.copy()
             live = np.flatnonzero(adv)
             for _ in range(self.search_steps):
-                live = live[target.remaining(idx[live]) >= self.steps + 1]
+                live = live[probe.remaining(idx[live]) >= self.steps + 1]
                 if early_stop is not None:
                     live = live[best.dist[idx[live]] > early_stop]
                 if not len(live):
                     break
                 mid = (lo[live] + hi[live]) / 2
-                points, ok = self._attack(target, x, idx[live], mid, rngs, stats)
+                points, ok = self._attack(probe, x, idx[live], mid, rngs, stats)
                 best.offer(idx[live], points, ok)
                 best.record(idx[live])
                 hi[live[ok]] = mid[ok]
@@ -201,7 +206,7 @@ class _GradientAttack(Attack):
         stats.warn(type(self).__name__, "loss", len(idx), "did not move the input")
         return extra
 
-    def _attack(self, target: Target, x: np.ndarray, idx: np.ndarray, eps: np.ndarray,
+    def _attack(self, probe: Probe, x: np.ndarray, idx: np.ndarray, eps: np.ndarray,
                 rngs: list[np.random.Generator], stats: _GradientStats) -> tuple[np.ndarray, np.ndarray]:
         """One run at radius ``eps[j]`` for each sample ``idx[j]``, in lock-step.
 
@@ -209,11 +214,11 @@ class _GradientAttack(Attack):
         "adversarial" for each (one counted label query; False where no budget was left).
         """
         norm = self.norm
-        lower, upper = target.lower, target.upper
+        lower, upper = probe.lower, probe.upper
         x0 = x[idx]
         eps32 = eps.astype(np.float32)
         step = (self.step_size() * eps / self.eps).astype(np.float32)
-        crit = target.criterion
+        crit = probe.criterion
         classes = crit.targets[idx] if crit.targeted else crit.labels[idx]
         sign = np.float32(-1.0 if crit.targeted else 1.0)
         xa = x0.copy()
@@ -222,18 +227,18 @@ class _GradientAttack(Attack):
             xa = np.clip(x0 + noise.astype(np.float32), lower, upper)
         live = np.arange(len(idx))
         for _ in range(self.steps):
-            live = live[target.remaining(idx[live]) >= 2]  # keep one row for the label query
+            live = live[probe.remaining(idx[live]) >= 2]  # keep one row for the label query
             if not len(live):
                 break
-            g = target.oracle.loss_gradient(xa[live], classes[live], target.ids[idx[live]])
+            g = probe.oracle.loss_gradient(xa[live], classes[live], probe.ids[idx[live]])
             g = stats.update(idx[live], g)
             direction = _direction(sign * g, norm, xa[live], lower, upper)
             moved = np.clip(xa[live] + step[live, None] * direction, lower, upper)
             moved = x0[live] + _project(moved - x0[live], eps32[live], norm)
             xa[live] = np.clip(moved, lower, upper)
-        ask = np.flatnonzero(target.remaining(idx) >= 1)
+        ask = np.flatnonzero(probe.remaining(idx) >= 1)
         adv = np.zeros(len(idx), bool)
-        adv[ask] = target.is_adversarial(xa[ask], idx[ask])
+        adv[ask] = probe.is_adversarial(xa[ask], idx[ask], clipped=True)
         return xa, adv
 
 

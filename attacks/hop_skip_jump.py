@@ -32,8 +32,10 @@ from typing import Any
 
 import numpy as np
 
-from .base import (Attack, Best, Target, bisect, blend, closest_per_owner, norm_of, parse_norm, progress_bar,
-                   still_active, uniform_init)
+from .base import Attack
+from .criteria import Probe
+from .distances import norm_of, parse_norm
+from .search import Best, bisect, blend, closest_per_owner, progress_bar, still_active, uniform_init
 
 __all__ = ["HopSkipJump"]
 
@@ -108,7 +110,7 @@ class HopSkipJump(Attack):
         return float(self.theta)
 
     # ------------------------------------------------------------------ algorithm
-    def run(self, target: Target, x: np.ndarray, best: Best, rngs: list[np.random.Generator], *,
+    def run(self, probe: Probe, x: np.ndarray, best: Best, rngs: list[np.random.Generator], *,
             active: np.ndarray, starting_points: np.ndarray | None, early_stop: float | None,
             progress: bool) -> dict[str, Any]:
         d = x.shape[1]
@@ -122,20 +124,20 @@ class HopSkipJump(Attack):
         start = x[idx].copy()
         have = np.zeros(len(idx), bool)
         if starting_points is not None:
-            have = target.is_adversarial(starting_points[idx], idx)
+            have = probe.is_adversarial(starting_points[idx], idx)
             start[have] = starting_points[idx[have]]
         need = np.flatnonzero(~have)
         if len(need):
-            start[need], have[need] = uniform_init(target, x, rngs, idx[need], self.init_size)
+            start[need], have[need] = uniform_init(probe, x, rngs, idx[need], self.init_size)
         init_failed[idx[~have]] = True
         idx, start = idx[have], start[have]
         art_order = self.theta == "art"  # ART projects at the start of each iteration, not the end
-        current = start if art_order else self._project(target, x, idx, start, theta)
+        current = start if art_order else self._project(probe, x, idx, start, theta)
         best.offer(idx, current, np.ones(len(idx), bool))
         best.record(idx)
         state = np.zeros((n, d), np.float32)
         state[idx] = current
-        live = still_active(target, best, idx, early_stop)
+        live = still_active(probe, best, idx, early_stop)
 
         bar = progress_bar(progress, self.max_iter, type(self).__name__, "it")
         for t in range(1, self.max_iter + 1):
@@ -143,21 +145,21 @@ class HopSkipJump(Attack):
                 break
             xt = state[live]
             if t == 1:
-                delta = np.full(len(live), 0.1 * float(np.mean(target.upper - target.lower)))
+                delta = np.full(len(live), 0.1 * float(np.mean(probe.upper - probe.lower)))
             else:
                 delta = (np.sqrt(d) if norm == 2 else d) * theta * norm_of(xt - x[live], norm)
             if art_order:
-                xt = self._project(target, x, live, xt, theta)
+                xt = self._project(probe, x, live, xt, theta)
             dist = norm_of(xt - x[live], norm)
             evals = min(int(self.init_evals * np.sqrt(t)), self.max_evals)
-            rows = np.minimum(evals, target.remaining(live)).astype(np.int64)
-            update, zero = self._estimate_direction(target, live, xt, delta, rows, rngs)
+            rows = np.minimum(evals, probe.remaining(live)).astype(np.int64)
+            update, zero = self._estimate_direction(probe, live, xt, delta, rows, rngs)
             zero_grad[live[zero]] += 1
-            moved = self._step(target, x, live, xt, update, dist, t, theta, project=not art_order)
+            moved = self._step(probe, x, live, xt, update, dist, t, theta, project=not art_order)
             state[live] = moved
             best.offer(live, moved, np.ones(len(live), bool))
             best.record(live)
-            live = still_active(target, best, live, early_stop)
+            live = still_active(probe, best, live, early_stop)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(median_dist=f"{np.median(best.dist[np.isfinite(best.dist)]):.4g}", active=len(live))
@@ -165,20 +167,20 @@ class HopSkipJump(Attack):
             bar.close()
         return {"init_failed": init_failed, "zero_gradients": zero_grad, "theta": theta}
 
-    def _project(self, target: Target, x: np.ndarray, idx: np.ndarray, points: np.ndarray,
+    def _project(self, probe: Probe, x: np.ndarray, idx: np.ndarray, points: np.ndarray,
                  theta: float) -> np.ndarray:
         """Binary search between each original and its adversarial point; the boundary side."""
         x0 = x[idx]
         if self.norm == 2:
-            hi = bisect(target, idx, lambda r, a: blend(x0[r], points[r], a), np.zeros(len(idx)),
+            hi = bisect(probe, idx, lambda r, a: blend(x0[r], points[r], a), np.zeros(len(idx)),
                         np.ones(len(idx)), theta)
             return blend(x0, points, hi)
         dist = norm_of(points - x0, np.inf)
-        hi = bisect(target, idx, lambda r, a: _clip_box(points[r], x0[r], a), np.zeros(len(idx)), dist,
+        hi = bisect(probe, idx, lambda r, a: _clip_box(points[r], x0[r], a), np.zeros(len(idx)), dist,
                     np.minimum(dist * theta, theta))
         return _clip_box(points, x0, hi)
 
-    def _estimate_direction(self, target: Target, idx: np.ndarray, xt: np.ndarray, delta: np.ndarray,
+    def _estimate_direction(self, probe: Probe, idx: np.ndarray, xt: np.ndarray, delta: np.ndarray,
                             rows: np.ndarray, rngs) -> tuple[np.ndarray, np.ndarray]:
         """Monte-Carlo estimate of the boundary normal at each ``xt`` (unit L2, or its sign for
         L∞), from ``rows[i]`` labelled perturbations; zero where the estimate vanished."""
@@ -193,8 +195,8 @@ class HopSkipJump(Attack):
             noise = [self._noise(rngs[idx[j]], int(rows[j]), d) for j in part]
             cand = np.concatenate([xt[j] + delta[j] * u for j, u in zip(part, noise)]) if noise else None
             owners = np.repeat(idx[pos:stop], rows[pos:stop])
-            cand = target.clip(cand)
-            adv = target.is_adversarial(cand, owners)
+            cand = probe.clip(cand)
+            adv = probe.is_adversarial(cand, owners, clipped=True)
             offset = 0
             for j, u in zip(part, noise):
                 k = len(u)
@@ -220,37 +222,37 @@ class HopSkipJump(Attack):
         u /= np.maximum(np.linalg.norm(u, axis=1, keepdims=True), np.float32(1e-30))
         return u
 
-    def _step(self, target: Target, x: np.ndarray, idx: np.ndarray, xt: np.ndarray, update: np.ndarray,
+    def _step(self, probe: Probe, x: np.ndarray, idx: np.ndarray, xt: np.ndarray, update: np.ndarray,
               dist: np.ndarray, t: int, theta: float, project: bool = True) -> np.ndarray:
         """Step along ``update`` and (with ``project``) back to the boundary; the new points."""
         if self.stepsize_search == "grid":
-            return self._grid_step(target, x, idx, xt, update, dist, theta)
+            return self._grid_step(probe, x, idx, xt, update, dist, theta)
         eps = dist / np.sqrt(t)
         cand = xt.copy()
         todo = np.flatnonzero(np.any(update != 0, axis=1))
         for _ in range(self.max_halvings):
-            todo = todo[target.remaining(idx[todo]) > 0]
+            todo = todo[probe.remaining(idx[todo]) > 0]
             if not len(todo):
                 break
-            trial = target.clip(xt[todo] + eps[todo, None].astype(np.float32) * update[todo])
-            adv = target.is_adversarial(trial, idx[todo])
+            trial = probe.clip(xt[todo] + eps[todo, None].astype(np.float32) * update[todo])
+            adv = probe.is_adversarial(trial, idx[todo], clipped=True)
             cand[todo[adv]] = trial[adv]
             todo = todo[~adv]
             eps[todo] /= 2
-        return self._project(target, x, idx, cand, theta) if project else cand
+        return self._project(probe, x, idx, cand, theta) if project else cand
 
-    def _grid_step(self, target: Target, x: np.ndarray, idx: np.ndarray, xt: np.ndarray, update: np.ndarray,
+    def _grid_step(self, probe: Probe, x: np.ndarray, idx: np.ndarray, xt: np.ndarray, update: np.ndarray,
                    dist: np.ndarray, theta: float) -> np.ndarray:
         grid = np.logspace(-4, 0, 20)
         rows = np.repeat(np.arange(len(idx)), len(grid))
         steps = (dist[:, None] * grid[None, :]).ravel().astype(np.float32)
-        trial = target.clip(xt[rows] + steps[:, None] * update[rows])
-        adv = target.is_adversarial(trial, idx[rows])
+        trial = probe.clip(xt[rows] + steps[:, None] * update[rows])
+        adv = probe.is_adversarial(trial, idx[rows], clipped=True)
         adv &= np.any(update[rows] != 0, axis=1)
         keep = np.flatnonzero(adv)
         out = xt.copy()
         if len(keep):
-            projected = self._project(target, x, idx[rows[keep]], trial[keep], theta)
+            projected = self._project(probe, x, idx[rows[keep]], trial[keep], theta)
             d = norm_of(projected - x[idx[rows[keep]]], self.norm)
             chosen = closest_per_owner(rows[keep], d)
             better = d[chosen] < dist[rows[keep][chosen]]

@@ -1,4 +1,4 @@
-"""The one query-counted target interface that every attack talks to.
+"""The one query-counted interface between attacks and the model they attack.
 
 :class:`Oracle` wraps a fitted classifier (an SCD ensemble, any scikit-learn-style classifier
 with ``predict_proba`` or only ``predict``, a plain callable, or a ``torch.nn.Module``
@@ -45,20 +45,19 @@ Example
 
 from __future__ import annotations
 
-import sys
-import warnings
 from numbers import Integral
 from typing import Any, Callable
 
 import numpy as np
+from sklearn import config_context
+
+from .adapters import adapt, softmax
+from .counting import QueryCounts, rank_within
 
 __all__ = ["REFUSED", "NoGradientError", "NoScoresError", "Oracle", "QueryBudgetExceeded"]
 
 REFUSED = -1
 """Label returned for a row refused because its sample's budget is used up."""
-
-_OUTPUTS = ("proba", "logits", "labels")
-
 
 class NoGradientError(TypeError):
     """The model has no logits or gradients (sign networks, trees, label-only callables)."""
@@ -80,156 +79,6 @@ class QueryBudgetExceeded(RuntimeError):
     def __init__(self, message: str, ids: np.ndarray):
         super().__init__(message)
         self.ids = ids
-
-
-# ---------------------------------------------------------------------- model adapters
-class _Model:
-    """What the oracle can ask a wrapped model: each entry is a function of float32 rows, or None.
-
-    ``labels(x) -> (n,)`` model labels (encoded later), ``proba(x) -> (n, C)``,
-    ``logits(x) -> (n, C)``, ``grad(x, y) -> (n, d)`` with ``y`` class indices, and
-    ``vjp(x, w) -> (n, d)``, row ``i`` the gradient of ``sum_c w[i, c] * logits(x)[i, c]``.
-    """
-
-    def __init__(self, name: str, *, labels=None, proba=None, logits=None, grad=None, vjp=None):
-        self.name = name
-        self.labels = labels
-        self.proba = proba
-        self.logits = logits
-        self.grad = grad
-        self.vjp = vjp
-
-
-def _is_torch_module(model: Any) -> bool:
-    torch = sys.modules.get("torch")  # a torch module cannot exist unless torch is imported
-    return torch is not None and isinstance(model, torch.nn.Module)
-
-
-def _method(model: Any, name: str) -> Callable | None:
-    fn = getattr(model, name, None)
-    return fn if callable(fn) else None
-
-
-def _from_object(model: Any) -> _Model:
-    """An estimator-like object: ``predict``/``predict_proba`` and, optionally, its own
-    ``logits(x)``, ``loss_gradient(x, y)`` and ``logits_gradient(x, weights)`` (how surrogates
-    and BNNs plug in)."""
-    predict, proba, logits = _method(model, "predict"), _method(model, "predict_proba"), _method(model, "logits")
-    return _Model(type(model).__name__, labels=predict, proba=proba, logits=logits,
-                  grad=_method(model, "loss_gradient"), vjp=_method(model, "logits_gradient"))
-
-
-def _from_callable(fn: Callable, output: str) -> _Model:
-    """A plain function of ``x`` returning probabilities, logits or labels (``output``)."""
-    if output not in _OUTPUTS:
-        raise ValueError(f"output must be one of {_OUTPUTS} for a callable model, got {output!r}.")
-    name = getattr(fn, "__name__", type(fn).__name__)
-    return _Model(name, labels=fn if output == "labels" else None, proba=fn if output == "proba" else None,
-                  logits=fn if output == "logits" else None)
-
-
-def _from_torch(module: Any, device: Any) -> tuple[_Model, Any]:
-    """A ``torch.nn.Module`` returning logits ``(n, C)``, or one logit ``(n,)``/``(n, 1)`` for
-    class 1 of a binary problem (read as logits ``[0, z]``).  Inputs go to ``device``."""
-    import torch
-
-    params = list(module.parameters())
-    device = torch.device(device) if device is not None else (params[0].device if params else torch.device("cpu"))
-    dtype = next((p.dtype for p in params if p.is_floating_point()), torch.float32)
-    if module.training:
-        warnings.warn(f"{type(module).__name__} is in training mode (dropout/batch norm are active); "
-                      "call model.eval() before attacking it.", stacklevel=3)
-
-    def tensor(x: np.ndarray):
-        return torch.from_numpy(x if x.flags.writeable else x.copy()).to(device=device, dtype=dtype)
-
-    def forward(xt):
-        z = module(xt)
-        if z.ndim == 1 or (z.ndim == 2 and z.shape[1] == 1):
-            z = z.reshape(-1, 1)
-            z = torch.cat([torch.zeros_like(z), z], dim=1)
-        return z
-
-    def logits(x: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            return forward(tensor(x)).cpu().numpy()
-
-    def grad(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        # Sum, not mean: each row's gradient is that row's own loss gradient, whatever the chunking.
-        xt = tensor(x).requires_grad_(True)
-        with torch.enable_grad():
-            loss = torch.nn.functional.cross_entropy(forward(xt), torch.from_numpy(y).to(device), reduction="sum")
-            (g,) = torch.autograd.grad(loss, xt)
-        return g.detach().cpu().numpy()
-
-    def vjp(x: np.ndarray, w: np.ndarray) -> np.ndarray:
-        # A sum over rows as well: row i of the gradient only sees row i's weighted logits.
-        xt = tensor(x).requires_grad_(True)
-        with torch.enable_grad():
-            z = forward(xt)
-            total = (z * torch.tensor(w, device=device, dtype=z.dtype)).sum()
-            (g,) = torch.autograd.grad(total, xt)
-        return g.detach().cpu().numpy()
-
-    return _Model(type(module).__name__, logits=logits, grad=grad, vjp=vjp), device
-
-
-def _softmax(z: np.ndarray) -> np.ndarray:
-    e = np.exp(z - z.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
-
-
-# ---------------------------------------------------------------------- counting
-class _Counts:
-    """Per-sample and total row/call counts; per-sample arrays grow with the largest id seen."""
-
-    _PER_SAMPLE = ("rows", "calls", "confirm_rows", "confirm_calls", "refused_rows")
-    _TOTALS = ("rows", "calls", "unattributed_rows", "unattributed_calls", "confirm_rows", "confirm_calls",
-               "refused_rows")
-
-    def __init__(self):
-        self.per_sample = {k: np.zeros(0, np.int64) for k in self._PER_SAMPLE}
-        self.totals = dict.fromkeys(self._TOTALS, 0)
-        self.size = 0  # largest id seen + 1
-
-    def grow(self, n: int) -> None:
-        self.size = max(self.size, n)
-        have = len(self.per_sample["rows"])
-        if n > have:
-            for key, arr in self.per_sample.items():
-                self.per_sample[key] = np.concatenate([arr, np.zeros(max(n, 2 * have) - have, np.int64)])
-
-    def call(self, ids: np.ndarray | None, n_rows: int, confirm: bool) -> None:
-        """Record one model call of ``n_rows`` rows belonging to ``ids`` (None: unattributed)."""
-        prefix = "confirm_" if confirm else ""
-        self.totals[prefix + "rows"] += n_rows
-        self.totals[prefix + "calls"] += 1
-        if ids is None:
-            if not confirm:
-                self.totals["unattributed_rows"] += n_rows
-                self.totals["unattributed_calls"] += 1
-            return
-        self.grow(int(ids.max()) + 1)
-        np.add.at(self.per_sample[prefix + "rows"], ids, 1)
-        self.per_sample[prefix + "calls"][np.unique(ids)] += 1
-
-    def get(self, key: str, ids: np.ndarray) -> np.ndarray:
-        arr = self.per_sample[key]
-        out = np.zeros(len(ids), np.int64)
-        seen = ids < len(arr)
-        out[seen] = arr[ids[seen]]
-        return out
-
-
-def _occurrence(ids: np.ndarray) -> np.ndarray:
-    """For each row, how many earlier rows of the same request share its id (0, 1, 2, ...)."""
-    order = np.argsort(ids, kind="stable")
-    sorted_ids = ids[order]
-    starts = np.r_[0, np.flatnonzero(np.diff(sorted_ids)) + 1]
-    first = np.repeat(starts, np.diff(np.r_[starts, len(ids)]))
-    rank = np.empty(len(ids), np.int64)
-    rank[order] = np.arange(len(ids)) - first
-    return rank
 
 
 # ---------------------------------------------------------------------- the oracle
@@ -270,15 +119,8 @@ class Oracle:
     def __init__(self, model: Any, *, bounds: tuple[Any, Any], n_features: int | None = None,
                  classes: Any = None, output: str = "proba", batch_size: int = 1024,
                  budget: int | None = None, device: Any = None):
-        if _is_torch_module(model):
-            self._model, self.device = _from_torch(model, device)
-        elif callable(model) and not (_method(model, "predict") or _method(model, "predict_proba")):
-            self._model, self.device = _from_callable(model, output), None
-        elif _method(model, "predict") or _method(model, "predict_proba") or _method(model, "logits"):
-            self._model, self.device = _from_object(model), None
-        else:
-            raise TypeError(f"Cannot wrap {type(model).__name__}: expected an estimator with predict_proba/"
-                            "predict, a torch.nn.Module or a callable.")
+        self._model = adapt(model, output, device)
+        self.device = self._model.device
         self.model = model
         self.classes = _resolve_classes(model, classes)
         self.n_classes = len(self.classes)
@@ -286,7 +128,7 @@ class Oracle:
         self.lower, self.upper = _resolve_bounds(bounds, self.n_features)
         self.batch_size = _positive_int("batch_size", batch_size)
         self.budget = None if budget is None else _positive_int("budget", budget)
-        self._counts = _Counts()
+        self._counts = QueryCounts()
 
     # ------------------------------------------------------------------ capabilities
     @property
@@ -298,6 +140,16 @@ class Oracle:
     def has_scores(self) -> bool:
         """Whether :meth:`scores` works (the model gives probabilities or logits)."""
         return self._model.proba is not None or self._model.logits is not None
+
+    @property
+    def model_name(self) -> str:
+        """The wrapped model's name, for messages."""
+        return self._model.name
+
+    @property
+    def has_logits(self) -> bool:
+        """Whether :meth:`logits` works."""
+        return self._model.logits is not None
 
     @property
     def has_gradients(self) -> bool:
@@ -353,9 +205,13 @@ class Oracle:
         return idx.astype(np.int64)
 
     # ------------------------------------------------------------------ counted queries
-    def labels(self, x: Any, ids: Any = None, *, strict: bool = False) -> np.ndarray:
-        """Hard labels as class indices ``(n,)`` int64; refused rows get :data:`REFUSED`."""
-        return self._ask(self._labels, (self.check(x),), ids, strict, np.int64, ())
+    def labels(self, x: Any, ids: Any = None, *, strict: bool = False, checked: bool = False) -> np.ndarray:
+        """Hard labels as class indices ``(n,)`` int64; refused rows get :data:`REFUSED`.
+
+        ``checked=True`` skips :meth:`check`: the caller promises a float32 ``(n, n_features)``
+        array inside the bounds (an attack's own clipped rows; its inputs were checked once).
+        """
+        return self._ask(self._labels, (x if checked else self.check(x),), ids, strict, np.int64, ())
 
     def scores(self, x: Any, ids: Any = None, *, strict: bool = False) -> np.ndarray:
         """Probabilities or vote fractions ``(n, n_classes)`` (the model's float precision, never
@@ -406,10 +262,10 @@ class Oracle:
         return self._ask(self._vjp, (x, np.ascontiguousarray(w, dtype=np.float64)), ids, strict, np.float32,
                          (self.n_features,))
 
-    def confirm(self, x: Any, ids: Any = None) -> np.ndarray:
+    def confirm(self, x: Any, ids: Any = None, *, checked: bool = False) -> np.ndarray:
         """Labels ``(n,)`` for a final check of adversarial examples: ignores the budget and is
-        counted only in the ``confirm_*`` counters."""
-        x = self.check(x)
+        counted only in the ``confirm_*`` counters.  ``checked`` as for :meth:`labels`."""
+        x = x if checked else self.check(x)
         ids = self._ids(ids, len(x))
         return self._chunked(self._labels, (x,), ids, confirm=True, dtype=np.int64, width=())
 
@@ -443,7 +299,7 @@ class Oracle:
 
     def reset(self) -> None:
         """Zero every counter (and so every sample's used budget)."""
-        self._counts = _Counts()
+        self._counts = QueryCounts()
 
     def __repr__(self) -> str:
         return (f"Oracle({self._model.name}, n_features={self.n_features}, n_classes={self.n_classes}, "
@@ -472,7 +328,7 @@ class Oracle:
         if self.budget is None or ids is None:
             return None
         left = self.remaining(ids)
-        admitted = _occurrence(ids) < left
+        admitted = rank_within(ids) < left
         if admitted.all():
             return None
         over = np.unique(ids[~admitted])
@@ -480,9 +336,7 @@ class Oracle:
             raise QueryBudgetExceeded(
                 f"{len(over)} samples would exceed their budget of {self.budget} rows (ids {over[:5].tolist()}"
                 f"{'...' if len(over) > 5 else ''}); nothing was sent.", over)
-        self._counts.grow(int(ids.max()) + 1)
-        np.add.at(self._counts.per_sample["refused_rows"], ids[~admitted], 1)
-        self._counts.totals["refused_rows"] += int((~admitted).sum())
+        self._counts.refuse(ids[~admitted])
         return admitted
 
     def _chunked(self, fn: Callable, arrays: tuple, ids: np.ndarray | None, *, confirm: bool, dtype,
@@ -492,10 +346,11 @@ class Oracle:
         if n == 0:
             return np.zeros((0, *width), dtype)
         parts = []
-        for start in range(0, n, self.batch_size):
-            stop = min(start + self.batch_size, n)
-            self._counts.call(None if ids is None else ids[start:stop], stop - start, confirm)
-            parts.append(fn(*(a[start:stop] for a in arrays)))
+        with config_context(assume_finite=True):  # rows were checked (or clipped) once already
+            for start in range(0, n, self.batch_size):
+                stop = min(start + self.batch_size, n)
+                self._counts.call(None if ids is None else ids[start:stop], stop - start, confirm)
+                parts.append(fn(*(a[start:stop] for a in arrays)))
         return np.concatenate(parts)
 
     def _ids(self, ids: Any, n: int) -> np.ndarray | None:
@@ -532,7 +387,7 @@ class Oracle:
     def _scores(self, x: np.ndarray) -> np.ndarray:
         if self._model.proba is not None:
             return self._matrix(self._model.proba(x), len(x), "probabilities")
-        return _softmax(self._logits(x).astype(np.float64))
+        return softmax(self._logits(x).astype(np.float64))
 
     def _logits(self, x: np.ndarray) -> np.ndarray:
         return self._matrix(self._model.logits(x), len(x), "logits")

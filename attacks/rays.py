@@ -55,7 +55,9 @@ from typing import Any
 
 import numpy as np
 
-from .base import Attack, Best, Target, progress_bar
+from .base import Attack
+from .criteria import Probe
+from .search import Best, progress_bar
 
 __all__ = ["RayS"]
 
@@ -109,13 +111,13 @@ class RayS(Attack):
             raise ValueError(f"tol must be a finite number > 0 (binary-search tolerance on the radius), got {t!r}.")
 
     # ------------------------------------------------------------------ algorithm
-    def run(self, target: Target, x: np.ndarray, best: Best, rngs: list[np.random.Generator], *,
+    def run(self, probe: Probe, x: np.ndarray, best: Best, rngs: list[np.random.Generator], *,
             active: np.ndarray, starting_points: np.ndarray | None, early_stop: float | None,
             progress: bool) -> dict[str, Any]:
         n, d = x.shape
         limit = int(self.query_limit)
         tol = float(self.tol)
-        width = float(np.max(np.asarray(target.upper, np.float64) - np.asarray(target.lower, np.float64)))
+        width = float(np.max(np.asarray(probe.upper, np.float64) - np.asarray(probe.lower, np.float64)))
         corner = np.sqrt(d) * width  # from this radius on, every point of a ray is a box corner
 
         signs = np.ones((n, d), np.int8)
@@ -124,12 +126,12 @@ class RayS(Attack):
         stop_queries = np.where(active, -1, 0).astype(np.int64)
 
         def point(owners: np.ndarray, s: np.ndarray, r: np.ndarray) -> np.ndarray:
-            return _ray_point(target, x[owners], s, r, corner)
+            return _ray_point(probe, x[owners], s, r, corner)
 
         def can_query(owners: np.ndarray) -> np.ndarray:
             ok = spent[owners] < limit
             if ok.any():
-                ok[ok] = target.remaining(owners[ok]) > 0
+                ok[ok] = probe.remaining(owners[ok]) > 0
             return ok
 
         live = np.flatnonzero(active)
@@ -147,14 +149,14 @@ class RayS(Attack):
 
             cand = signs[live].copy()
             cand[:, start:end] *= -1
-            adv = target.is_adversarial(point(live, cand, radius[live]), live)
+            adv = probe.is_adversarial(point(live, cand, radius[live]), live, clipped=True)
             spent[live] += 1
 
             found = np.flatnonzero(adv)
             if len(found):
                 owners = live[found]
                 s_found = cand[found]
-                hi = _search(target, owners, s_found, np.minimum(radius[owners], corner), point, can_query, spent,
+                hi = _search(probe, owners, s_found, np.minimum(radius[owners], corner), point, can_query, spent,
                              tol)
                 better = np.flatnonzero(hi < radius[owners])
                 if len(better):
@@ -187,17 +189,17 @@ class RayS(Attack):
         return {"radius": radius, "signs": signs, "stop_queries": stop_queries}
 
 
-def _ray_point(target: Target, x0: np.ndarray, s: np.ndarray, r: np.ndarray, corner: float) -> np.ndarray:
+def _ray_point(probe: Probe, x0: np.ndarray, s: np.ndarray, r: np.ndarray, corner: float) -> np.ndarray:
     """``clip(x0 + min(r, R)·s/‖s‖₂)`` row by row, float32; ``s`` in ``{±1}^d``, ``r`` may be ∞.
 
     Radii at or beyond ``R = corner`` all give the box corner, so capping them changes no
     point and avoids ``0·∞``.  The arithmetic is the authors' ``x + d·(s/‖s‖₂)`` in float64."""
     assert x0.shape == s.shape and r.shape == (len(x0),)
     unit = s / np.sqrt(s.shape[1])
-    return target.clip(x0 + np.minimum(r, corner)[:, None] * unit)
+    return probe.clip(x0 + np.minimum(r, corner)[:, None] * unit)
 
 
-def _search(target: Target, owners: np.ndarray, s: np.ndarray, hi: np.ndarray, point, can_query,
+def _search(probe: Probe, owners: np.ndarray, s: np.ndarray, hi: np.ndarray, point, can_query,
             spent: np.ndarray, tol: float) -> np.ndarray:
     """Lock-step binary search for the boundary radius along the rays ``s`` of ``owners`` on
     ``[0, hi]``, where ``point(owners, s, hi)`` was just answered adversarial.
@@ -213,7 +215,7 @@ def _search(target: Target, owners: np.ndarray, s: np.ndarray, hi: np.ndarray, p
         if not len(todo):
             break
         mid = (lo[todo] + hi[todo]) / 2.0
-        adv = target.is_adversarial(point(owners[todo], s[todo], mid), owners[todo])
+        adv = probe.is_adversarial(point(owners[todo], s[todo], mid), owners[todo], clipped=True)
         spent[owners[todo]] += 1
         hi[todo[adv]] = mid[adv]
         lo[todo[~adv]] = mid[~adv]

@@ -1,10 +1,10 @@
-"""The substitute-model attack (Papernot et al. 2017): learn a copy of the target from its
+"""The substitute-model attack (Papernot et al. 2017): learn a copy of the attacked model from its
 labels, then transfer white-box examples crafted on the copy.
 
 Training (:func:`train_substitute`), round ``ρ = 0 .. rounds-1``:
 
-1. ask the target (a counted :class:`~attacks.oracle.Oracle`) for the labels of the points
-   of the substitute set it has not labelled yet (the target is deterministic, so labels of
+1. ask the model (a counted :class:`~attacks.oracle.Oracle`) for the labels of the points
+   of the substitute set it has not labelled yet (the model is deterministic, so labels of
    old points are kept; the reference code re-asks for all of them every round);
 2. train the substitute on the whole set (Adam, cross-entropy, ``epochs`` passes; the
    network persists across rounds and the optimiser is re-created, as in the reference);
@@ -18,9 +18,9 @@ Training (:func:`train_substitute`), round ``ρ = 0 .. rounds-1``:
    the set stays bounded and old and new points are kept with equal probability.
 
 Transfer (:func:`substitute_attack`): for each L∞ budget ε, FGSM (or PGD) on the substitute
-with the *true* labels, clipped to the box, then the target's accuracy on the result (the
+with the *true* labels, clipped to the box, then the model's accuracy on the result (the
 reference's and the paper's Figure 2 protocol); as a control, Gaussian noise rescaled per
-image to the same L2 norm as that image's FGSM perturbation (then clipped).  If the target is
+image to the same L2 norm as that image's FGSM perturbation (then clipped).  If the model is
 robust only because its decision is hard to copy, the adversarial curve stays near the
 noise curve.
 
@@ -40,7 +40,8 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from .base import progress_bar
+from .search import progress_bar
+from .autograd import TorchGradients
 from .oracle import Oracle
 
 __all__ = ["SubstituteMLP", "SubstituteResult", "substitute_attack", "train_substitute"]
@@ -75,12 +76,12 @@ class SubstituteMLP(torch.nn.Module):
 class SubstituteResult:
     """Oracle accuracy against L∞ budget for the transferred examples and the noise control.
 
-    Per budget ``eps[k]``: ``adversarial_accuracy[k]`` and ``noise_accuracy[k]`` (the target's
+    Per budget ``eps[k]``: ``adversarial_accuracy[k]`` and ``noise_accuracy[k]`` (the model's
     accuracy on the transferred examples and on the noise of the same L2 norm),
     ``substitute_accuracy[k]`` (the substitute's own accuracy on its examples: how well the
     white-box attack worked before transfer), ``mean_l2[k]`` (realised perturbation norm).
-    ``clean_accuracy``: the target on the unperturbed points; ``agreement``: how often the
-    substitute agrees with the target on them; ``queries``: target rows spent on training.
+    ``clean_accuracy``: the model on the unperturbed points; ``agreement``: how often the
+    substitute agrees with the model on them; ``queries``: model rows spent on training.
     """
 
     eps: list[float]
@@ -105,7 +106,7 @@ class SubstituteResult:
 
     def table(self) -> str:
         """Markdown: one row per budget."""
-        lines = ["| L∞ ε | target acc. (transfer) | target acc. (noise) | substitute acc. | mean L2 |",
+        lines = ["| L∞ ε | model acc. (transfer) | model acc. (noise) | substitute acc. | mean L2 |",
                  "|---|---|---|---|---|"]
         for k, e in enumerate(self.eps):
             lines.append(f"| {e:.4g} | {self.adversarial_accuracy[k]:.3f} | {self.noise_accuracy[k]:.3f} | "
@@ -140,15 +141,14 @@ def _fit(module: torch.nn.Module, x: np.ndarray, y: np.ndarray, *, epochs: int, 
     return float(loss.detach())
 
 
-def _label_gradient_sign(module: torch.nn.Module, x: np.ndarray, y: np.ndarray, chunk: int = 4096) -> np.ndarray:
+def _label_gradient_sign(module: torch.nn.Module, x: np.ndarray, y: np.ndarray, n_classes: int,
+                         chunk: int = 4096) -> np.ndarray:
     """``sign(∂ z_y(x) / ∂x)`` row by row (the Jacobian column Papernot's augmentation uses)."""
+    gradients = TorchGradients(module)
+    one_hot = np.eye(n_classes, dtype=np.float32)
     out = np.empty_like(x)
     for s in range(0, len(x), chunk):
-        xt = torch.from_numpy(x[s:s + chunk].copy()).requires_grad_(True)
-        with torch.enable_grad():
-            z = module(xt).gather(1, torch.from_numpy(y[s:s + chunk])[:, None]).sum()
-            (g,) = torch.autograd.grad(z, xt)
-        out[s:s + chunk] = torch.sign(g).numpy()
+        out[s:s + chunk] = np.sign(gradients.logits_gradient(x[s:s + chunk], one_hot[y[s:s + chunk]]))
     return out
 
 
@@ -157,10 +157,10 @@ def train_substitute(oracle: Oracle, x_seed: np.ndarray, *, rounds: int = 20, ep
                      hidden: Sequence[int] = (200, 200), lr: float = 1e-4, batch_size: int = 128, seed: int = 0,
                      x_eval: np.ndarray | None = None, y_eval: np.ndarray | None = None,
                      progress: bool = False) -> tuple[SubstituteMLP, list[dict[str, float]]]:
-    """Train a substitute of the target behind ``oracle`` from the seed set ``x_seed``.
+    """Train a substitute of the model behind ``oracle`` from the seed set ``x_seed``.
 
     Returns the substitute (eval mode; logits in the oracle's class order) and one record per
-    round (set size, target rows used so far, last loss, and the substitute's accuracy on
+    round (set size, model rows used so far, last loss, and the substitute's accuracy on
     ``x_eval``/``y_eval`` class indices when given).  See the module docstring.
     """
     _check_training(rounds, epochs, lam, sign_schedule, tau, max_size, lr, batch_size)
@@ -187,7 +187,7 @@ def train_substitute(oracle: Oracle, x_seed: np.ndarray, *, rounds: int = 20, ep
         records.append(record)
         if rho < rounds - 1:
             step = _lambda_for_round(rho, lam, sign_schedule, tau, rng)
-            x_new = oracle.clip(x_set + np.float32(step) * _label_gradient_sign(module, x_set, y_set))
+            x_new = oracle.clip(x_set + np.float32(step) * _label_gradient_sign(module, x_set, y_set, oracle.n_classes))
             x_set = np.concatenate([x_set, x_new])
             if len(x_set) > max_size:
                 # reservoir: a uniform subset; labelled points first so their labels stay aligned
@@ -235,10 +235,10 @@ def substitute_attack(model: Any, x_seed: np.ndarray, x: np.ndarray, y: np.ndarr
                       bounds: tuple[Any, Any], method: str = "fgsm", pgd_steps: int = 10, seed: int = 0,
                       progress: bool = False, **training: Any) -> SubstituteResult:
     """Train a substitute of ``model`` from ``x_seed``, transfer FGSM/PGD examples of ``(x, y)``
-    at every L∞ budget in ``eps``, and measure the target's accuracy against the noise control.
+    at every L∞ budget in ``eps``, and measure the model's accuracy against the noise control.
 
     ``y`` are the model's own labels (true labels of the attacked points); ``training`` goes to
-    :func:`train_substitute`.  Accuracy checks on the target are uncounted confirmation queries;
+    :func:`train_substitute`.  Accuracy checks on the model are uncounted confirmation queries;
     ``queries`` counts the training labels only.
     """
     if method not in ("fgsm", "pgd"):

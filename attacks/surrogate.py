@@ -1,5 +1,5 @@
 """Gradients for models that have none: the smooth relaxation of an SCD ensemble, and the
-wrapper that pairs any surrogate's gradients with the real target's answers.
+wrapper that pairs any surrogate's gradients with the real model's answers.
 
 Sign networks, trees and label-only APIs give gradient attacks nothing to follow (every
 library silently returns the input unchanged).  Here the gradient source is always explicit:
@@ -11,11 +11,11 @@ library silently returns the input unchanged).  Here the gradient source is alwa
   the smoothed positive-vote fraction, so ``softmax`` gives ``[1 - p, p]`` and the relaxation
   tends to the real ensemble as both temperatures go to 0.  This is the white-box *adaptive*
   attack on the defense: the attacker knows every weight.
-- :class:`SurrogateGradients` answers ``predict``/``predict_proba`` from the real target and
+- :class:`SurrogateGradients` answers ``predict``/``predict_proba`` from the real model and
   ``logits``/``loss_gradient``/``logits_gradient`` from the surrogate (the smooth relaxation,
   a trained substitute from :mod:`attacks.substitute`, or any torch module).  Wrapped in an
   :class:`~attacks.oracle.Oracle`, every label or score the attack asks for (and the final
-  confirmation) comes from the real target and is counted; only the direction comes from the
+  confirmation) comes from the real model and is counted; only the direction comes from the
   surrogate.
 """
 
@@ -26,7 +26,9 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["SmoothSCD", "SurrogateGradients", "smooth_scd"]
+from .autograd import TorchGradients
+
+__all__ = ["SmoothSCD", "SurrogateGradients", "smooth_scd", "voting"]
 
 _PROBABILITY_FLOOR = 1e-12  # keeps log(p) finite where every vote agrees
 
@@ -78,33 +80,50 @@ def smooth_scd(model: Any, hidden_temperature: float = 0.1, vote_temperature: fl
     for name, value in (("hidden_temperature", hidden_temperature), ("vote_temperature", vote_temperature)):
         if not (isinstance(value, (int, float)) and np.isfinite(value) and value > 0):
             raise ValueError(f"{name} must be a finite number > 0, got {value!r}.")
-    soft = model._voting() == "soft"
+    soft = voting(model) == "soft"
     module = SmoothSCD(np.asarray(model.W1_, np.float32), np.asarray(model.b1_, np.float32),
                        np.asarray(model.w2_, np.float32), np.asarray(model.b2_, np.float32), soft_voting=soft,
                        hidden_temperature=hidden_temperature, vote_temperature=vote_temperature)
     return module.eval()
 
 
+def voting(model: Any) -> str:
+    """``"soft"`` or ``"hard"``: how a fitted SCD estimator combines its votes.
+
+    A ``voting_`` attribute wins when the estimator has one; otherwise ``voting="auto"`` is
+    resolved as the estimators do (soft for the cross-entropy variants), from public names only.
+    """
+    resolved = getattr(model, "voting_", None)
+    if resolved is None:
+        resolved = model.voting
+    if resolved != "auto":
+        return resolved
+    import scd
+
+    cross_entropy = isinstance(model, (scd.SCDCE, scd.SCDCEBNN)) or (
+        isinstance(model, scd.SCDClassifier) and model.loss == "ce")
+    return "soft" if cross_entropy else "hard"
+
+
 class SurrogateGradients:
     """The real ``model``'s answers with a differentiable ``surrogate``'s gradients.
 
-    ``predict``, ``predict_proba``, ``classes_`` and ``n_features_in_`` are the target's;
+    ``predict``, ``predict_proba``, ``classes_`` and ``n_features_in_`` are the model's;
     ``logits``, ``loss_gradient(x, y)`` and ``logits_gradient(x, weights)`` are the
     surrogate's (a torch module mapping ``(n, d)`` float32 rows to ``(n, n_classes)`` logits,
-    columns in the target's class order).  ``source`` names the surrogate in reports.
+    columns in the model's class order).  ``source`` names the surrogate in reports.
     """
 
     def __init__(self, model: Any, surrogate: torch.nn.Module, source: str):
         if not (callable(getattr(model, "predict", None)) and hasattr(model, "classes_")):
-            raise TypeError(f"the target must be a fitted classifier with predict and classes_, got "
+            raise TypeError(f"the model must be a fitted classifier with predict and classes_, got "
                             f"{type(model).__name__}.")
         self.model = model
         self.surrogate = surrogate.eval()
         self.source = source
         self.classes_ = model.classes_
         self.n_features_in_ = getattr(model, "n_features_in_", None)
-        self._dtype = next((p.dtype for p in surrogate.buffers()), None) or next(
-            (p.dtype for p in surrogate.parameters()), torch.float32)
+        self._gradients = TorchGradients(self.surrogate)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         return self.model.predict(x)
@@ -112,31 +131,18 @@ class SurrogateGradients:
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         return self.model.predict_proba(x)
 
-    def _tensor(self, x: np.ndarray) -> torch.Tensor:
-        return torch.as_tensor(np.ascontiguousarray(x)).to(self._dtype)
-
     def logits(self, x: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            return self.surrogate(self._tensor(x)).double().numpy()
+        return self._gradients.logits(x).astype(np.float64)
 
     def logits_gradient(self, x: np.ndarray, weights: np.ndarray) -> np.ndarray:
         """Gradient of ``sum_c weights[i, c] * logits[i, c]`` w.r.t. each row ``x[i]``."""
-        xt = self._tensor(x).requires_grad_(True)
-        with torch.enable_grad():
-            out = (self.surrogate(xt) * torch.as_tensor(weights, dtype=xt.dtype)).sum()
-            (g,) = torch.autograd.grad(out, xt)
-        return g.float().numpy()
+        return self._gradients.logits_gradient(x, weights).astype(np.float32)
 
     def loss_gradient(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Gradient of each row's cross-entropy for class index ``y[i]`` (sum over rows)."""
-        xt = self._tensor(x).requires_grad_(True)
-        with torch.enable_grad():
-            loss = torch.nn.functional.cross_entropy(self.surrogate(xt), torch.as_tensor(y, dtype=torch.long),
-                                                     reduction="sum")
-            (g,) = torch.autograd.grad(loss, xt)
-        return g.float().numpy()
+        return self._gradients.loss_gradient(x, y).astype(np.float32)
 
     def agreement(self, x: np.ndarray) -> float:
-        """Fraction of rows where the surrogate's argmax equals the target's label."""
+        """Fraction of rows where the surrogate's argmax equals the model's label."""
         ours = np.asarray(self.classes_)[np.argmax(self.logits(x), axis=1)]
         return float(np.mean(ours == self.predict(x)))

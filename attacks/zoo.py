@@ -5,7 +5,7 @@ Objective, per sample, over a perturbation variable ``y`` of the *attack space*:
 
     min_y  ‖x(y) − x0‖₂² + c · f(x(y))
     f = max(z_l − max_{i≠l} z_i, −κ)        untargeted (l: the true label)
-    f = max(max_{i≠t} z_i − z_t, −κ)        targeted (t: the target, from the base's criterion)
+    f = max(max_{i≠t} z_i − z_t, −κ)        targeted (t: the target label, from the base's criterion)
 
 with ``z = log(max(p, 1e-30))`` (``loss="logprob"``, the thesis' black-box loss, eq. 10/11),
 the logits (``loss="logits"``, models that have them) or the probabilities themselves
@@ -124,7 +124,9 @@ from typing import Any
 
 import numpy as np
 
-from .base import Attack, Best, Target, progress_bar
+from .base import Attack
+from .criteria import Probe
+from .search import Best, progress_bar
 from .oracle import NoGradientError, NoScoresError, Oracle
 
 __all__ = ["ZOO"]
@@ -192,6 +194,8 @@ class ZOO(Attack):
     ``coordinates`` (coordinate estimates made), ``zero_gradient_fraction``,
     ``zero_gradient_steps`` (per sample) and ``attack_dims`` (attack-space size of each level).
     """
+
+    needs = "scores"
 
     name = "zoo"
 
@@ -283,20 +287,20 @@ class ZOO(Attack):
     def _check_oracle(self, oracle: Oracle) -> None:
         if not oracle.has_scores:
             raise NoScoresError(
-                f"ZOO needs the model's scores (probabilities, vote fractions or logits), but {oracle._model.name} "
+                f"ZOO needs the model's scores (probabilities, vote fractions or logits), but {oracle.model_name} "
                 "answers labels only. Use a decision-based attack (HopSkipJump, Boundary, RayS) on label-only "
                 "models.")
-        if self.loss == "logits" and oracle._model.logits is None:
+        if self.loss == "logits" and not oracle.has_logits:
             raise NoGradientError(
                 f"loss='logits' needs a model with logits (a torch module, or an object with logits(x)), but "
-                f"{oracle._model.name} gives probabilities only: use loss='logprob' (the log of the probabilities "
+                f"{oracle.model_name} gives probabilities only: use loss='logprob' (the log of the probabilities "
                 "differs from the logits by a per-row constant, so the hinge is the same).")
         if self.image_shape is not None and int(np.prod(self.image_shape)) != oracle.n_features:
             raise ValueError(f"image_shape {tuple(self.image_shape)!r} has {int(np.prod(self.image_shape))} values, "
                              f"but the model takes {oracle.n_features} features.")
 
     # ------------------------------------------------------------------ algorithm
-    def run(self, target: Target, x: np.ndarray, best: Best, rngs: list[np.random.Generator], *,
+    def run(self, probe: Probe, x: np.ndarray, best: Best, rngs: list[np.random.Generator], *,
             active: np.ndarray, starting_points: np.ndarray | None, early_stop: float | None,
             progress: bool) -> dict[str, Any]:
         n, d = x.shape
@@ -305,7 +309,7 @@ class ZOO(Attack):
         levels = [_Level(shape, side) for side in (sides or [(1, d)])]
         switch = np.array([int(it) for it, _ in self.resize_schedule or ()] if sides is not None else [], np.int64)
         rows_at = 2 * np.array([lv.coords(self.batch_size) for lv in levels]) + 1  # per sample and iteration
-        state = _State(self, target, x, levels)
+        state = _State(self, probe, x, levels)
         idx = np.flatnonzero(active)
         state.start_step(idx)
         live = idx
@@ -314,7 +318,7 @@ class ZOO(Attack):
             grow = live[np.searchsorted(switch, state.it[live], side="right") > state.level[live]]
             if len(grow):
                 state.grow(grow, np.searchsorted(switch, state.it[grow], side="right"))
-            keep = target.remaining(live) >= rows_at[state.level[live]]
+            keep = probe.remaining(live) >= rows_at[state.level[live]]
             if early_stop is not None:
                 keep &= best.dist[live] > early_stop
             live = live[keep]
@@ -340,14 +344,14 @@ class ZOO(Attack):
 class _State:
     """Per-sample optimisation state, ``(n,)`` and ``(n, m_max)`` arrays indexed by sample position."""
 
-    def __init__(self, attack: ZOO, target: Target, x: np.ndarray, levels: list[_Level]):
+    def __init__(self, attack: ZOO, probe: Probe, x: np.ndarray, levels: list[_Level]):
         n, d = x.shape
         self.a = attack
-        self.target = target
+        self.probe = probe
         self.levels = levels
         self.x0 = x.astype(np.float64)
-        self.lower = target.lower.astype(np.float64)
-        self.upper = target.upper.astype(np.float64)
+        self.lower = probe.lower.astype(np.float64)
+        self.upper = probe.upper.astype(np.float64)
         m = max(lv.m for lv in levels)
         self.y = np.zeros((n, m))
         self.adam_m = np.zeros((n, m))
@@ -369,7 +373,7 @@ class _State:
         self.coordinates = np.zeros(n, np.int64)
         self.zero_coords = np.zeros(n, np.int64)
         self.zero_steps = np.zeros(n, np.int64)
-        crit = target.criterion
+        crit = probe.criterion
         self.classes = (crit.targets if crit.targeted else crit.labels).astype(np.int64)
         self.targeted = crit.targeted
         if attack.space == "tanh":
@@ -438,7 +442,7 @@ class _State:
             out = np.clip(self.x0[s, pix] + w, lower, upper)
         else:
             out = lower + (upper - lower) * (np.tanh(self.w0[s, pix] + w) + 1) / 2
-        return np.clip(out.astype(np.float32), self.target.lower[pix], self.target.upper[pix])
+        return np.clip(out.astype(np.float32), self.probe.lower[pix], self.probe.upper[pix])
 
     def rows(self, part: _Part) -> None:
         """The ``2B + 1`` rows of each sample of ``part`` (centre, ``+h e_i``, ``−h e_i``;
@@ -473,8 +477,8 @@ class _State:
         for part in parts:
             self.rows(part)
         flat = np.concatenate([p.rows.reshape(-1, p.rows.shape[2]) for p in parts])
-        ids = self.target.ids[np.concatenate([np.repeat(p.s, p.rows.shape[1]) for p in parts])]
-        oracle = self.target.oracle
+        ids = self.probe.ids[np.concatenate([np.repeat(p.s, p.rows.shape[1]) for p in parts])]
+        oracle = self.probe.oracle
         answers = oracle.logits(flat, ids) if self.a.loss == "logits" else oracle.scores(flat, ids)
         start = 0
         for part in parts:

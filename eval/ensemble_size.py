@@ -14,6 +14,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from attacks import distance_key
+
+from .points import correctly_classified
 from .transfer import checked_points
 
 __all__ = ["distortion_vs_size"]
@@ -37,7 +40,7 @@ def distortion_vs_size(model: Any, x: np.ndarray, y: np.ndarray, attack: Any, si
     records = []
     for k in sizes:
         sub = model.members(range(int(k)))
-        correct = np.flatnonzero(sub.predict(x) == y)
+        correct = np.flatnonzero(correctly_classified(sub, x, y))
         best = np.full(len(x), np.inf)
         queries = []
         for r in range(runs):
@@ -45,7 +48,7 @@ def distortion_vs_size(model: Any, x: np.ndarray, y: np.ndarray, attack: Any, si
                 break
             result = attack(sub, x[correct], y[correct], bounds=bounds, seed=seed + r, max_queries=max_queries,
                             sample_ids=ids[correct])
-            dist = {1: result.l1, 2: result.l2}.get(attack.norm, result.linf)
+            dist = getattr(result, distance_key(attack.norm))
             best[correct] = np.minimum(best[correct], np.where(result.success, dist, np.inf))
             queries.append(result.queries)
         found = np.isfinite(best)

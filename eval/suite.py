@@ -31,6 +31,9 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from attacks import AttackSpec
+
+from .points import choose_points, seed_set
 from .runstore import RunStore
 from .units import json_floats, load_cached, load_data, run_unit
 
@@ -38,7 +41,6 @@ __all__ = ["KINDS", "evaluate", "examples", "finish", "parse_models", "summarize
 
 KINDS = ("accuracy", "distortion", "transfer", "size", "width", "substitute")
 _NAME = re.compile(r"^[A-Za-z0-9_-]+$")
-_ATTACK_KEYS = ("method", "norm", "iters", "init_size", "theta", "max_queries")
 
 
 def parse_models(specs: Sequence[str]) -> dict[str, str]:
@@ -66,29 +68,22 @@ def _sha256(path: str) -> str:
     return h.hexdigest()[:16]
 
 
-def _common_points(models: dict[str, Any], x: np.ndarray, y: np.ndarray, n: int, seed: int) -> np.ndarray:
-    """``n`` test indices (sorted) drawn with ``seed`` among those every model classifies correctly."""
-    correct = np.ones(len(x), bool)
-    for model in models.values():
-        correct &= np.asarray(model.predict(x)) == y
-    pool = np.flatnonzero(correct)
-    if len(pool) < n:
-        raise ValueError(f"only {len(pool)} test points are classified correctly by every model; asked for {n}.")
-    return np.sort(np.random.default_rng([int(seed), 11]).choice(pool, n, replace=False))
-
-
 def _chunks(ids: np.ndarray, size: int) -> list[np.ndarray]:
     return [ids[i:i + size] for i in range(0, len(ids), size)]
 
 
-def _build_config(kind: str, models: dict[str, str], data: dict[str, Any], options: dict[str, Any]) -> dict:
+def _build_config(kind: str, models: dict[str, str], data: dict[str, Any], options: dict[str, Any],
+                  attack: AttackSpec | None) -> dict:
+    """The JSON settings of a run (``config.json``); the attack in its dict form."""
     config = {"kind": kind, "data": data, **options}
+    if attack is not None:
+        config["attack"] = attack.to_dict()
     config["models"] = {name: {"path": os.path.abspath(p), "sha256": _sha256(p)} for name, p in models.items()}
     return config
 
 
-def _plan(config: dict[str, Any], models: dict[str, Any], ds: Any) -> list[dict[str, Any]]:
-    """The work units of a run (deterministic in the config)."""
+def _plan(config: dict[str, Any], models: dict[str, Any], ds: Any, attack: AttackSpec | None) -> list[dict[str, Any]]:
+    """The work units of a run (deterministic in the config); attack units carry ``attack``."""
     kind = config["kind"]
     paths = {name: m["path"] for name, m in config["models"].items()}
     if kind == "accuracy":
@@ -96,10 +91,9 @@ def _plan(config: dict[str, Any], models: dict[str, Any], ds: Any) -> list[dict[
                 for name, path in paths.items()]
     ids = np.asarray(config["points"], np.int64)
     x, y = ds.x_test, ds.y_test
-    attack = config.get("attack")
     starts = None
     if config.get("start") == "nearest":
-        from attacks.base import nearest_other_class
+        from attacks import nearest_other_class
 
         starts = dict(zip(ids.tolist(), nearest_other_class(x[ids], ds.x_train, y[ids], ds.y_train)))
     base = {"attack": attack, "batch_size": config.get("batch_size")}
@@ -169,6 +163,17 @@ def _train_widths(config: dict[str, Any], ds: Any, run_dir: Path, quiet: bool) -
     return paths
 
 
+def _attack_spec(options: dict[str, Any]) -> AttackSpec | None:
+    """The options' attack as a checked spec (given as one, or as its dict form)."""
+    spec = options.get("attack")
+    if spec is None:
+        return None
+    if not isinstance(spec, AttackSpec):
+        spec = AttackSpec.from_dict(spec)
+    spec.validate()
+    return spec
+
+
 def evaluate(kind: str, models: dict[str, str] | None, data: dict[str, Any], out: str | os.PathLike, *,
              options: dict[str, Any] | None = None, backend: str = "loky", n_jobs: int | None = None,
              scheduler: str | None = None, ray_address: str | None = None, quiet: bool = False,
@@ -177,7 +182,8 @@ def evaluate(kind: str, models: dict[str, str] | None, data: dict[str, Any], out
 
     ``models`` maps names to saved model files (not for ``width``, which trains its own);
     ``data`` names the dataset (``name``, ``classes``, ``data_dir``, ``path``); ``options``
-    are the measurement's settings (see ``scd eval KIND --help``).  ``on_record`` sees each
+    are the measurement's settings (see ``scd eval KIND --help``), the attack as an
+    :class:`~attacks.spec.AttackSpec` (or its dict form).  ``on_record`` sees each
     record as it is persisted.
     """
     from .backends import map_unordered, parallel_backend
@@ -185,6 +191,7 @@ def evaluate(kind: str, models: dict[str, str] | None, data: dict[str, Any], out
     if kind not in KINDS:
         raise ValueError(f"unknown evaluation {kind!r}; choose from {KINDS}.")
     options = dict(options or {})
+    spec = _attack_spec(options)
     run_dir = Path(out)
     ds = load_data(data)
     with parallel_backend(backend, n_jobs=n_jobs, scheduler=scheduler, ray_address=ray_address) as jobs:
@@ -201,17 +208,15 @@ def evaluate(kind: str, models: dict[str, str] | None, data: dict[str, Any], out
             for name, model in loaded.items():
                 if getattr(model, "n_votes", 1) < 2:
                     raise ValueError(f"model {name!r} has one member; {kind} needs ensembles.")
-        config = _build_config(kind, models, data, options)
+        config = _build_config(kind, models, data, options, spec)
         if kind != "accuracy":
-            config["points"] = _common_points(loaded, ds.x_test, ds.y_test, int(options["n"]),
-                                              int(options.get("seed", 0))).tolist()
+            config["points"] = choose_points(list(loaded.values()), ds.x_test, ds.y_test, int(options["n"]),
+                                             seed=int(options.get("seed", 0))).tolist()
         if kind == "substitute":
-            rest = np.setdiff1d(np.arange(len(ds.x_test)), config["points"])
-            size = int(options["substitute"]["seed_size"])
-            config["seed_points"] = np.sort(np.random.default_rng([int(options.get("seed", 0)), 7])
-                                            .permutation(rest)[:size]).tolist()
+            config["seed_points"] = seed_set(len(ds.x_test), config["points"], int(options["substitute"]["seed_size"]),
+                                             int(options.get("seed", 0))).tolist()
         store = RunStore(run_dir, config)
-        units = _plan(config, loaded, ds)
+        units = _plan(config, loaded, ds, spec)
         pending = [u for u in units if not store.done(u["key"])]
         from tqdm.auto import tqdm
 
@@ -236,15 +241,6 @@ def finish(store: RunStore, models: dict[str, Any] | None = None, ds: Any = None
 
 
 # --------------------------------------------------------------------------- summaries
-def _distance_name(config: dict[str, Any]) -> str:
-    from eval.attack_run import build_attack
-
-    a = config["attack"]
-    norm = build_attack(a["method"], a.get("norm"), a.get("iters"), a.get("init_size"), a.get("theta"),
-                        a.get("max_queries")).norm
-    return {1.0: "l1", 2.0: "l2"}.get(norm, "linf")
-
-
 def _per_sample_min(records: list[dict[str, Any]], points: list[int], dist: str) -> tuple[np.ndarray, dict]:
     """Per point, the smallest successful distance over runs (NaN if every run failed or none
     ran yet), the run it came from, which points were attacked, and query/time totals."""
@@ -311,9 +307,9 @@ def summarize(store: RunStore, models: dict[str, Any] | None = None, ds: Any = N
                                            if k not in ("key", "kind", "model", "sample_ids")}
         return results
     points = config["points"]
+    if kind in ("distortion", "width", "size"):
+        dist = results["distance"] = AttackSpec.from_dict(config["attack"]).distance
     if kind in ("distortion", "width"):
-        dist = _distance_name(config)
-        results["distance"] = dist
         mins = {}
         for name in names:
             best, info = _per_sample_min(records.get(name, []), points, dist)
@@ -325,8 +321,6 @@ def summarize(store: RunStore, models: dict[str, Any] | None = None, ds: Any = N
                                    for i, a in enumerate(names) for b in names[i + 1:]]
         results["transfer_matrix"] = _transfer_matrix(store, results, names, models, ds)
     elif kind == "size":
-        dist = _distance_name(config)
-        results["distance"] = dist
         for name in names:
             rows = []
             for k in config["sizes"]:
@@ -381,7 +375,7 @@ def summarize(store: RunStore, models: dict[str, Any] | None = None, ds: Any = N
 def _transfer_matrix(store: RunStore, results: dict[str, Any], names: list[str], models: dict[str, Any] | None,
                      ds: Any) -> dict[str, Any] | None:
     """For each source model's closest adversarial examples, the fraction that every other
-    model also misclassifies (rows: source, columns: target)."""
+    model also misclassifies (rows: the source model, columns: every model it is tried on)."""
     if len(names) < 2:
         return None
     if models is None:

@@ -1,16 +1,17 @@
 """Work units of the evaluation suite: plain dicts in, ``(record, arrays)`` out.
 
 A unit names a saved model by path (workers load it once per process), carries the rows it
-attacks and the attack's settings, and is independent of every other unit, so the suite can
-send units to any joblib backend (a local pool, a dask cluster, ray) and persist each result
-as it arrives.  Every attack seeds each sample by its dataset index, so a sample's result does
-not depend on which unit, worker or chunk it ran in: a run gives the same records on any
-backend and after any number of restarts.
+attacks and the attack's :class:`~attacks.spec.AttackSpec` (with its attack, built once), and
+is independent of every other unit, so the suite can send units to any joblib backend (a
+local pool, a dask cluster, ray) and persist each result as it arrives.  Every attack seeds
+each sample by its dataset index, so a sample's result does not depend on which unit, worker
+or chunk it ran in: a run gives the same records on any backend and after any number of
+restarts.
 
-Kinds: ``accuracy`` (clean accuracy and timing of one model), ``attack`` (one model, or its member ``member``, or its first ``subset`` members, on a
-chunk of rows with one run's seed), ``transfer`` (attack member ``member`` alone and count
-the other members each example fools) and ``substitute`` (the substitute-model curve of one
-model for one seed).
+Kinds: ``accuracy`` (clean accuracy and timing of one model), ``attack`` (one model, or its
+member ``member``, or its first ``subset`` members, on a chunk of rows with one run's seed),
+``transfer`` (attack member ``member`` alone and count the other members each example fools)
+and ``substitute`` (the substitute-model curve of one model for one seed).
 """
 
 from __future__ import annotations
@@ -54,13 +55,6 @@ def load_data(spec: dict[str, Any]) -> Any:
     return _dataset(spec["name"], classes, spec.get("data_dir"), spec.get("path"))
 
 
-def _attack(spec: dict[str, Any]):
-    from eval.attack_run import build_attack
-
-    return build_attack(spec["method"], spec.get("norm"), spec.get("iters"), spec.get("init_size"),
-                        spec.get("theta"), spec.get("max_queries"))
-
-
 def json_floats(values: Any) -> list:
     """Floats for JSON: None where a value is NaN or infinite (a failed attack)."""
     return [None if not np.isfinite(v) else float(v) for v in np.asarray(values, np.float64)]
@@ -95,15 +89,14 @@ def run_unit(unit: dict[str, Any]) -> tuple[dict[str, Any], dict[str, np.ndarray
             record[name] = unit[name]
     arrays: dict[str, np.ndarray] = {}
     if kind == "attack":
-        target = model
+        attacked = model
         if unit.get("member") is not None:
-            target = model.member(int(unit["member"]))
+            attacked = model.member(int(unit["member"]))
         elif unit.get("subset") is not None:
-            target = model.members(range(int(unit["subset"])))
-        result = _attack(unit["attack"])(
-            target, unit["x"], unit["y"], bounds=(0.0, 1.0), seed=int(unit["seed"]),
-            max_queries=unit["attack"].get("max_queries") if unit["attack"]["method"] != "rays" else None,
-            sample_ids=unit["ids"], starting_points=unit.get("starts"), batch_size=unit.get("batch_size"))
+            attacked = model.members(range(int(unit["subset"])))
+        result = unit["attack"](attacked, unit["x"], unit["y"], bounds=(0.0, 1.0), seed=int(unit["seed"]),
+                                sample_ids=unit["ids"], starting_points=unit.get("starts"),
+                                batch_size=unit.get("batch_size"))
         record["success"] = result.success.tolist()
         for name in _DISTANCES:
             record[name] = json_floats(getattr(result, name))
@@ -117,10 +110,10 @@ def run_unit(unit: dict[str, Any]) -> tuple[dict[str, Any], dict[str, np.ndarray
     elif kind == "transfer":
         from eval.transfer import transfer_from_member
 
-        part = transfer_from_member(model, int(unit["member"]), unit["x"], unit["y"], _attack(unit["attack"]),
-                                    bounds=(0.0, 1.0), seed=int(unit["seed"]),
-                                    max_queries=unit["attack"].get("max_queries"), sample_ids=unit["ids"],
-                                    batch_size=unit.get("batch_size"))
+        spec = unit["attack"]
+        part = transfer_from_member(model, int(unit["member"]), unit["x"], unit["y"], spec.attack,
+                                    bounds=(0.0, 1.0), seed=int(unit["seed"]), max_queries=spec.budget,
+                                    sample_ids=unit["ids"], batch_size=unit.get("batch_size"))
         record.update(attacked=part["attacked"].tolist(), success=part["success"].tolist(),
                       fooled=json_floats(part["fooled"]), l2=json_floats(part["l2"]), n_members=int(model.n_votes))
     elif kind == "substitute":

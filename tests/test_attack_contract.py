@@ -77,3 +77,67 @@ def test_rejected_success_leaves_no_budget_curve():
     assert not result.success[0] and np.isnan(result.l2[0])
     assert result.history[0].shape == (0, 2) and np.isinf(result.distance_at(1e9)[0])
     assert result.to_dict()["samples"][0]["history"] == []
+
+
+# ---------------------------------------------------------------------- the attack specification
+def test_spec_answers_without_building_its_attack():
+    from attacks import AttackSpec
+
+    spec = AttackSpec("pgd", norm="2", iters=3, eps=(0.5,))
+    assert (spec.norm_value, spec.distance, spec.needs, spec.budget) == (2.0, "l2", "gradients", None)
+    assert not spec.uses_starting_points and "_attack" not in vars(spec)
+    assert AttackSpec("rays", max_queries=50).budget is None and AttackSpec("hsj", max_queries=50).budget == 50
+    assert AttackSpec("ead").needs == "logit_gradients" and AttackSpec("zoo").needs == "scores"
+    assert AttackSpec("hsj", norm="inf").distance == "linf" and AttackSpec("ead").distance == "l1"
+
+
+def test_spec_round_trips_and_builds_its_attack_once():
+    import pickle
+
+    from attacks import AttackSpec, HopSkipJump
+
+    spec = AttackSpec("hsj", norm="inf", iters=3, init_size=7, theta="0.01", max_queries=90)
+    data = spec.to_dict()
+    assert data == {"method": "hsj", "norm": "inf", "iters": 3, "init_size": 7, "theta": "0.01", "max_queries": 90}
+    assert AttackSpec.from_dict(data) == spec and hash(AttackSpec.from_dict(data)) == hash(spec)
+    attack = spec.attack
+    assert isinstance(attack, HopSkipJump) and spec.attack is attack
+    assert (attack.norm, attack.max_iter, attack.init_size, attack.theta) == (np.inf, 3, 7, 0.01)
+    copy = pickle.loads(pickle.dumps(spec))
+    assert copy == spec and copy.attack.get_params() == attack.get_params()
+    pgd = AttackSpec.from_dict({"method": "pgd", "norm": "1", "iters": 4, "eps": [0.25]})
+    assert pgd.to_dict()["eps"] == [0.25] and (pgd.attack.eps, pgd.attack.steps, pgd.attack.norm) == (0.25, 4, 1.0)
+
+
+def test_spec_runs_its_attack_with_its_budget():
+    from attacks import AttackSpec
+
+    model, x = binary_linear(n=3, seed=3)
+    spec = AttackSpec("hsj", iters=3, max_queries=120)
+    result = spec(model, x, bounds=BOX, seed=0)
+    again = spec.attack(model, x, bounds=BOX, seed=0, max_queries=120)
+    np.testing.assert_array_equal(result.x_adv, again.x_adv)
+    assert np.all(result.queries <= 120)
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"method": "nope"}, "Unknown attack method"), ({"method": "boundary", "norm": "inf"}, "L2 norm only"),
+    ({"method": "hsj", "norm": "1"}, "L2 or Linf"), ({"method": "rays", "iters": 3}, "max-queries"),
+    ({"method": "hsj", "theta": "sometimes"}, "theta"), ({"method": "fgsm", "iters": 2}, "one step"),
+    ({"method": "hsj", "eps": [0.1]}, "eps"), ({"method": "pgd", "eps": [0.1, 0.2]}, "one --eps"),
+    ({"method": "zoo", "init_size": 5}, "init-size"), ({"method": "hsj", "colour": 1}, "unknown attack settings")])
+def test_spec_refuses_bad_settings_when_made(settings, message):
+    from attacks import AttackSpec
+
+    with pytest.raises(ValueError, match=message):
+        AttackSpec.from_dict(settings)
+
+
+def test_spec_validate_runs_the_attacks_own_checks():
+    from attacks import AttackSpec
+
+    spec = AttackSpec("hsj", theta="-1")
+    with pytest.raises(ValueError, match="theta"):
+        spec.validate()
+    with pytest.raises(ValueError, match="init_size"):
+        AttackSpec("boundary", init_size=0).validate()

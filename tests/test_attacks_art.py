@@ -10,9 +10,8 @@ pytest.importorskip("art")
 from art.attacks.evasion import BoundaryAttack  # noqa: E402
 from art.attacks.evasion import HopSkipJump as ArtHopSkipJump  # noqa: E402
 
-from attacks import Boundary, HopSkipJump, Oracle  # noqa: E402
+from attacks import Boundary, HopSkipJump, Oracle, nearest_other_class  # noqa: E402
 from attacks.art_adapter import art_generate, to_art_classifier  # noqa: E402
-from attacks.base import nearest_other_class  # noqa: E402
 from eval.baselines import RandomForestEnsemble  # noqa: E402
 from eval.datasets import load_dataset  # noqa: E402
 

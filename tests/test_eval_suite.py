@@ -331,3 +331,21 @@ def test_examples_plot_draws_curves_for_one_dimensional_inputs(tmp_path):
 
     height, width = matplotlib.image.imread(path).shape[:2]
     assert width > 1.6 * height  # one wide panel of curves, not a 2-row grid of images
+
+
+def test_attack_spec_keeps_the_config_format_of_existing_runs(models, tmp_path):
+    """The ``attack`` entry of ``config.json`` is the spec's dict form, as it was written before
+    the spec existed, so an existing run directory resumes (and one with other settings is refused)."""
+    from attacks import AttackSpec
+
+    spec = AttackSpec.from_dict(ATTACK)
+    assert spec.to_dict() == ATTACK
+    first = evaluate("distortion", models, DATA, tmp_path, options=_options(runs=1), backend="sequential",
+                     quiet=True)
+    assert json.loads((tmp_path / "config.json").read_text())["attack"] == ATTACK
+    again = evaluate("distortion", models, DATA, tmp_path, options=_options(runs=1, attack=spec),
+                     backend="sequential", quiet=True)
+    assert _stable(again) == _stable(first)
+    with pytest.raises(ValueError, match="other settings.*attack"):
+        evaluate("distortion", models, DATA, tmp_path, options=_options(runs=1, attack={**ATTACK, "iters": 4}),
+                 backend="sequential", quiet=True)

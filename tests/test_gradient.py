@@ -8,8 +8,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from attacks import NoGradientError, Oracle  # noqa: E402
-from attacks.base import parse_norm  # noqa: E402
+from attacks import NoGradientError, Oracle, parse_norm  # noqa: E402
 from attacks.gradient import FGM, FGSM, IFGM, PGD, _project_l1  # noqa: E402
 from attack_models import binary_linear  # noqa: E402
 

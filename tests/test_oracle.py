@@ -517,3 +517,25 @@ def test_art_adapter_checks_its_arguments_and_absorbs_rounding():
     x[0, 0] = 1.01  # a real violation still fails loudly
     with pytest.raises(ValueError, match="outside the bounds"):
         classifier.predict(x)
+
+
+def test_an_attack_checks_its_inputs_once_and_each_query_is_clipped_once(monkeypatch):
+    """The boundary checks ``x`` once; the attack's own queries are clipped by the probe and
+    reach the model without a second check, with scikit-learn's finite scan switched off."""
+    import sklearn
+
+    from attacks import HopSkipJump
+    from attacks.criteria import Probe
+
+    checks, clips, finite = [], [], []
+    check, clip = Oracle.check, Probe.clip
+    monkeypatch.setattr(Oracle, "check", lambda self, x: checks.append(len(x)) or check(self, x))
+    monkeypatch.setattr(Probe, "clip", lambda self, rows: clips.append(len(rows)) or clip(self, rows))
+    model = CountingModel()
+    predict = model.predict
+    model.predict = lambda x: finite.append(sklearn.get_config()["assume_finite"]) or predict(x)
+    result = HopSkipJump(max_iter=2, init_evals=5)(model, _x(3), bounds=(0.0, 1.0), seed=0)
+    assert checks == [3]
+    # every counted row went through exactly one probe clip (plus the final clip of the results)
+    assert sum(clips) == result.queries.sum() + 3
+    assert finite and all(finite)
