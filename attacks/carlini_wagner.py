@@ -118,7 +118,7 @@ class CarliniWagnerL2(_MarginAttack):
                 break
             rows = run[live]
             xk = np.clip(from_tanh_space(w[live], lower, upper), lower, upper).astype(np.float32)
-            z = oracle.logits(xk, p.ids[rows])
+            z = oracle.logits(xk, p.ids[rows], checked=True)
             margin, g = p.margin_gradient(xk, rows, z)
             p.iterations[p.idx[rows]] += 1
             ok = p.succeeded(xk, rows, margin)

@@ -235,9 +235,10 @@ class _Problem:
 
     def margin_gradient(self, points: np.ndarray, rows: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Margins at ``points`` (rows ``rows`` of the problem, logits ``z``) and the gradient of the
-        hinge ``max(margin, -κ)`` there (one counted gradient row each; zero where the hinge is flat)."""
+        hinge ``max(margin, -κ)`` there (one counted gradient row each; zero where the hinge is flat).
+        ``points`` are float32 rows inside the box (every iterate is projected), sent unchecked."""
         margin, weights = hinge_weights(z, self.classes[rows], self.targeted, self.kappa)
-        g = self.oracle.logits_gradient(points, weights, self.ids[rows])
+        g = self.oracle.logits_gradient(points, weights, self.ids[rows], checked=True)
         on = np.flatnonzero(weights.any(axis=1))
         g[on] = self.stats.update(self.idx[rows[on]], g[on])
         g[weights.any(axis=1) == 0] = 0.0
@@ -245,7 +246,7 @@ class _Problem:
 
     def succeeded(self, points: np.ndarray, rows: np.ndarray, margin: np.ndarray | None) -> np.ndarray:
         """Counted label query: adversarial, and (κ > 0) a logit margin of at most -κ."""
-        ok = self.probe.is_adversarial(points, self.idx[rows])
+        ok = self.probe.is_adversarial(points, self.idx[rows], clipped=True)
         if self.kappa > 0:
             ok &= margin <= -self.kappa
         return ok
@@ -362,7 +363,7 @@ class EAD(_MarginAttack):
             rows = run[live]
             ask = live[~zy_known[live]]
             if len(ask):
-                zy[ask] = oracle.logits(yk[ask], p.ids[run[ask]])
+                zy[ask] = oracle.logits(yk[ask], p.ids[run[ask]], checked=True)
                 zy_known[ask] = True
             _, g = p.margin_gradient(yk[live], rows, zy[live])
             p.iterations[p.idx[rows]] += 1
@@ -378,7 +379,7 @@ class EAD(_MarginAttack):
 
             margin = None
             if want_zx:
-                zx = oracle.logits(x_new, p.ids[rows])
+                zx = oracle.logits(x_new, p.ids[rows], checked=True)
                 margin = hinge_weights(zx, p.classes[rows], p.targeted, p.kappa)[0]
                 same = np.all(y_new == x_new, axis=1)  # ISTA, or FISTA's first step: next logits known
                 zy[live[same]], zy_known[live[same]] = zx[same], True

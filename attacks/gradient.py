@@ -230,7 +230,7 @@ class _GradientAttack(Attack):
             live = live[probe.remaining(idx[live]) >= 2]  # keep one row for the label query
             if not len(live):
                 break
-            g = probe.oracle.loss_gradient(xa[live], classes[live], probe.ids[idx[live]])
+            g = probe.oracle.loss_gradient(xa[live], classes[live], probe.ids[idx[live]], checked=True)
             g = stats.update(idx[live], g)
             direction = _direction(sign * g, norm, xa[live], lower, upper)
             moved = np.clip(xa[live] + step[live, None] * direction, lower, upper)

@@ -187,6 +187,10 @@ class Oracle:
                              "project it with oracle.clip(x).")
         return x
 
+    def _checked(self, x: Any, checked: bool) -> np.ndarray:
+        """``x`` itself when the caller vouches for it (``checked``), else :meth:`check` of it."""
+        return x if checked else self.check(x)
+
     def clip(self, x: Any) -> np.ndarray:
         """``x`` cast to float32 and clipped into the bounds (NaN stays NaN, so check catches it)."""
         x = np.asarray(x, dtype=np.float32)
@@ -211,36 +215,40 @@ class Oracle:
         ``checked=True`` skips :meth:`check`: the caller promises a float32 ``(n, n_features)``
         array inside the bounds (an attack's own clipped rows; its inputs were checked once).
         """
-        return self._ask(self._labels, (x if checked else self.check(x),), ids, strict, np.int64, ())
+        return self._ask(self._labels, (self._checked(x, checked),), ids, strict, np.int64, ())
 
-    def scores(self, x: Any, ids: Any = None, *, strict: bool = False) -> np.ndarray:
+    def scores(self, x: Any, ids: Any = None, *, strict: bool = False, checked: bool = False) -> np.ndarray:
         """Probabilities or vote fractions ``(n, n_classes)`` (the model's float precision, never
-        downcast); refused rows are NaN.  ``NoScoresError`` for label-only models."""
+        downcast); refused rows are NaN.  ``NoScoresError`` for label-only models.  ``checked``
+        as for :meth:`labels`."""
         if not self.has_scores:
             raise NoScoresError(f"{self._model.name} answers labels only, so there are no scores; use a "
                                 "decision-based attack (HopSkipJump, Boundary, RayS) or oracle.labels.")
-        return self._ask(self._scores, (self.check(x),), ids, strict, np.float64, (self.n_classes,))
+        return self._ask(self._scores, (self._checked(x, checked),), ids, strict, np.float64, (self.n_classes,))
 
-    def logits(self, x: Any, ids: Any = None, *, strict: bool = False) -> np.ndarray:
-        """Logits ``(n, n_classes)``; refused rows are NaN.  ``NoGradientError`` when the model has none."""
+    def logits(self, x: Any, ids: Any = None, *, strict: bool = False, checked: bool = False) -> np.ndarray:
+        """Logits ``(n, n_classes)``; refused rows are NaN.  ``NoGradientError`` when the model has none.
+        ``checked`` as for :meth:`labels`."""
         if self._model.logits is None:
             raise NoGradientError(self._no_gradient_message("logits"))
-        return self._ask(self._logits, (self.check(x),), ids, strict, np.float64, (self.n_classes,))
+        return self._ask(self._logits, (self._checked(x, checked),), ids, strict, np.float64, (self.n_classes,))
 
-    def loss_gradient(self, x: Any, y: Any, ids: Any = None, *, strict: bool = False) -> np.ndarray:
+    def loss_gradient(self, x: Any, y: Any, ids: Any = None, *, strict: bool = False,
+                      checked: bool = False) -> np.ndarray:
         """Gradient of each row's own cross-entropy loss for class index ``y`` w.r.t. the row,
         ``(n, n_features)`` float32; refused rows are NaN.  ``NoGradientError`` when the model is
-        not differentiable."""
+        not differentiable.  ``checked`` as for :meth:`labels`."""
         if self._model.grad is None:
             raise NoGradientError(self._no_gradient_message("loss_gradient"))
-        x = self.check(x)
+        x = self._checked(x, checked)
         y = np.asarray(y)
         if y.shape != (len(x),) or y.dtype.kind not in "iu" or np.any((y < 0) | (y >= self.n_classes)):
             raise ValueError(f"y must be {len(x)} class indices in [0, {self.n_classes}), got shape {y.shape}, "
                              f"dtype {y.dtype}.")
         return self._ask(self._grad, (x, y.astype(np.int64)), ids, strict, np.float32, (self.n_features,))
 
-    def logits_gradient(self, x: Any, weights: Any, ids: Any = None, *, strict: bool = False) -> np.ndarray:
+    def logits_gradient(self, x: Any, weights: Any, ids: Any = None, *, strict: bool = False,
+                        checked: bool = False) -> np.ndarray:
         """Gradient w.r.t. each row of ``sum_c weights[i, c] * logits(x)[i, c]``, ``(n, n_features)``
         float32 (a vector-Jacobian product); refused rows are NaN.
 
@@ -248,11 +256,11 @@ class Oracle:
         any loss that is linear in the logits at a point, e.g. the C&W margin ``Z_y - Z_r``
         (``+1`` at ``y``, ``-1`` at ``r``), is one call.  Counted exactly like
         :meth:`loss_gradient`: one row per input row, the same budget and refusal rules.
-        ``NoGradientError`` when the model gives no such gradient.
+        ``NoGradientError`` when the model gives no such gradient.  ``checked`` as for :meth:`labels`.
         """
         if self._model.vjp is None:
             raise NoGradientError(self._no_gradient_message("logits_gradient", "logits_gradient(x, weights)"))
-        x = self.check(x)
+        x = self._checked(x, checked)
         w = np.asarray(weights)
         if w.shape != (len(x), self.n_classes) or w.dtype.kind not in "fiu":
             raise ValueError(f"weights must be a real array of shape ({len(x)}, {self.n_classes}), one row of logit "
@@ -265,7 +273,7 @@ class Oracle:
     def confirm(self, x: Any, ids: Any = None, *, checked: bool = False) -> np.ndarray:
         """Labels ``(n,)`` for a final check of adversarial examples: ignores the budget and is
         counted only in the ``confirm_*`` counters.  ``checked`` as for :meth:`labels`."""
-        x = x if checked else self.check(x)
+        x = self._checked(x, checked)
         ids = self._ids(ids, len(x))
         return self._chunked(self._labels, (x,), ids, confirm=True, dtype=np.int64, width=())
 

@@ -479,7 +479,8 @@ class _State:
         flat = np.concatenate([p.rows.reshape(-1, p.rows.shape[2]) for p in parts])
         ids = self.probe.ids[np.concatenate([np.repeat(p.s, p.rows.shape[1]) for p in parts])]
         oracle = self.probe.oracle
-        answers = oracle.logits(flat, ids) if self.a.loss == "logits" else oracle.scores(flat, ids)
+        answers = (oracle.logits(flat, ids, checked=True) if self.a.loss == "logits"
+                   else oracle.scores(flat, ids, checked=True))
         start = 0
         for part in parts:
             size = part.rows.shape[0] * part.rows.shape[1]

@@ -539,3 +539,21 @@ def test_an_attack_checks_its_inputs_once_and_each_query_is_clipped_once(monkeyp
     # every counted row went through exactly one probe clip (plus the final clip of the results)
     assert sum(clips) == result.queries.sum() + 3
     assert finite and all(finite)
+
+
+@pytest.mark.parametrize("name", ["pgd", "zoo", "ead", "cw"])
+def test_score_and_gradient_attacks_check_their_inputs_once(monkeypatch, name):
+    """Their own queries (projected into the box by the algorithm) are not checked again."""
+    from attack_models import binary_linear
+
+    from attacks import ATTACKS
+
+    checks = []
+    check = Oracle.check
+    monkeypatch.setattr(Oracle, "check", lambda self, x: checks.append(len(x)) or check(self, x))
+    model, x = binary_linear(n=2, seed=3)
+    oracle = Oracle(model.torch_module(), bounds=(0.0, 1.0), classes=model.classes_, n_features=model.n_features_in_)
+    small = {"pgd": {"steps": 3}, "zoo": {"max_iter": 3, "binary_steps": 1, "batch_size": 4},
+             "ead": {"max_iter": 4, "binary_steps": 1}, "cw": {"max_iter": 4, "binary_steps": 1}}
+    result = ATTACKS[name](**small[name])(oracle, x, seed=0)
+    assert checks == [2] and result.queries.sum() > 0
