@@ -31,7 +31,8 @@ from ._exact import Search, branch_and_bound, greedy_upper
 from ._halfspace import NORMS, crossing_distances
 from ._model import SignEnsemble
 
-__all__ = ["NORMS", "Bound", "SignEnsemble", "bound_sample", "certify", "crossing_distances", "parse_norm"]
+__all__ = ["NORMS", "Bound", "SignEnsemble", "bound_sample", "certify", "crossing_distances", "parse_norm",
+           "structure_search"]
 
 
 def parse_norm(norm) -> str:
@@ -103,6 +104,18 @@ def bound_sample(ensemble: SignEnsemble, x: np.ndarray, label: int, norm: str, b
     lower = min(lower, search.upper)
     return Bound(lower, search.upper, method, search.upper_method, search.x_adv, search.complete, search.nodes,
                  time.perf_counter() - start)
+
+
+def structure_search(ensemble: SignEnsemble, x: np.ndarray, label: int, norm: str,
+                     box: tuple[np.ndarray, np.ndarray], time_limit: float) -> tuple[np.ndarray | None, float]:
+    """A close input of the other class from the network structure alone (no queries): the
+    cheapest votes and units to cross, the convex problem of their sign pattern, then local
+    search (:func:`scd.certify._exact.greedy_upper`).  ``(x_adv, distance)`` as float32 in the
+    box, judged by the exact rule only, or ``(None, inf)``: the caller confirms it."""
+    p = Problem(ensemble, np.asarray(x, np.float64), int(label), box[0], box[1], parse_norm(norm))
+    search = Search()
+    greedy_upper(p, search, time.perf_counter() + time_limit)
+    return search.x_adv, search.upper
 
 
 def _confirm(search: Search, confirm) -> None:

@@ -99,36 +99,104 @@ def _favourable(p: Problem) -> np.ndarray:
     return change < 0 if p.label == 1 else change > 0
 
 
-def greedy_upper(p: Problem, search: Search, deadline: float) -> None:
-    """A first upper bound from the structure: cross single favourable units, cheapest first,
-    then the cheapest favourable units together (adding one at a time), keeping every point
-    that changes the prediction and the closest of them."""
-    mu = _margins(p)
-    cost = np.where(_favourable(p), p.dist, np.inf)
-    H = p.dist.shape[1]
-    units = [divmod(int(f), H) for f in np.argsort(cost, axis=None) if np.isfinite(cost.reshape(-1)[f])]
+def greedy_upper(p: Problem, search: Search, deadline: float, swaps: int = 6) -> None:
+    """Upper bounds from the structure (the "structure" attack).
 
-    def attempt(fixed):
+    Every vote that counts for the prediction gets a *plan*: its cheapest favourable units,
+    added until crossing them all moves its logit to the other side.  Votes are taken in the
+    order of their plans' cost (the largest crossing distance in the plan), as many as the
+    vote needs; the convex problem of all their rows gives a point.  If the point does not
+    change the prediction, units of the chosen votes that crossed against the attack are held
+    on their side, and failing that one more vote is added.  Once a point is found, local
+    search swaps the costliest chosen vote for the next one while that gives a closer point.
+    """
+    mu = _margins(p)
+    side = _side(p)
+    fav = _favourable(p)
+    plans, costs = _plans(p, side, fav)
+    if not plans:
+        return
+    order = sorted(plans, key=costs.get)
+    chosen = order[: min(len(order), _votes_needed(p))]
+    rest = order[len(chosen):]
+    held: set = set()
+
+    def solve(votes):
+        fixed = {unit: "cross" for k in votes for unit in plans[k]}
+        fixed.update({unit: "keep" for unit in held if unit not in fixed})
         A, c, m = _rows(p, fixed, mu)
         leaf = solve_leaf(A, c, p.l, p.u, p.norm, search.upper, m)
         if leaf.delta is None:
-            return False
-        x, dist, adv = evaluate(p, leaf.delta)
-        if adv and dist < search.upper:
-            search.upper, search.x_adv, search.upper_method = dist, x, "structure"
-        return adv
+            return None
+        return evaluate(p, leaf.delta)
 
-    for unit in units:
-        if time.perf_counter() > deadline or p.dist[unit] >= search.upper:
+    found = False
+    while time.perf_counter() < deadline:
+        result = solve(chosen)
+        if result is None:
+            if not rest:
+                return
+            chosen = chosen[:-1] + [rest.pop(0)]  # the costliest vote cannot be had: try the next
+            continue
+        x, dist, adv = result
+        if adv:
+            _offer(search, x, dist, "structure")
+            found = True
             break
-        attempt({unit: "cross"})
-    fixed: dict = {}
-    for unit in units:
-        if time.perf_counter() > deadline or p.dist[unit] >= search.upper:
+        states = p.model.pre(x.astype(np.float64)) > 0
+        against = [(k, j) for k in chosen for j in range(p.dist.shape[1])
+                   if (k, j) not in held and not fav[k, j] and states[k, j] != (side[k, j] > 0)]
+        if against:
+            held.update(against)
+        elif rest:
+            chosen = chosen + [rest.pop(0)]
+        else:
             return
-        fixed[unit] = "cross"
-        if attempt(fixed):
+    for _ in range(swaps if found else 0):
+        if not rest or time.perf_counter() > deadline:
             return
+        trial = sorted(chosen, key=costs.get)[:-1] + [rest.pop(0)]
+        result = solve(trial)
+        if result is not None and result[2] and result[1] < search.upper:
+            _offer(search, result[0], result[1], "structure")
+            chosen = trial
+
+
+def _offer(search: Search, x: np.ndarray, dist: float, method: str) -> None:
+    if dist < search.upper:
+        search.upper, search.x_adv, search.upper_method = dist, x, method
+
+
+def _plans(p: Problem, side: np.ndarray, fav: np.ndarray) -> tuple[dict, dict]:
+    """Per vote for the prediction: the cheapest favourable units whose crossing moves its
+    logit across zero, and the plan's cost (its largest crossing distance)."""
+    z = p.model.logits(p.h0)
+    plans, costs = {}, {}
+    for k in range(len(z)):
+        counts = z[k] > 0 if p.label == 1 else z[k] <= 0
+        if p.model.soft:
+            counts = True
+        if not counts:
+            continue
+        units = [j for j in np.argsort(p.dist[k]) if fav[k, j] and np.isfinite(p.dist[k, j])]
+        moved, plan = z[k], []
+        for j in units:
+            moved += p.model.v[k, j] * ((1.0 - side[k, j]) - p.h0[k, j])
+            plan.append((k, int(j)))
+            if (moved <= 0) if p.label == 1 else (moved > 0):
+                plans[k], costs[k] = plan, float(p.dist[k, j])
+                break
+    return plans, costs
+
+
+def _votes_needed(p: Problem) -> int:
+    """How many votes for the prediction must change under hard voting (a first guess for
+    soft voting)."""
+    z = p.model.logits(p.h0)
+    K = len(z)
+    positive = int((z > 0).sum())
+    need = positive - K // 2 if p.label == 1 else K // 2 + 1 - positive
+    return max(1, need)
 
 
 def branch_and_bound(p: Problem, search: Search, deadline: float, rtol: float = 1e-9) -> None:
@@ -161,8 +229,7 @@ def branch_and_bound(p: Problem, search: Search, deadline: float, rtol: float = 
             x, dist, adv = evaluate(p, leaf.delta)
             if adv:
                 solved_min = min(solved_min, bound)
-                if dist < search.upper:
-                    search.upper, search.x_adv, search.upper_method = dist, x, "branch-and-bound"
+                _offer(search, x, dist, "branch-and-bound")
                 continue
             states = p.model.pre(x.astype(np.float64)) > 0
         unit = _branch_unit(p, fixed, moving, fav, states)
