@@ -10,12 +10,12 @@ from pathlib import Path
 
 import click
 
-_DATASETS = ("digits", "cifar10", "mnist", "ecg", "npz", "csv")
+from eval.datasets import DATASETS  # the registry alone: no loader, numpy or torch
 
 
 def _data_options(f):
     """Options that choose a dataset, shared by the commands that read one."""
-    f = click.option("--data", "data", type=click.Choice(_DATASETS), default="digits", show_default=True,
+    f = click.option("--data", "data", type=click.Choice(DATASETS), default="digits", show_default=True,
                      help="Dataset (digits ships with scikit-learn; see README for the others).")(f)
     f = click.option("--classes", nargs=2, type=int, default=None,
                      help="The two original class ids to keep (dataset default otherwise).")(f)
@@ -87,11 +87,8 @@ def train(kind, loss, binary_weights, votes, hidden, iters, epochs, nrows, updat
     if resume and (out is None or kind != "scd"):
         raise click.UsageError("--resume needs --out and --model scd (the checkpoint is OUT.ckpt).")
     ds = _load(data, classes, data_dir, data_path)
-    checkpoint = f"{out}.ckpt" if out and kind == "scd" else None
-    if checkpoint and os.path.exists(checkpoint) and not resume:
-        os.remove(checkpoint)
     model, name = _build_model(kind, loss, binary_weights, votes, hidden, iters, epochs, nrows, updated_features,
-                               device, seed, jobs, checkpoint, quiet)
+                               device, seed, jobs, quiet)
     size = f"{model.n_votes} members" + (f" x {model.n_iters} iterations" if kind == "scd" else "")
     click.echo(f"{name}: {size}, on {ds.name} {ds.classes} ({len(ds.x_train)} train / {len(ds.x_test)} test, "
                f"{ds.x_train.shape[1]} features)", err=True)
@@ -100,9 +97,14 @@ def train(kind, loss, binary_weights, votes, hidden, iters, epochs, nrows, updat
     try:
         with parallel_backend(backend, n_jobs=None if jobs == -1 else jobs, scheduler=scheduler,
                               ray_address=ray_address):
-            model.fit(ds.x_train, ds.y_train, **({"resume": resume} if kind == "scd" else {}))
+            if out:
+                from scd.persist import fit_and_save
+
+                fit_and_save(model, ds.x_train, ds.y_train, out, resume=resume)
+            else:
+                model.fit(ds.x_train, ds.y_train)
     except KeyboardInterrupt:
-        hint = f" Resume with: --out {out} --resume" if checkpoint else ""
+        hint = f" Resume with: --out {out} --resume" if out and kind == "scd" else ""
         click.echo(f"\ninterrupted.{hint}", err=True)
         sys.exit(130)
     train_acc, test_acc = model.score(ds.x_train, ds.y_train), model.score(ds.x_test, ds.y_test)
@@ -110,14 +112,11 @@ def train(kind, loss, binary_weights, votes, hidden, iters, epochs, nrows, updat
     click.echo(f"test accuracy   {test_acc:.4f}")
     click.echo(f"training time   {model.fit_time_:.1f} s ({model.fit_time_ / model.n_votes:.2f} s per member)")
     if out:
-        model.save(out)
-        if checkpoint and os.path.exists(checkpoint):
-            os.remove(checkpoint)
         click.echo(f"saved to {out}")
 
 
 def _build_model(kind, loss, binary_weights, votes, hidden, iters, epochs, nrows, updated_features, device, seed,
-                 jobs, checkpoint, quiet):
+                 jobs, quiet):
     """The unfitted estimator that ``scd train`` options describe, and its display name."""
     verbose = 0 if quiet else 1
     if kind == "scd":
@@ -127,7 +126,7 @@ def _build_model(kind, loss, binary_weights, votes, hidden, iters, epochs, nrows
             loss=loss, binary_weights=binary_weights, n_votes=votes or 100, hidden_nodes=hidden,
             n_iters=iters or (10000 if binary_weights else 1000), nrows=nrows,
             updated_features=updated_features, random_state=seed, device=device, n_jobs=jobs,
-            checkpoint=checkpoint, verbose=verbose,
+            verbose=verbose,
         )
         return model, _SCD_VARIANTS[loss, binary_weights]
     from eval import baselines
@@ -261,6 +260,43 @@ def attack(model_path, method, data, classes, data_dir, data_path, n_samples, in
     for path, what in ((out, "record"), (save_examples, "examples")):
         if path:
             click.echo(f"{what} written to {path}", err=True)
+
+
+@main.command()
+@click.argument("model_path", metavar="MODEL", type=click.Path(exists=True, dir_okay=False))
+@_data_options
+@click.option("--norm", type=click.Choice(["inf", "2", "1"]), default="inf", show_default=True)
+@click.option("--n-samples", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Bound the first N test points the model classifies correctly.")
+@click.option("--indices", default=None, help="Comma-separated test indices instead (misclassified ones get 0).")
+@click.option("--time-limit", type=click.FloatRange(min=0), default=10.0, show_default=True,
+              help="Seconds of exact search per point after the certificate (0: certificate only).")
+@click.option("--out", type=click.Path(dir_okay=False), required=True,
+              help="JSON result; the run's records are kept in OUT.run/ so that a rerun resumes.")
+@click.option("--save-examples", type=click.Path(dir_okay=False), default=None,
+              help="Write the closest confirmed examples here (.npz).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def certify(model_path, data, classes, data_dir, data_path, norm, n_samples, indices, time_limit, out,
+            save_examples, quiet):
+    """Certified intervals [lower, upper] of the minimum distortion of an SCD ensemble.
+
+    lower: no input closer than it changes the prediction (sound under floating point);
+    upper: the closest input found that the model confirms it classifies differently.
+    """
+    from eval.baselines import load_model
+    from eval.certify import certify_run, table
+
+    picked = None if indices is None else _int_list(indices, "--indices")
+    model = load_model(model_path)
+    ds = _load(data, classes, data_dir, data_path)
+    settings = {"model": os.path.abspath(model_path), "data": data,
+                "classes": [getattr(c, "item", lambda c=c: c)() for c in ds.classes],
+                "data_path": data_path}
+    payload = certify_run(model, ds.x_test, ds.y_test, norm=norm, n_samples=n_samples, indices=picked,
+                          time_limit=time_limit, out=out, settings=settings, save_examples=save_examples,
+                          quiet=quiet)
+    click.echo(table(payload))
+    click.echo(f"record written to {out}", err=True)
 
 
 # ------------------------------------------------------------------------------- scd eval

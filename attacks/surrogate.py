@@ -28,7 +28,7 @@ import torch
 
 from .autograd import TorchGradients
 
-__all__ = ["SmoothSCD", "SurrogateGradients", "smooth_scd", "voting"]
+__all__ = ["SmoothSCD", "SurrogateGradients", "smooth_scd"]
 
 _PROBABILITY_FLOOR = 1e-12  # keeps log(p) finite where every vote agrees
 
@@ -80,29 +80,11 @@ def smooth_scd(model: Any, hidden_temperature: float = 0.1, vote_temperature: fl
     for name, value in (("hidden_temperature", hidden_temperature), ("vote_temperature", vote_temperature)):
         if not (isinstance(value, (int, float)) and np.isfinite(value) and value > 0):
             raise ValueError(f"{name} must be a finite number > 0, got {value!r}.")
-    soft = voting(model) == "soft"
+    soft = model.voting_ == "soft"
     module = SmoothSCD(np.asarray(model.W1_, np.float32), np.asarray(model.b1_, np.float32),
                        np.asarray(model.w2_, np.float32), np.asarray(model.b2_, np.float32), soft_voting=soft,
                        hidden_temperature=hidden_temperature, vote_temperature=vote_temperature)
     return module.eval()
-
-
-def voting(model: Any) -> str:
-    """``"soft"`` or ``"hard"``: how a fitted SCD estimator combines its votes.
-
-    A ``voting_`` attribute wins when the estimator has one; otherwise ``voting="auto"`` is
-    resolved as the estimators do (soft for the cross-entropy variants), from public names only.
-    """
-    resolved = getattr(model, "voting_", None)
-    if resolved is None:
-        resolved = model.voting
-    if resolved != "auto":
-        return resolved
-    import scd
-
-    cross_entropy = isinstance(model, (scd.SCDCE, scd.SCDCEBNN)) or (
-        isinstance(model, scd.SCDClassifier) and model.loss == "ce")
-    return "soft" if cross_entropy else "hard"
 
 
 class SurrogateGradients:

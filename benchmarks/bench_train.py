@@ -73,14 +73,14 @@ def main() -> None:
         "variant": args.variant, "votes": args.votes, "iters": iters, "seed": args.seed, "jobs": args.jobs,
         "dataset": "cifar10 0 vs 1", "n_train": len(ds.x_train), "n_test": len(ds.x_test),
         "train_accuracy": float(model.score(ds.x_train, ds.y_train)), "test_accuracy": float(test_acc),
-        "voting": model._voting(), "member_test_accuracy_mean": float(np.mean(member_acc)),
+        "voting": model.voting_, "member_test_accuracy_mean": float(np.mean(member_acc)),
         "best_member_test_accuracy": member_acc[model.best_index_],
         "fit_seconds": model.fit_time_, "resumed": resume,
         "votes_from_checkpoint": model.n_votes_resumed_, "predict_seconds_test": predict_s,
         "command": " ".join(["python", "benchmarks/" + Path(__file__).name, *sys.argv[1:]]),
         "machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M"),
     }
-    if model.n_votes > 1 and model._voting() == "soft":
+    if model.n_votes > 1 and model.voting_ == "soft":
         hard = model.set_params(voting="hard").score(ds.x_test, ds.y_test)
         record["test_accuracy_hard_vote"] = float(hard)
         model.set_params(voting="auto")

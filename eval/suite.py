@@ -22,7 +22,6 @@ Measurements (``kind``):
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import time
@@ -35,7 +34,7 @@ from attacks import AttackSpec
 
 from .points import choose_points, seed_set
 from .runstore import RunStore
-from .units import json_floats, load_cached, load_data, run_unit
+from .units import fingerprint, json_floats, load_cached, load_data, run_unit
 
 __all__ = ["KINDS", "evaluate", "examples", "finish", "parse_models", "summarize"]
 
@@ -60,14 +59,6 @@ def parse_models(specs: Sequence[str]) -> dict[str, str]:
     return models
 
 
-def _sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()[:16]
-
-
 def _chunks(ids: np.ndarray, size: int) -> list[np.ndarray]:
     return [ids[i:i + size] for i in range(0, len(ids), size)]
 
@@ -78,7 +69,7 @@ def _build_config(kind: str, models: dict[str, str], data: dict[str, Any], optio
     config = {"kind": kind, "data": data, **options}
     if attack is not None:
         config["attack"] = attack.to_dict()
-    config["models"] = {name: {"path": os.path.abspath(p), "sha256": _sha256(p)} for name, p in models.items()}
+    config["models"] = {name: {"path": os.path.abspath(p), "sha256": fingerprint(p)} for name, p in models.items()}
     return config
 
 
@@ -137,6 +128,7 @@ def _train_widths(config: dict[str, Any], ds: Any, run_dir: Path, quiet: bool) -
     import json
 
     from scd import SCDClassifier
+    from scd.persist import fit_and_save
 
     from .io import atomic_write_bytes
 
@@ -155,10 +147,8 @@ def _train_widths(config: dict[str, Any], ds: Any, run_dir: Path, quiet: bool) -
         if not path.exists():
             model = SCDClassifier(loss=w["loss"], hidden_nodes=int(H), n_votes=int(w["votes"]),
                                   n_iters=int(w["iters"]), random_state=int(config["seed"]),
-                                  n_jobs=w.get("jobs"), checkpoint=str(path) + ".ckpt", verbose=0 if quiet else 1)
-            model.fit(ds.x_train, ds.y_train, resume=os.path.exists(str(path) + ".ckpt"))
-            model.save(path)
-            Path(str(path) + ".ckpt").unlink(missing_ok=True)
+                                  n_jobs=w.get("jobs"), verbose=0 if quiet else 1)
+            fit_and_save(model, ds.x_train, ds.y_train, path, resume=True)
         paths[f"h{H}"] = str(path)
     return paths
 
@@ -380,7 +370,7 @@ def _transfer_matrix(store: RunStore, results: dict[str, Any], names: list[str],
         return None
     if models is None:
         saved = store.config["models"].values()
-        if not all(os.path.isfile(m["path"]) and _sha256(m["path"]) == m["sha256"] for m in saved):
+        if not all(os.path.isfile(m["path"]) and fingerprint(m["path"]) == m["sha256"] for m in saved):
             return None  # rebuilt without the attacked model files (missing or changed): leave the matrix out
         models = {name: load_cached(m["path"]) for name, m in store.config["models"].items()}
     if ds is None:

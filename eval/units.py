@@ -23,22 +23,32 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["json_floats", "load_cached", "load_data", "run_unit"]
+__all__ = ["fingerprint", "json_floats", "load_cached", "load_data", "run_unit"]
 
 _DISTANCES = ("l0", "l1", "l2", "linf")
 
 
 @functools.lru_cache(maxsize=8)
 def _load(path: str, mtime_ns: int, size: int) -> Any:
-    from eval.baselines import load_model
+    from eval.baselines import load_with_fingerprint
 
-    return load_model(path)
+    return load_with_fingerprint(path)
+
+
+def _loaded(path: str) -> Any:
+    stat = os.stat(path)
+    return _load(os.path.abspath(path), stat.st_mtime_ns, stat.st_size)
 
 
 def load_cached(path: str) -> Any:
     """The model saved at ``path``, loaded once per process (reloaded if the file changes)."""
-    stat = os.stat(path)
-    return _load(os.path.abspath(path), stat.st_mtime_ns, stat.st_size)
+    return _loaded(path).model
+
+
+def fingerprint(path: str) -> str:
+    """The first 16 hex digits of the SHA-256 of the model file at ``path``, from the same
+    single read that loads it (:func:`load_cached`)."""
+    return _loaded(path).fingerprint
 
 
 @functools.lru_cache(maxsize=2)

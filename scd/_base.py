@@ -53,7 +53,10 @@ class _BaseSCD(VoteOutputs, ClassifierMixin, BaseEstimator):
         """``(loss, binary_weights)`` of this estimator."""
         return self._loss, self._binary_weights
 
-    def _voting(self) -> str:
+    @property
+    def voting_(self) -> str:
+        """How the votes are combined, ``"hard"`` or ``"soft"``: the ``voting`` parameter with
+        ``"auto"`` resolved (soft for the cross-entropy variants)."""
         if self.voting != "auto":
             return self.voting
         return "soft" if self._variant()[0] == "ce" else "hard"
@@ -138,7 +141,7 @@ class _BaseSCD(VoteOutputs, ClassifierMixin, BaseEstimator):
 
     def _positive_fraction(self, X, member: int | None) -> np.ndarray:
         z = self._logits(X, member)
-        if self._voting() == "soft":
+        if self.voting_ == "soft":
             return (1.0 / (1.0 + np.exp(-z))).mean(axis=1)
         return (z > 0).mean(axis=1)
 

@@ -48,7 +48,7 @@ class SignEnsemble:
             raise ValueError(f"{type(model).__name__} is not fitted; fit or load it first.")
         W = np.ascontiguousarray(np.transpose(model.W1_, (0, 2, 1)), dtype=np.float64)
         return cls(W, model.b1_.astype(np.float64), model.w2_.astype(np.float64), model.b2_.astype(np.float64),
-                   model._voting() == "soft")
+                   model.voting_ == "soft")
 
     @property
     def n_votes(self) -> int:
