@@ -45,6 +45,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
+from attacks.autograd import TorchGradients
 from scd.ensemble import VoteOutputs, base_seed, binary_targets, fit_or_keep, resolve_devices
 from scd.persist import ModelFile, read_model_file, rebuild, register_loader, save_estimator
 
@@ -323,9 +324,11 @@ class CNNEnsemble(VoteOutputs, ClassifierMixin, BaseEstimator):
             return self.members_[member]
         return _SoftVote(self.members_).eval()
 
+    def _valid(self, X) -> np.ndarray:
+        return validate_data(self, X, reset=False, dtype=np.float32, order="C")
+
     def _tensor(self, X) -> torch.Tensor:
-        X = validate_data(self, X, reset=False, dtype=np.float32, order="C")
-        return torch.from_numpy(X.copy()).to(self.device_)
+        return torch.from_numpy(self._valid(X).copy()).to(self.device_)
 
     def _member_probs(self, X, member) -> np.ndarray:
         """Class-1 probability of every member ``(n_samples, n_members)``."""
@@ -336,12 +339,13 @@ class CNNEnsemble(VoteOutputs, ClassifierMixin, BaseEstimator):
                      for i in range(0, len(Xt), _PREDICT_ROWS)]
         return torch.cat(parts).cpu().numpy() if parts else np.zeros((0, len(members)))
 
+    def _gradients(self, member) -> TorchGradients:
+        return TorchGradients(self.torch_module(member), device=self.device_)
+
     def logits(self, X, member: int | None = None) -> np.ndarray:
         """Output of :meth:`torch_module` for ``X``: ``(n_samples, 2)`` float32."""
-        module = self.torch_module(member)
-        Xt = self._tensor(X)
-        with torch.no_grad():
-            return module(Xt).cpu().numpy()
+        gradients = self._gradients(member)
+        return gradients.logits(self._valid(X))
 
     def loss_gradient(self, X, y, member: int | None = None) -> np.ndarray:
         """Gradient of the cross-entropy of :meth:`torch_module`'s output w.r.t. ``X``.
@@ -350,23 +354,19 @@ class CNNEnsemble(VoteOutputs, ClassifierMixin, BaseEstimator):
         Row ``i`` of the result ``(n_samples, n_features)`` is the gradient of sample ``i``'s
         own loss (losses are summed, not averaged).
         """
-        module = self.torch_module(member)
-        Xt = self._tensor(X).requires_grad_(True)
-        target = torch.from_numpy(label_indices(self.classes_, y, len(Xt))).to(Xt.device)
-        loss = nn.functional.cross_entropy(module(Xt), target, reduction="sum")
-        (grad,) = torch.autograd.grad(loss, Xt)
-        return grad.cpu().numpy()
+        gradients = self._gradients(member)
+        X = self._valid(X)
+        return gradients.loss_gradient(X, label_indices(self.classes_, y, len(X)))
 
     def logits_gradient(self, X, weights, member: int | None = None) -> np.ndarray:
         """Gradient w.r.t. each row of ``sum_c weights[i, c] * logits[i, c]`` (:meth:`logits`),
         float32 ``(n_samples, n_features)``: the margin gradient EAD and C&W need."""
-        module = self.torch_module(member)
-        Xt = self._tensor(X).requires_grad_(True)
-        w = torch.as_tensor(np.asarray(weights, np.float32), device=Xt.device)
-        if w.shape != (len(Xt), 2):
-            raise ValueError(f"weights must have shape ({len(Xt)}, 2), got {tuple(w.shape)}.")
-        (grad,) = torch.autograd.grad((module(Xt) * w).sum(), Xt)
-        return grad.cpu().numpy()
+        gradients = self._gradients(member)
+        X = self._valid(X)
+        w = np.asarray(weights, np.float32)
+        if w.shape != (len(X), 2):
+            raise ValueError(f"weights must have shape ({len(X)}, 2), got {tuple(w.shape)}.")
+        return gradients.logits_gradient(X, w)
 
     # ------------------------------------------------------------------ predict
     def _positive_fraction(self, X, member) -> np.ndarray:
