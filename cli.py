@@ -185,11 +185,13 @@ def info(model_path):
 
 @main.command()
 @click.argument("model_path", metavar="MODEL", type=click.Path(exists=True, dir_okay=False))
-@click.option("--method", type=click.Choice(["hsj", "boundary", "rays", "zoo", "ead", "cw", "fgsm", "pgd", "substitute"]),
+@click.option("--method", type=click.Choice(["hsj", "boundary", "rays", "zoo", "ead", "cw", "fgsm", "pgd", "structure",
+                                             "substitute"]),
               default="hsj", show_default=True,
               help="Decision-based: hsj (L2/Linf), boundary (L2), rays (Linf). Scores: zoo (L2). Gradients: ead "
-                   "(L1), cw (L2), fgsm (Linf), pgd (Linf/L2/L1). substitute: the transfer curve of a substitute "
-                   "model (FGSM at each --eps, with a Gaussian-noise control).")
+                   "(L1), cw (L2), fgsm (Linf), pgd (Linf/L2/L1). structure: white-box, from an SCD ensemble's "
+                   "weights (Linf/L2/L1). substitute: the transfer curve of a substitute model (FGSM at each --eps, "
+                   "with a Gaussian-noise control).")
 @_data_options
 @click.option("--n-samples", type=click.IntRange(min=1), default=10, show_default=True,
               help="Attack the first N test points the model classifies correctly.")
@@ -348,7 +350,9 @@ def _eval_attack(f):
                      help="Attacks per image with seeds seed..seed+runs-1; the minimum distortion is kept.")(f)
     f = click.option("--n", "n_points", type=click.IntRange(min=1), default=10, show_default=True,
                      help="Test points, drawn with --seed among those every model classifies correctly.")(f)
-    f = click.option("--method", type=click.Choice(["hsj", "boundary", "rays"]), default="hsj", show_default=True)(f)
+    f = click.option("--method", type=click.Choice(["hsj", "boundary", "rays", "structure"]), default="hsj",
+                     show_default=True,
+                     help="structure: the white-box structure attack (SCD ensembles only).")(f)
     return f
 
 

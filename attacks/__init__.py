@@ -12,7 +12,8 @@ Decision-based: :class:`HopSkipJump` (L2/L∞), :class:`Boundary` (L2), :class:`
 Score-based: :class:`ZOO` (L2).  Gradient-based: :class:`EAD` (L1), :class:`CarliniWagnerL2`
 and :class:`CWL2EAD` (L2), :class:`FGM`, :class:`FGSM`, :class:`IFGM`, :class:`PGD`; on models
 without gradients they take them from a surrogate (:mod:`attacks.surrogate`,
-:mod:`attacks.substitute`; torch gradients in :mod:`attacks.autograd`).
+:mod:`attacks.substitute`; torch gradients in :mod:`attacks.autograd`).  White-box from the
+weights of an SCD ensemble: :class:`StructureAttack` (L∞/L2/L1, :mod:`attacks.structure`).
 :mod:`attacks.art_adapter` exposes an oracle to ART (imported lazily, ART is optional).
 """
 
@@ -28,9 +29,10 @@ from .rays import RayS
 from .result import AttackResult
 from .search import nearest_other_class
 from .spec import ATTACKS, AttackSpec
+from .structure import StructureAttack
 from .zoo import ZOO
 
 __all__ = ["ATTACKS", "CWL2EAD", "FGM", "FGSM", "IFGM", "NEEDS", "PGD", "REFUSED", "ZOO", "Attack", "AttackResult",
            "AttackSpec", "Boundary", "CarliniWagnerL2", "EAD", "HopSkipJump", "NoGradientError", "NoScoresError",
-           "Oracle", "QueryBudgetExceeded", "RayS", "distance_key", "distances", "nearest_other_class", "norm_name",
-           "parse_norm"]
+           "Oracle", "QueryBudgetExceeded", "RayS", "StructureAttack", "distance_key", "distances",
+           "nearest_other_class", "norm_name", "parse_norm"]

@@ -26,16 +26,17 @@ from .ead import EAD
 from .gradient import FGSM, PGD
 from .hop_skip_jump import HopSkipJump
 from .rays import RayS
+from .structure import StructureAttack
 from .zoo import ZOO
 
 __all__ = ["ATTACKS", "AttackSpec"]
 
 ATTACKS: dict[str, type[Attack]] = {"hsj": HopSkipJump, "boundary": Boundary, "rays": RayS, "fgsm": FGSM, "pgd": PGD,
-                                    "zoo": ZOO, "ead": EAD, "cw": CarliniWagnerL2}
+                                    "zoo": ZOO, "ead": EAD, "cw": CarliniWagnerL2, "structure": StructureAttack}
 """Attack classes by the name ``scd attack --method`` uses."""
 
 _NORMS = {"hsj": (2.0, np.inf), "boundary": (2.0,), "rays": (np.inf,), "zoo": (2.0,), "ead": (1.0,), "cw": (2.0,),
-          "fgsm": (np.inf,), "pgd": (np.inf, 2.0, 1.0)}
+          "fgsm": (np.inf,), "pgd": (np.inf, 2.0, 1.0), "structure": (np.inf, 2.0, 1.0)}
 """Norms each method attacks, its default first."""
 _ITERS = {"hsj": "max_iter", "boundary": "steps", "pgd": "steps", "zoo": "max_iter", "ead": "max_iter",
           "cw": "max_iter"}
@@ -75,8 +76,9 @@ class AttackSpec:
             raise ValueError(f"--init-size is for hsj and boundary, not {self.method}.")
         if self.theta is not None and self.method != "hsj":
             raise ValueError(f"--theta is for hsj, not {self.method}.")
-        if self.iters is not None and self.method == "rays":
-            raise ValueError("rays has no iterations; bound it with --max-queries.")
+        if self.iters is not None and self.method in ("rays", "structure"):
+            raise ValueError(f"{self.method} has no iterations" + (
+                "; bound it with --max-queries." if self.method == "rays" else "."))
         if self.iters is not None and self.method == "fgsm":
             raise ValueError("fgsm is one step; drop --iters.")
         self._theta()
@@ -159,7 +161,7 @@ class AttackSpec:
         kwargs: dict[str, Any] = {}
         if self.init_size is not None:
             kwargs["init_size"] = self.init_size
-        if self.method in ("hsj", "pgd"):
+        if self.method in ("hsj", "pgd", "structure"):
             kwargs["norm"] = norm_name(self.norm_value)
         if self.iters is not None:
             kwargs[_ITERS[self.method]] = self.iters

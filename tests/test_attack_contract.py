@@ -17,9 +17,10 @@ SMALL = {"hsj": {"max_iter": 8}, "boundary": {"steps": 300}, "rays": {"query_lim
          "cw": {"max_iter": 30, "binary_steps": 3, "c_init": 1.0, "lr": 0.05},
          "fgsm": {"eps": 0.3}, "pgd": {"eps": 0.3, "steps": 10}}
 DECISION_BASED = {"hsj", "boundary", "rays"}
+SCD_ONLY = {"structure"}  # white-box from an SCD ensemble's weights: its own contract below
 
 
-@pytest.fixture(params=sorted(ATTACKS))
+@pytest.fixture(params=sorted(set(ATTACKS) - SCD_ONLY))
 def attack(request):
     return ATTACKS[request.param](**SMALL[request.param])
 
@@ -141,3 +142,26 @@ def test_spec_validate_runs_the_attacks_own_checks():
         spec.validate()
     with pytest.raises(ValueError, match="init_size"):
         AttackSpec("boundary", init_size=0).validate()
+
+
+def test_structure_attack_contract():
+    """The structure attack on an SCD ensemble: confirmed successes, one counted query per
+    sample, reproducible, already-misclassified inputs untouched; other models are refused."""
+    import scd
+
+    rng = np.random.default_rng(0)
+    X = rng.uniform(size=(200, 6)).astype(np.float32)
+    y = (X[:, 0] + X[:, 1] > 1).astype(int)
+    model = scd.SCD01(n_votes=3, hidden_nodes=4, n_iters=50, random_state=0).fit(X, y)
+    x = X[:5]
+    attack = ATTACKS["structure"](norm="inf", time_limit=2)
+    result = attack(model, x, bounds=BOX, seed=0)
+    assert result.success.any()
+    np.testing.assert_array_equal(result.success, model.predict(result.x_adv) != model.predict(x))
+    assert np.all(result.queries <= 1)
+    np.testing.assert_array_equal(result.x_adv, attack(model, x, bounds=BOX, seed=0).x_adv)
+    wrong = attack(model, x, 1 - model.predict(x), bounds=BOX, seed=0)
+    assert wrong.already_adversarial.all() and wrong.queries.sum() == 0
+    linear, xl = binary_linear(n=2, seed=5)
+    with pytest.raises(ValueError, match="SCD ensembles"):
+        attack(linear, xl, bounds=BOX)
