@@ -53,7 +53,11 @@ def from_checkpoint(path: str):
 
     with zipfile.ZipFile(path) as z:
         arrays = {n[:-4]: np.lib.format.read_array(z.open(n)) for n in z.namelist() if n.endswith(".npy")}
-        params = json.loads(z.read("metadata.json")).get("params", {})
+        meta = json.loads(z.read("metadata.json"))
+    if meta.get("variant", ["01", False]) != ["01", False]:
+        raise SystemExit(f"{path}: --checkpoint reads SCD01 checkpoints only; this one is {meta['variant']}.")
+    known = scd.SCD01().get_params()
+    params = {k: v for k, v in meta.get("params", {}).items() if k in known}
     done = np.flatnonzero(arrays["done"])
     model = scd.SCD01(**{**params, "n_votes": len(done)})
     for name in _WEIGHTS:
@@ -126,16 +130,19 @@ def violations(entry: dict) -> list[str]:
 
 def summarise(images: list[dict]) -> dict:
     """Per norm: medians of lower, upper, upper/lower, seconds; the exact count; the attacks'
-    medians; whether every lower bound is at most every attack distance."""
+    medians; whether every lower bound is at most every attack distance.  A missing upper bound
+    (no example found) counts as infinite in the medians; an infinite median is ``None``."""
     med = lambda vals: float(np.median(vals)) if vals else None  # noqa: E731
+    finite = lambda v: v if v is not None and np.isfinite(v) else None  # noqa: E731
     out = {"n": len(images)}
     for norm, key in NORMS.items():
         iv = [e[f"interval_{norm}"] for e in images]
         cert = [e[f"certificate_{norm}"] for e in images]
-        ratios = [b["upper"] / b["lower"] for b in iv if b["upper"] is not None and b["lower"]]
+        upper = [np.inf if b["upper"] is None else b["upper"] for b in iv]  # None: no example found
+        ratios = [u / b["lower"] for u, b in zip(upper, iv) if b["lower"]]
         out[key] = {"median_lower": med([b["lower"] for b in iv if b["lower"] is not None]),
-                    "median_upper": med([b["upper"] for b in iv if b["upper"] is not None]),
-                    "median_ratio": med(ratios), "exact": sum(b["exact"] for b in iv),
+                    "median_upper": finite(med(upper)), "median_ratio": finite(med(ratios)),
+                    "upper_found": sum(b["upper"] is not None for b in iv), "exact": sum(b["exact"] for b in iv),
                     "complete": sum(b["complete"] for b in iv),
                     "median_seconds": med([b["seconds"] for b in iv]),
                     "median_certificate": med([b["lower"] for b in cert if b["lower"] is not None]),
@@ -190,6 +197,9 @@ def run_size(full, k: int, source: dict, ds, args: argparse.Namespace) -> dict:
                              for n in NORMS} | {"hsj": entry["hsj"]["l2"], "rays": entry["rays"]["linf"]}),
               flush=True)
     if record["images"]:
+        model_file = source.get("model")
+        if model_file and all(run["source"].get("model") != model_file for run in record["runs"]):
+            record["same_votes_as"] = model_file  # measured on a checkpoint whose votes the model file holds
         _write(path, record)  # a finished record gets the current summary too
     return record
 

@@ -260,7 +260,7 @@ def _certify_section(records: list[dict]) -> list[str]:
     """Certified intervals per ensemble size (issue #27): the summary per size and norm, then
     every image's intervals next to the attacks' distances."""
     records = sorted(records, key=lambda r: r["votes"])
-    fmt = lambda v, spec=".4f": "-" if v is None else format(v, spec)  # noqa: E731
+    fmt = lambda v, spec=".4f", missing="-": missing if v is None else format(v, spec)  # noqa: E731
     s = records[0]["settings"]
     lines = [
         f"`scd.certify.certify` on the first test images each sub-ensemble (the first k votes of one SCD01) classifies "
@@ -270,7 +270,7 @@ def _certify_section(records: list[dict]) -> list[str]:
         f"RayS L∞ (at most {s['rays_max_queries']} queries), seed 0. Targets (issue #27): median upper/lower <= 1.5 at "
         "20 votes, exact on >= 8 of 10 images at 1 and 5 votes, certificate <= 10 s per image at 100 votes.",
         "",
-        "| votes | norm | images | median lower | median upper | median upper/lower | exact (search complete) | median time | "
+        "| votes | norm | images | median lower | median upper (found) | median upper/lower | exact (search complete) | median time | "
         "certificate alone: median | its time, median (max) | attack median | attack / lower (median) | "
         "every lower <= attack |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
@@ -279,13 +279,16 @@ def _certify_section(records: list[dict]) -> list[str]:
         m = r["summary"]
         for norm, key, name, attack in _CERTIFY_NORMS:
             e = m[key]
-            dist = [(i[f"interval_{norm}"]["lower"], i["rays" if key == "linf" else "hsj"][key]) for i in r["images"]]
+            tag = "rays" if key == "linf" else "hsj"
+            dist = [(i[f"interval_{norm}"]["lower"], i[tag][key]) for i in r["images"]]
             gap = [d / lo for lo, d in dist if lo and d is not None]
             lines.append(
-                f"| {r['votes']} | {name} | {m['n']} | {fmt(e['median_lower'])} | {fmt(e['median_upper'])} "
-                f"| **{fmt(e['median_ratio'], '.2f')}** | {e['exact']}/{m['n']} ({e.get('complete', '-')}) | {fmt(e['median_seconds'], '.1f')} s "
+                f"| {r['votes']} | {name} | {m['n']} | {fmt(e['median_lower'])} | {fmt(e['median_upper'], '.4f', 'inf')} "
+                f"({e['upper_found']}/{m['n']}) "
+                f"| **{fmt(e['median_ratio'], '.2f', 'inf')}** | {e['exact']}/{m['n']} ({e['complete']}) | {fmt(e['median_seconds'], '.1f')} s "
                 f"| {fmt(e['median_certificate'])} | {fmt(e['median_certificate_seconds'], '.2f')} s "
-                f"({fmt(e['max_certificate_seconds'], '.2f')} s) | {attack} {fmt(m['rays_median_linf' if key == 'linf' else 'hsj_median_l2'])} "
+                f"({fmt(e['max_certificate_seconds'], '.2f')} s) | {attack} {fmt(m[f'{tag}_median_{key}'])} "
+                f"({m[f'{tag}_success']}/{m['n']} found) "
                 f"| {fmt(float(np.median(gap)) if gap else None, '.1f')} | {'yes' if m['lower_below_attacks'] else '**NO**'} |")
     lines += ["", "Exact: upper - lower <= 1e-6 max(1, upper). Search complete: the branch and bound finished "
               "within its time limit; a gap left then comes from the leaf solves (their certified dual bounds, leaves "
@@ -298,15 +301,18 @@ def _certify_section(records: list[dict]) -> list[str]:
             cells = {}
             for norm, key, _, _ in _CERTIFY_NORMS:
                 b = i[f"interval_{norm}"]
-                cells[key] = f"[{fmt(b['lower'])}, {fmt(b['upper'])}]" + ("*" if b["exact"] else "+" if b["complete"] else "")
-            lines.append(f"| {r['votes']} | {i['index']} | {cells['linf']} | {fmt(i['rays']['linf'])} | {cells['l2']} "
-                         f"| {fmt(i['hsj']['l2'])} | {i['interval_inf']['seconds']:.1f} s, {i['interval_2']['seconds']:.1f} s |")
+                cells[key] = (f"[{fmt(b['lower'])}, {fmt(b['upper'], '.4f', 'inf')}]"
+                              + ("*" if b["exact"] else "+" if b["complete"] else ""))
+            lines.append(f"| {r['votes']} | {i['index']} | {cells['linf']} | {fmt(i['rays']['linf'], '.4f', 'failed')} | {cells['l2']} "
+                         f"| {fmt(i['hsj']['l2'], '.4f', 'failed')} | {i['interval_inf']['seconds']:.1f} s, {i['interval_2']['seconds']:.1f} s |")
     lines.append("")
     for r in records:
         for run in r["runs"]:
             src = run["source"]
             origin = (f"votes {src['votes_used'][0]}-{src['votes_used'][-1]} of checkpoint `{src['checkpoint']}` "
                       f"({src['finished_votes']} finished votes)" if "checkpoint" in src else f"model `{src['model']}`")
+            if "same_votes_as" in r and "checkpoint" in src:
+                origin += f", the same votes (same weights) as the first {r['votes']} of `{r['same_votes_as']}`"
             lines.append(f"- {r['votes']} votes: {origin}; started {run['date']} on {run['machine']['platform']} "
                          f"({run['machine']['cpu_count']} CPU cores, shared); command `{run['command']}`.")
     return lines
