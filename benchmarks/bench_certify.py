@@ -9,7 +9,8 @@ For each size ``k`` the model's first ``k`` votes (``model.members(range(k))``) 
 the first ``--n`` test images that sub-ensemble classifies correctly: per image and per norm
 (L∞, L2) ``scd.certify.certify`` with ``--time-limit`` seconds of search, and the certificate
 alone (``time_limit=0``) with its time; HopSkipJump's L2 and RayS's L∞ distance; optionally
-the structure attack (``--structure S`` seconds, 0: skipped).  ``--checkpoint`` reads the
+the structure attack (``--structure S`` seconds, 0: skipped; a rerun with it adds it to the
+images already measured).  ``--checkpoint`` reads the
 finished votes of a training checkpoint instead of a model file.
 
 The record of size ``k`` is ``benchmarks/results/certify_cifar_<k>v.json``, rewritten
@@ -102,23 +103,29 @@ def measure_image(model, x: np.ndarray, y: int, index: int, args: argparse.Names
                     "seconds": hsj.seconds}
     entry["rays"] = {"linf": _distance(rays.linf[0]), "success": bool(rays.success[0]),
                      "queries": int(rays.queries[0]), "seconds": rays.seconds}
-    if args.structure > 0:
-        from attacks.structure import StructureAttack
-
-        entry["structure"] = {}
-        for norm, key in NORMS.items():
-            r = StructureAttack(norm=norm, time_limit=args.structure)(model, x[None], np.array([y]), bounds=(0.0, 1.0),
-                                                                       seed=0, sample_ids=np.array([index]))
-            entry["structure"][key] = {"distance": _distance(getattr(r, key)[0]), "seconds": r.seconds}
     entry["violations"] = violations(entry)
     return entry
+
+
+def measure_structure(model, x: np.ndarray, y: int, entry: dict, time_limit: float) -> None:
+    """Add the structure attack's L∞ and L2 distances to an image's ``entry`` (an add-on: a
+    rerun with ``--structure`` fills it into images measured without it)."""
+    from attacks.structure import StructureAttack
+
+    entry["structure"] = {"time_limit": time_limit}
+    for norm, key in NORMS.items():
+        r = StructureAttack(norm=norm, time_limit=time_limit)(model, x[None], np.array([y]), bounds=(0.0, 1.0),
+                                                              seed=0, sample_ids=np.array([entry["index"]]))
+        entry["structure"][key] = {"distance": _distance(getattr(r, key)[0]), "seconds": r.seconds,
+                                   "queries": int(r.queries[0])}
+    entry["violations"] = violations(entry)
 
 
 def violations(entry: dict) -> list[str]:
     """The attack distances below a certified lower bound (each one a soundness bug)."""
     found = []
     attacks = [("hsj", "l2", entry["hsj"]["l2"]), ("rays", "linf", entry["rays"]["linf"])]
-    attacks += [("structure", k, v["distance"]) for k, v in entry.get("structure", {}).items()]
+    attacks += [("structure", k, entry["structure"][k]["distance"]) for k in NORMS.values() if "structure" in entry]
     for name, key, dist in attacks:
         norm = {v: k for k, v in NORMS.items()}[key]
         for kind in ("interval", "certificate"):
@@ -153,9 +160,12 @@ def summarise(images: list[dict]) -> dict:
     out["hsj_success"] = sum(e["hsj"]["success"] for e in images)
     out["rays_success"] = sum(e["rays"]["success"] for e in images)
     for key in NORMS.values():
-        found = [e["structure"][key]["distance"] for e in images if "structure" in e]
+        found = [e["structure"][key] for e in images if "structure" in e]
         if found:
-            out[f"structure_median_{key}"] = med([v for v in found if v is not None])
+            out[f"structure_median_{key}"] = med([v["distance"] for v in found if v["distance"] is not None])
+            out[f"structure_success_{key}"] = sum(v["distance"] is not None for v in found)
+            out[f"structure_median_seconds_{key}"] = med([v["seconds"] for v in found])
+            out["structure_images"] = len(found)
     out["violations"] = [v for e in images for v in e["violations"]]
     out["lower_below_attacks"] = not out["violations"]
     return out
@@ -164,7 +174,7 @@ def summarise(images: list[dict]) -> dict:
 def _settings(args: argparse.Namespace) -> dict:
     return {"time_limit": args.time_limit, "hsj_iters": args.hsj_iters, "hsj_init_size": args.hsj_init,
             "hsj_max_queries": args.hsj_queries, "hsj_theta": "paper", "rays_max_queries": args.rays_queries,
-            "structure_time_limit": args.structure, "seed": 0, "bounds": [0.0, 1.0]}
+            "seed": 0, "bounds": [0.0, 1.0]}
 
 
 def run_size(full, k: int, source: dict, ds, args: argparse.Namespace) -> dict:
@@ -180,32 +190,45 @@ def run_size(full, k: int, source: dict, ds, args: argparse.Namespace) -> dict:
         record = {"dataset": "cifar10 0 vs 1", "votes": k, "weights": key, "settings": settings, "images": [],
                   "runs": []}
     run = {"command": " ".join(["python", "benchmarks/" + Path(__file__).name, *sys.argv[1:]]), "source": source,
-           "machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M")}
+           "machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M"), "structure_time_limit": args.structure}
     correct = np.flatnonzero(model.predict(ds.x_test) == ds.y_test)[: args.n]
-    done = {e["index"] for e in record["images"]}
+    by_index = {e["index"]: e for e in record["images"]}
     for i in correct:
-        if int(i) in done:
+        if int(i) in by_index:
+            entry = by_index[int(i)]
+            if args.structure > 0 and entry.get("structure", {}).get("time_limit") != args.structure:
+                measure_structure(model, ds.x_test[i], int(ds.y_test[i]), entry, args.structure)
+                _report_violations(k, entry)
+                _write(path, record, run)
+                print(k, int(i), "structure", json.dumps(entry["structure"]), flush=True)
             continue
         entry = measure_image(model, ds.x_test[i], int(ds.y_test[i]), int(i), args)
-        for v in entry["violations"]:
-            print(f"SOUNDNESS VIOLATION ({k} votes): {v}", flush=True)
+        if args.structure > 0:
+            measure_structure(model, ds.x_test[i], int(ds.y_test[i]), entry, args.structure)
+        _report_violations(k, entry)
         record["images"].append(entry)
-        if run not in record["runs"]:
-            record["runs"].append(run)  # every invocation that measured images, in order
-        _write(path, record)
+        _write(path, record, run)
         print(k, json.dumps({n: {f: entry[f"interval_{n}"][f] for f in ("lower", "upper", "exact", "seconds")}
                              for n in NORMS} | {"hsj": entry["hsj"]["l2"], "rays": entry["rays"]["linf"]}),
               flush=True)
     if record["images"]:
         model_file = source.get("model")
-        if model_file and all(run["source"].get("model") != model_file for run in record["runs"]):
+        if model_file and all(r["source"].get("model") != model_file for r in record["runs"]):
             record["same_votes_as"] = model_file  # measured on a checkpoint whose votes the model file holds
         _write(path, record)  # a finished record gets the current summary too
     return record
 
 
-def _write(path: Path, record: dict) -> None:
-    """Sort the images, summarise them and replace the record atomically."""
+def _report_violations(k: int, entry: dict) -> None:
+    for v in entry["violations"]:
+        print(f"SOUNDNESS VIOLATION ({k} votes): {v}", flush=True)
+
+
+def _write(path: Path, record: dict, run: dict | None = None) -> None:
+    """Sort the images, summarise them and replace the record atomically; ``run``: the
+    invocation that has just measured something (each one is listed once, in order)."""
+    if run is not None and run not in record["runs"]:
+        record["runs"].append(run)
     record["images"].sort(key=lambda e: e["index"])
     record["summary"] = summarise(record["images"])
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -224,7 +247,8 @@ def main() -> None:
     parser.add_argument("--hsj-init", type=int, default=100, help="HopSkipJump's initial pool")
     parser.add_argument("--hsj-queries", type=int, default=20000)
     parser.add_argument("--rays-queries", type=int, default=5000)
-    parser.add_argument("--structure", type=float, default=0.0, help="structure attack seconds (0: skipped)")
+    parser.add_argument("--structure", type=float, default=0.0,
+                        help="structure attack seconds per image and norm (0: skipped); added to finished images too")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--results", default=str(RESULTS), help="where the records go")
     parser.add_argument("--restart", action="store_true", help="replace the records instead of resuming them")

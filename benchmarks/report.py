@@ -256,6 +256,23 @@ def _kernel_section(r: dict) -> list[str]:
 _CERTIFY_NORMS = (("inf", "linf", "L∞", "RayS"), ("2", "l2", "L2", "HopSkipJump"))  # certify's key, record key, name, attack
 
 
+def _structure_cell(summary: dict, key: str) -> str:
+    """The structure attack's median distance, successes and median time in one norm, or "-"."""
+    if f"structure_median_{key}" not in summary:
+        return "-"
+    med = summary[f"structure_median_{key}"]
+    return (f"{'-' if med is None else format(med, '.4f')} ({summary[f'structure_success_{key}']}/"
+            f"{summary['structure_images']}), {summary[f'structure_median_seconds_{key}']:.1f} s")
+
+
+def _structure_pair(image: dict) -> str:
+    """One image's structure attack distances (L∞, L2), or "-"."""
+    if "structure" not in image:
+        return "-"
+    d = [image["structure"][key]["distance"] for key in ("linf", "l2")]
+    return ", ".join("failed" if v is None else f"{v:.4f}" for v in d)
+
+
 def _certify_section(records: list[dict]) -> list[str]:
     """Certified intervals per ensemble size (issue #27): the summary per size and norm, then
     every image's intervals next to the attacks' distances."""
@@ -267,13 +284,15 @@ def _certify_section(records: list[dict]) -> list[str]:
         f"correctly: the interval [lower, upper] of the minimum distortion inside [0, 1]^3072 with {s['time_limit']:g} s "
         f"of search per image and norm, and the certificate alone (`time_limit=0`). Attacks: HopSkipJump L2 (paper θ, "
         f"{s['hsj_iters']} iterations, initial pool {s['hsj_init_size']}, at most {s['hsj_max_queries']} queries) and "
-        f"RayS L∞ (at most {s['rays_max_queries']} queries), seed 0. Targets (issue #27): median upper/lower <= 1.5 at "
+        f"RayS L∞ (at most {s['rays_max_queries']} queries), seed 0; the structure attack "
+        "(`attacks.structure.StructureAttack`, the same search certify's upper bound starts from) where a run had "
+        "`--structure`. Targets (issue #27): median upper/lower <= 1.5 at "
         "20 votes, exact on >= 8 of 10 images at 1 and 5 votes, certificate <= 10 s per image at 100 votes.",
         "",
         "| votes | norm | images | median lower | median upper (found) | median upper/lower | exact (search complete) | median time | "
         "certificate alone: median | its time, median (max) | attack median | attack / lower (median) | "
-        "every lower <= attack |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "structure attack: median (found), median time | every lower <= every attack |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in records:
         m = r["summary"]
@@ -289,13 +308,15 @@ def _certify_section(records: list[dict]) -> list[str]:
                 f"| {fmt(e['median_certificate'])} | {fmt(e['median_certificate_seconds'], '.2f')} s "
                 f"({fmt(e['max_certificate_seconds'], '.2f')} s) | {attack} {fmt(m[f'{tag}_median_{key}'])} "
                 f"({m[f'{tag}_success']}/{m['n']} found) "
-                f"| {fmt(float(np.median(gap)) if gap else None, '.1f')} | {'yes' if m['lower_below_attacks'] else '**NO**'} |")
+                f"| {fmt(float(np.median(gap)) if gap else None, '.1f')} | {_structure_cell(m, key)} "
+                f"| {'yes' if m['lower_below_attacks'] else '**NO**'} |")
     lines += ["", "Exact: upper - lower <= 1e-6 max(1, upper). Search complete: the branch and bound finished "
               "within its time limit; a gap left then comes from the leaf solves (their certified dual bounds, leaves "
               "a solver could not settle) and from the float32 rounding of the confirmed example.", "",
               "Per image (* = exact, + = search complete but not exact):", "",
-              "| votes | test index | L∞ [lower, upper] | RayS L∞ | L2 [lower, upper] | HopSkipJump L2 | time (L∞, L2) |",
-              "|---|---|---|---|---|---|---|"]
+              "| votes | test index | L∞ [lower, upper] | RayS L∞ | L2 [lower, upper] | HopSkipJump L2 | time (L∞, L2) "
+              "| structure attack (L∞, L2) |",
+              "|---|---|---|---|---|---|---|---|"]
     for r in records:
         for i in r["images"]:
             cells = {}
@@ -304,7 +325,8 @@ def _certify_section(records: list[dict]) -> list[str]:
                 cells[key] = (f"[{fmt(b['lower'])}, {fmt(b['upper'], '.4f', 'inf')}]"
                               + ("*" if b["exact"] else "+" if b["complete"] else ""))
             lines.append(f"| {r['votes']} | {i['index']} | {cells['linf']} | {fmt(i['rays']['linf'], '.4f', 'failed')} | {cells['l2']} "
-                         f"| {fmt(i['hsj']['l2'], '.4f', 'failed')} | {i['interval_inf']['seconds']:.1f} s, {i['interval_2']['seconds']:.1f} s |")
+                         f"| {fmt(i['hsj']['l2'], '.4f', 'failed')} | {i['interval_inf']['seconds']:.1f} s, {i['interval_2']['seconds']:.1f} s "
+                         f"| {_structure_pair(i)} |")
     lines.append("")
     for r in records:
         for run in r["runs"]:
@@ -313,6 +335,8 @@ def _certify_section(records: list[dict]) -> list[str]:
                       f"({src['finished_votes']} finished votes)" if "checkpoint" in src else f"model `{src['model']}`")
             if "same_votes_as" in r and "checkpoint" in src:
                 origin += f", the same votes (same weights) as the first {r['votes']} of `{r['same_votes_as']}`"
+            if run.get("structure_time_limit"):
+                origin += f"; structure attack {run['structure_time_limit']:g} s per image and norm"
             lines.append(f"- {r['votes']} votes: {origin}; started {run['date']} on {run['machine']['platform']} "
                          f"({run['machine']['cpu_count']} CPU cores, shared); command `{run['command']}`.")
     return lines
