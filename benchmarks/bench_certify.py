@@ -10,15 +10,15 @@ the first ``--n`` test images that sub-ensemble classifies correctly: per image 
 (L∞, L2) ``scd.certify.certify`` with ``--time-limit`` seconds of search, and the certificate
 alone (``time_limit=0``) with its time; HopSkipJump's L2 and RayS's L∞ distance; optionally
 the structure attack (``--structure S`` seconds, 0: skipped; a rerun with it adds it to the
-images already measured).  ``--checkpoint`` reads the
-finished votes of a training checkpoint instead of a model file.
+images already measured).  ``--checkpoint`` reads the finished votes of a training checkpoint
+instead of a model file.
 
 The record of size ``k`` is ``benchmarks/results/certify_cifar_<k>v.json``, rewritten
 atomically after every image; a rerun with the same settings and the same votes (weights
 fingerprint) skips the images it already holds; other settings stop with an error unless
-``--restart``.  Any certified lower bound above an attack's
-distance would be a soundness bug: it is printed as ``SOUNDNESS VIOLATION`` and recorded.
-``docs/benchmarks.md`` is regenerated at the end.
+``--restart``.  Any certified lower bound above an attack's distance would be a soundness bug:
+it is printed as ``SOUNDNESS VIOLATION`` and recorded.  ``docs/benchmarks.md`` is regenerated
+at the end.
 """
 
 from __future__ import annotations
