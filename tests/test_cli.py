@@ -9,8 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from cli import main
+from tests.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_help_does_not_import_torch_or_tensorflow():

@@ -10,7 +10,7 @@ torch = pytest.importorskip("torch")
 
 from attacks import NoGradientError, Oracle, parse_norm  # noqa: E402
 from attacks.gradient import FGM, FGSM, IFGM, PGD, _project_l1  # noqa: E402
-from attack_models import binary_linear  # noqa: E402
+from tests.attacks.models import binary_linear  # noqa: E402
 
 D, K, N = 10, 3, 12
 BOX = (0.0, 1.0)

@@ -20,18 +20,12 @@ from eval.baselines import forest, load_model, mlp
 from eval.baselines._common import member_seeds
 from eval.baselines.forest import RandomForestEnsemble
 from eval.baselines.mlp import MLPEnsemble
-from eval.datasets import load_dataset
 from scd.persist import load_bundle, save_bundle
 
 MLP_SMALL = dict(n_votes=5, max_iter=200, random_state=0, n_jobs=1)
 RF_SMALL = dict(n_votes=5, random_state=0, n_jobs=1)
 LOADERS = {MLPEnsemble: mlp.load, RandomForestEnsemble: forest.load}
 quiet = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
 
 
 @pytest.fixture(scope="module")

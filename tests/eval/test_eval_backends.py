@@ -13,6 +13,7 @@ import pytest
 from joblib._parallel_backends import ThreadingBackend
 
 from eval.backends import BACKENDS, map_unordered, parallel_backend
+from tests.paths import ROOT
 
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # keep ray from writing a token to ~/.ray
 
@@ -108,7 +109,7 @@ def test_ray_local_instance_and_shutdown(monkeypatch):
 
     monkeypatch.setattr(tempfile, "mkdtemp", mkdtemp)
     # ray's workers import this test module by name, so they need its folder on their path
-    here = os.path.dirname(os.path.abspath(__file__))
+    here = str(ROOT)
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH")])))
     with pytest.raises(RuntimeError, match="boom"):  # one start; clean-up also on errors
         with parallel_backend("ray", n_jobs=2) as n_jobs:
@@ -151,5 +152,5 @@ def test_import_is_lazy():
     code = ("import sys, eval.backends; "
             "print(sorted(m for m in ('dask', 'distributed', 'ray') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+                         cwd=str(ROOT))
     assert out.stdout.strip() == "[]"

@@ -15,15 +15,9 @@ import pytest
 from sklearn.exceptions import ConvergenceWarning
 
 import scd
-from eval.datasets import load_dataset
 from scd.persist import FORMAT_VERSION, load_bundle, save_bundle
 
 SMALL = dict(n_votes=3, n_iters=15, hidden_nodes=5, updated_features=8, interval=5, random_state=0)
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
 
 
 @pytest.mark.parametrize("cls", [scd.SCD01, scd.SCDCE, scd.SCD01BNN, scd.SCDCEBNN])

@@ -7,12 +7,6 @@ import torch
 import scd
 from attacks import PGD, Oracle
 from attacks.surrogate import SurrogateGradients, smooth_scd
-from eval.datasets import load_dataset
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
 
 
 @pytest.fixture(scope="module")

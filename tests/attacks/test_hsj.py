@@ -6,7 +6,7 @@ import pytest
 
 from attacks import Oracle
 from attacks.hop_skip_jump import HopSkipJump
-from attack_models import Constant, Flaky, binary_linear, three_class_linear
+from tests.attacks.models import Constant, Flaky, binary_linear, three_class_linear
 
 BOX = (0.0, 1.0)
 

@@ -1,6 +1,5 @@
 """The substitute-model attack: training by Jacobian augmentation and transfer curves."""
 
-import numpy as np
 import pytest
 import torch
 from sklearn.linear_model import LogisticRegression

@@ -9,7 +9,7 @@ import pytest
 
 from attacks import Oracle
 from attacks.rays import RayS
-from attack_models import Constant, Flaky, Linear, binary_linear, three_class_linear
+from tests.attacks.models import Constant, Flaky, Linear, binary_linear, three_class_linear
 
 BOX = (0.0, 1.0)
 TOL = 1e-3

@@ -10,7 +10,7 @@ import pytest
 
 from attacks import NoGradientError, NoScoresError, Oracle
 from attacks.zoo import ZOO, _Level
-from attack_models import binary_linear, three_class_linear
+from tests.attacks.models import binary_linear, three_class_linear
 
 BOX = (0.0, 1.0)
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from attack_models import Linear, binary_linear
+from tests.attacks.models import Linear, binary_linear
 from attacks import HopSkipJump
 from eval.baselines import RandomForestEnsemble
 from eval.datasets import load_dataset

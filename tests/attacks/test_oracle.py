@@ -6,7 +6,6 @@ import torch
 
 import scd
 from attacks import REFUSED, NoGradientError, NoScoresError, Oracle, QueryBudgetExceeded
-from eval.datasets import load_dataset
 
 D, C = 4, 3
 
@@ -406,11 +405,6 @@ def test_torch_module_on_gpu_gets_its_inputs_there():
 
 # ---------------------------------------------------------------------- SCD and ART
 @pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
-
-
-@pytest.fixture(scope="module")
 def ensemble(digits):
     torch.set_num_threads(1)
     return scd.SCD01(n_votes=3, n_iters=30, hidden_nodes=5, updated_features=8, interval=5,
@@ -544,7 +538,7 @@ def test_an_attack_checks_its_inputs_once_and_each_query_is_clipped_once(monkeyp
 @pytest.mark.parametrize("name", ["pgd", "zoo", "ead", "cw"])
 def test_score_and_gradient_attacks_check_their_inputs_once(monkeypatch, name):
     """Their own queries (projected into the box by the algorithm) are not checked again."""
-    from attack_models import binary_linear
+    from tests.attacks.models import binary_linear
 
     from attacks import ATTACKS
 

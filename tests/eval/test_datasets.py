@@ -22,8 +22,8 @@ from sklearn.datasets import load_digits
 from eval import datasets
 from eval.datasets import DATASETS, REGISTRY, Dataset, cifar, load_dataset
 from eval.io import atomic_open, atomic_write_bytes, default_data_dir
+from tests.paths import ROOT, SHARED_DATA
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 CIFAR_NPZ = SHARED_DATA / "cifar10_01.npz"
 MNIST_NPZ = SHARED_DATA / "mnist.npz"
 BATCH_NAMES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
@@ -532,7 +532,7 @@ def test_registry_is_light():
     """The command line reads the dataset names without importing any loader or scikit-learn."""
     code = ("import sys; from eval.datasets import DATASETS, REGISTRY; "
             "assert not any(m.startswith('sklearn') or m == 'eval.datasets.cifar' for m in sys.modules)")
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
 
 
 # ---------------------------------------------------------------------------- io

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from attacks import ATTACKS, Oracle
-from attack_models import Flaky, binary_linear
+from tests.attacks.models import Flaky, binary_linear
 
 BOX = (0.0, 1.0)
 SMALL = {"hsj": {"max_iter": 8}, "boundary": {"steps": 300}, "rays": {"query_limit": 400},

@@ -1,6 +1,5 @@
 """The SCD estimators behave as scikit-learn classifiers and are reproducible."""
 
-from pathlib import Path
 
 import joblib
 import numpy as np
@@ -15,15 +14,10 @@ from sklearn.preprocessing import MinMaxScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import scd
-from eval.datasets import load_dataset
+from tests.paths import SHARED_DATA
 
 SMALL = dict(n_votes=3, n_iters=15, hidden_nodes=5, updated_features=8, interval=5, random_state=0)
 VARIANTS = [scd.SCD01, scd.SCDCE, scd.SCD01BNN, scd.SCDCEBNN]
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
 
 
 @parametrize_with_checks(
@@ -144,7 +138,7 @@ def test_failed_refit_keeps_the_fitted_model(digits):
         model.predict(digits.x_test[:, :10])
 
 
-CIFAR_NPZ = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10_01.npz"
+CIFAR_NPZ = SHARED_DATA / "cifar10_01.npz"
 
 
 @pytest.mark.skipif(not CIFAR_NPZ.is_file(), reason=f"shared data file {CIFAR_NPZ} absent")

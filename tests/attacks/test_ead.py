@@ -12,7 +12,7 @@ torch = pytest.importorskip("torch")
 from attacks import NoGradientError, Oracle  # noqa: E402
 from attacks.carlini_wagner import CarliniWagnerL2, from_tanh_space, to_tanh_space  # noqa: E402
 from attacks.ead import EAD, CWL2EAD, hinge_weights, shrink  # noqa: E402
-from attack_models import binary_linear  # noqa: E402
+from tests.attacks.models import binary_linear  # noqa: E402
 
 BOX = (0.0, 1.0)
 N_POINTS = 16

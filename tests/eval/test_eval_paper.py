@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
 from eval import paper
+from tests.paths import ROOT
 
-ROOT = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").exists())
 PAPER = ROOT.parent / "shared" / "papers" / paper.PAPER_FILE  # ../shared/papers beside the checkout
 
 

@@ -6,7 +6,6 @@ import io
 import json
 import sys
 import zipfile
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,7 +15,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from eval.baselines.cnn import CNNEnsemble, _architecture, _ConvNet
 from eval.baselines.cnn import load as load_cnn
-from eval.datasets import load_dataset
+from tests.paths import ROOT
 
 CNN_SMALL = dict(n_votes=3, epochs=10, batch_size=32, random_state=0, device="cpu")
 BNN_SMALL = dict(n_votes=3, epochs=20, random_state=0)
@@ -29,11 +28,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +67,7 @@ def test_importing_bnn_module_does_not_import_tensorflow():
     import subprocess
 
     code = "import eval.baselines.bnn, sys; assert 'tensorflow' not in sys.modules and 'larq' not in sys.modules"
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
 
 
 @pytest.mark.parametrize(

@@ -14,13 +14,6 @@ import scd
 from scd._network import hidden_signs, stack_units, unit_norms
 
 
-@pytest.fixture(scope="module")
-def digits():
-    from eval.datasets import load_dataset
-
-    return load_dataset("digits")
-
-
 @pytest.fixture(scope="module", params=["SCD01", "SCD01BNN", "SCDCE"])
 def fitted(request, digits):
     model = getattr(scd, request.param)(n_votes=6, hidden_nodes=5, n_iters=40, random_state=0)
