@@ -43,11 +43,40 @@ class Search:
     open_bounds: list = field(default_factory=list)
 
 
-def _margins(p: Problem) -> np.ndarray:
-    """How far past a hyperplane a point is pushed so that float32 rounding of the input (up
-    to half an ulp per coordinate) cannot move it back: ``(K, H)``."""
+def _margins(p: Problem) -> tuple[np.ndarray, np.ndarray]:
+    """How far past a hyperplane a point is pushed, ``(K, H)`` each: first a small push (the
+    rounding band, and 1/64 of the float32 bound below), then, where float32 rounding of the
+    input moved the point back across a fixed unit's hyperplane, the full bound (half an ulp
+    per coordinate cannot move it back).  The small push keeps the point's distance within
+    about 1e-7 of the cell's infimum."""
     reach = np.maximum(np.abs(p.lo), np.abs(p.hi)).max(initial=1.0)
-    return 2 * np.abs(p.model.W).sum(axis=2) * reach * _F32_ULP + 2 * p.tau
+    full = 2 * np.abs(p.model.W).sum(axis=2) * reach * _F32_ULP + 2 * p.tau
+    return (full - 2 * p.tau) / 64 + 2 * p.tau, full
+
+
+def _point(p: Problem, fixed: dict, margins: tuple, cutoff: float):
+    """The node's leaf and its point: ``(leaf, x, distance, adversarial, states, inside)``
+    (``x`` and the rest ``None`` without a point; ``inside``: the point is strictly inside
+    the node's cell).  Retried with the full margin when rounding to float32 put the point
+    outside the cell."""
+    for mu in margins:
+        A, c, m = _rows(p, fixed, mu)
+        leaf = solve_leaf(A, c, p.l, p.u, p.norm, cutoff, m)
+        if leaf.delta is None:
+            return leaf, None, None, False, None, False
+        x, dist, adv = evaluate(p, leaf.delta)
+        signs = np.sign(p.model.pre(x.astype(np.float64)))
+        inside = _realised(p, fixed, signs)
+        if adv or inside:
+            break
+    return leaf, x, dist, adv, signs > 0, inside
+
+
+def _realised(p: Problem, fixed: dict, signs: np.ndarray) -> bool:
+    """Whether every fixed "keep"/"cross" unit is strictly on its required side at the point
+    (``signs``: signs of the pre-activations there)."""
+    side = np.where(_side(p) > 0, 1.0, -1.0)
+    return all(signs[u] == (side[u] if s == "keep" else -side[u]) for u, s in fixed.items() if s != "tie")
 
 
 def evaluate(p: Problem, delta: np.ndarray) -> tuple[np.ndarray, float, bool]:
@@ -124,11 +153,8 @@ def greedy_upper(p: Problem, search: Search, deadline: float, swaps: int = 6) ->
     def solve(votes):
         fixed = {unit: "cross" for k in votes for unit in plans[k]}
         fixed.update({unit: "keep" for unit in held if unit not in fixed})
-        A, c, m = _rows(p, fixed, mu)
-        leaf = solve_leaf(A, c, p.l, p.u, p.norm, search.upper, m)
-        if leaf.delta is None:
-            return None
-        return evaluate(p, leaf.delta)
+        _, x, dist, adv, _, _ = _point(p, fixed, mu, search.upper)
+        return None if x is None else (x, dist, adv)
 
     found = False
     while time.perf_counter() < deadline:
@@ -219,24 +245,19 @@ def branch_and_bound(p: Problem, search: Search, deadline: float, rtol: float = 
         bound = max(bound, sweep)
         if bound >= search.upper * (1 - rtol):
             continue
-        A, c, m = _rows(p, fixed, mu)
-        leaf = solve_leaf(A, c, p.l, p.u, p.norm, search.upper, m)
+        leaf, x, dist, adv, states, inside = _point(p, fixed, mu, search.upper)
         bound = max(bound, leaf.lower)
         if bound >= search.upper * (1 - rtol):
             continue
-        states = None
-        if leaf.delta is not None:
-            x, dist, adv = evaluate(p, leaf.delta)
-            if adv:
-                solved_min = min(solved_min, bound)
-                _offer(search, x, dist, "branch-and-bound")
-                continue
-            states = p.model.pre(x.astype(np.float64)) > 0
+        if adv:
+            solved_min = min(solved_min, bound)
+            _offer(search, x, dist, "branch-and-bound")
+            continue
         unit = _branch_unit(p, fixed, moving, fav, states)
         if unit is None:
-            # every movable unit is fixed: a point inside the cell decides it; without one
-            # (solver failure) the node stays open
-            if leaf.delta is None or any(s == "tie" for s in fixed.values()):
+            # every movable unit is fixed: a point strictly inside the cell decides it; without
+            # one (a tie state, a solver failure, rounding) the node stays open
+            if not inside or any(s == "tie" for s in fixed.values()):
                 search.open_bounds.append(bound)
             continue
         cross_first = bool(fav[unit]) and (states is None or states[unit] == (_side(p)[unit] > 0))
