@@ -273,9 +273,7 @@ class Oracle:
     def confirm(self, x: Any, ids: Any = None, *, checked: bool = False) -> np.ndarray:
         """Labels ``(n,)`` for a final check of adversarial examples: ignores the budget and is
         counted only in the ``confirm_*`` counters.  ``checked`` as for :meth:`labels`."""
-        x = self._checked(x, checked)
-        ids = self._ids(ids, len(x))
-        return self._chunked(self._labels, (x,), ids, confirm=True, dtype=np.int64, width=())
+        return self._ask(self._labels, (self._checked(x, checked),), ids, False, np.int64, (), confirm=True)
 
     # ------------------------------------------------------------------ counts
     def queries(self, ids: Any) -> np.ndarray:
@@ -314,19 +312,28 @@ class Oracle:
                 f"budget={self.budget}, rows={self._counts.totals['rows']})")
 
     # ------------------------------------------------------------------ internals
-    def _ask(self, fn: Callable, arrays: tuple, ids: Any, strict: bool, dtype, width: tuple) -> np.ndarray:
-        """Admit rows under the budget, send them in chunks, and mark refused rows."""
+    def _ask(self, fn: Callable, arrays: tuple, ids: Any, strict: bool, dtype, width: tuple, *,
+             confirm: bool = False) -> np.ndarray:
+        """Admit rows under the budget (confirmations are not counted against it), call ``fn`` on
+        chunks of at most ``batch_size`` rows, counting each call, and mark refused rows."""
         n = len(arrays[0])
         ids = self._ids(ids, n)
-        if self.budget is not None and ids is None:
+        if self.budget is not None and ids is None and not confirm:
             raise ValueError("This oracle has a per-sample budget, so every query must say which sample each "
                              "row belongs to: pass ids=.")
-        admitted = self._admit(ids, strict)
-        if admitted is None:
-            return self._chunked(fn, arrays, ids, confirm=False, dtype=dtype, width=width)
-        keep = np.flatnonzero(admitted)
-        answers = self._chunked(fn, tuple(a[keep] for a in arrays), ids[keep], confirm=False, dtype=dtype,
-                                width=width)
+        admitted = None if confirm else self._admit(ids, strict)
+        keep = None if admitted is None else np.flatnonzero(admitted)
+        if keep is not None:
+            arrays, ids = tuple(a[keep] for a in arrays), ids[keep]
+        parts = []
+        with config_context(assume_finite=True):  # rows were checked (or clipped) once already
+            for start in range(0, len(arrays[0]), self.batch_size):
+                stop = min(start + self.batch_size, len(arrays[0]))
+                self._counts.call(None if ids is None else ids[start:stop], stop - start, confirm)
+                parts.append(fn(*(a[start:stop] for a in arrays)))
+        answers = np.concatenate(parts) if parts else np.zeros((0, *width), dtype)
+        if keep is None:
+            return answers
         out = np.full((n, *width), REFUSED if dtype == np.int64 else np.nan, dtype=answers.dtype)
         out[keep] = answers
         return out
@@ -346,20 +353,6 @@ class Oracle:
                 f"{'...' if len(over) > 5 else ''}); nothing was sent.", over)
         self._counts.refuse(ids[~admitted])
         return admitted
-
-    def _chunked(self, fn: Callable, arrays: tuple, ids: np.ndarray | None, *, confirm: bool, dtype,
-                 width: tuple) -> np.ndarray:
-        """Call ``fn`` on chunks of at most ``batch_size`` rows, counting each call."""
-        n = len(arrays[0])
-        if n == 0:
-            return np.zeros((0, *width), dtype)
-        parts = []
-        with config_context(assume_finite=True):  # rows were checked (or clipped) once already
-            for start in range(0, n, self.batch_size):
-                stop = min(start + self.batch_size, n)
-                self._counts.call(None if ids is None else ids[start:stop], stop - start, confirm)
-                parts.append(fn(*(a[start:stop] for a in arrays)))
-        return np.concatenate(parts)
 
     def _ids(self, ids: Any, n: int) -> np.ndarray | None:
         """``ids`` as an int64 array of length ``n`` (an int means every row), or None."""

@@ -104,9 +104,10 @@ def run_unit(unit: dict[str, Any]) -> tuple[dict[str, Any], dict[str, np.ndarray
             attacked = model.member(int(unit["member"]))
         elif unit.get("subset") is not None:
             attacked = model.members(range(int(unit["subset"])))
-        result = unit["attack"](attacked, unit["x"], unit["y"], bounds=(0.0, 1.0), seed=int(unit["seed"]),
-                                sample_ids=unit["ids"], starting_points=unit.get("starts"),
-                                batch_size=unit.get("batch_size"))
+        spec = unit["attack"]
+        result = spec.attack(attacked, unit["x"], unit["y"], bounds=(0.0, 1.0), seed=int(unit["seed"]),
+                             max_queries=spec.budget, sample_ids=unit["ids"], starting_points=unit.get("starts"),
+                             batch_size=unit.get("batch_size"))
         record["success"] = result.success.tolist()
         for name in _DISTANCES:
             record[name] = json_floats(getattr(result, name))

@@ -60,6 +60,7 @@ def test_certificate_alone_and_timed_out_search_are_statuses(digits_model):
         assert b.record()["upper"] is None or b.record()["upper"] == b.upper
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("voting", ["hard", "soft"])
 def test_lower_bound_below_every_attack(digits_model, voting):
     """On digits 1 vs 8: the certificate never exceeds a confirmed adversarial distance of

@@ -137,6 +137,7 @@ def _problems(n_models=24):
     return configs
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: v.__name__)
 def test_bounds_against_exhaustive_truth(variant):
     """Per variant: 6 models x 3 inputs x 3 norms = 54 problems (216 in all), d <= 4, K <= 5,
