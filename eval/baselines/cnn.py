@@ -31,7 +31,6 @@ and never unpickles.
 
 from __future__ import annotations
 
-import copy
 import math
 import os
 import time

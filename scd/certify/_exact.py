@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._bounds import Problem, certified_radius, changeable, logit_ranges
+from ._bounds import Problem, certified_radius
 from ._halfspace import norm_of
 from ._leaf import solve_leaf
 
