@@ -55,21 +55,19 @@ def _margins(p: Problem) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _point(p: Problem, fixed: dict, margins: tuple, cutoff: float):
-    """The node's leaf and its point: ``(leaf, x, distance, adversarial, states, inside)``
-    (``x`` and the rest ``None`` without a point; ``inside``: the point is strictly inside
-    the node's cell).  Retried with the full margin when rounding to float32 put the point
-    outside the cell."""
+    """The node's leaf and its point: ``(leaf, x, distance, adversarial, signs)`` (``x`` and
+    the rest ``None`` without a point; ``signs``: of the pre-activations at ``x``).  Retried
+    with the full margin when rounding to float32 put the point outside the node's cell."""
     for mu in margins:
         A, c, m = _rows(p, fixed, mu)
         leaf = solve_leaf(A, c, p.l, p.u, p.norm, cutoff, m)
         if leaf.delta is None:
-            return leaf, None, None, False, None, False
+            return leaf, None, None, False, None
         x, dist, adv = evaluate(p, leaf.delta)
         signs = np.sign(p.model.pre(x.astype(np.float64)))
-        inside = _realised(p, fixed, signs)
-        if adv or inside:
+        if adv or _realised(p, fixed, signs):
             break
-    return leaf, x, dist, adv, signs > 0, inside
+    return leaf, x, dist, adv, signs
 
 
 def _realised(p: Problem, fixed: dict, signs: np.ndarray) -> bool:
@@ -153,7 +151,7 @@ def greedy_upper(p: Problem, search: Search, deadline: float, swaps: int = 6) ->
     def solve(votes):
         fixed = {unit: "cross" for k in votes for unit in plans[k]}
         fixed.update({unit: "keep" for unit in held if unit not in fixed})
-        _, x, dist, adv, _, _ = _point(p, fixed, mu, search.upper)
+        _, x, dist, adv, _ = _point(p, fixed, mu, search.upper)
         return None if x is None else (x, dist, adv)
 
     found = False
@@ -229,13 +227,14 @@ def branch_and_bound(p: Problem, search: Search, deadline: float, rtol: float = 
     """Best-first branch and bound; updates ``search`` in place (see the module docstring)."""
     mu = _margins(p)
     fav = _favourable(p)
-    heap: list[tuple[float, int, dict]] = [(0.0, 0, {})]
+    side = np.where(_side(p) > 0, 1.0, -1.0)
+    heap: list[tuple[float, int, dict, tuple | None]] = [(0.0, 0, {}, None)]
     pushed = 1
     solved_min = np.inf
     while heap:
         if time.perf_counter() > deadline:
             break
-        bound, _, fixed = heapq.heappop(heap)
+        bound, _, fixed, inherited = heapq.heappop(heap)
         if bound >= search.upper * (1 - rtol):
             continue
         search.nodes += 1
@@ -245,7 +244,11 @@ def branch_and_bound(p: Problem, search: Search, deadline: float, rtol: float = 
         bound = max(bound, sweep)
         if bound >= search.upper * (1 - rtol):
             continue
-        leaf, x, dist, adv, states, inside = _point(p, fixed, mu, search.upper)
+        # a child whose new unit already lies on its side at the parent's point has the
+        # parent's minimiser (more rows, the same optimum): no solve
+        leaf, x, dist, adv, signs = inherited or _point(p, fixed, mu, search.upper)
+        inside = x is not None and _realised(p, fixed, signs)
+        states = None if signs is None else signs > 0
         bound = max(bound, leaf.lower)
         if bound >= search.upper * (1 - rtol):
             continue
@@ -263,10 +266,12 @@ def branch_and_bound(p: Problem, search: Search, deadline: float, rtol: float = 
         cross_first = bool(fav[unit]) and (states is None or states[unit] == (_side(p)[unit] > 0))
         order = ("cross", "keep") if cross_first else ("keep", "cross")
         for state in (order[0], order[1], "tie"):
-            heapq.heappush(heap, (bound, pushed, {**fixed, unit: state}))
+            same = signs is not None and state != "tie" and signs[unit] == (side[unit] if state == "keep" else
+                                                                           -side[unit])
+            heapq.heappush(heap, (bound, pushed, {**fixed, unit: state}, (leaf, x, dist, adv, signs) if same else None))
             pushed += 1
     search.complete = not heap
-    opened = [b for b, _, _ in heap] + search.open_bounds
+    opened = [entry[0] for entry in heap] + search.open_bounds
     search.lower = float(min([search.upper, solved_min, *opened]))
 
 

@@ -63,6 +63,8 @@ def solve_leaf(A: np.ndarray, c: np.ndarray, l: np.ndarray, u: np.ndarray, norm:
     single = crossing_distances(A, c, l, u, norm)
     if not np.isfinite(single).all():
         return Leaf(np.inf, None)
+    if single.max() >= cutoff:  # one row alone is already past what the caller needs
+        return Leaf(float(single.max()), None)
     farthest = float(norm_of(np.maximum(-l, u), norm))  # no point of the box is farther
     y, delta = _SOLVERS[norm](A, c + margin, l, u, min(cutoff, farthest * (1 + 1e-9) + 1e-12))
     lower = float(single.max())
