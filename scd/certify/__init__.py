@@ -22,7 +22,7 @@ their proofs.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -63,7 +63,6 @@ class Bound:
     complete: bool = False
     nodes: int = 0
     seconds: float = 0.0
-    extra: dict = field(default_factory=dict)
 
     @property
     def exact(self) -> bool:
@@ -93,9 +92,11 @@ def bound_sample(ensemble: SignEnsemble, x: np.ndarray, label: int, norm: str, b
     if time_limit != 0 and np.isfinite(radius):
         deadline = start + (np.inf if time_limit is None else time_limit)
         greedy_upper(p, search, deadline)
-        _confirm(search, confirm)
+        trusted = _confirm(search, confirm)
         branch_and_bound(p, search, deadline)
-        _confirm(search, confirm)
+        trusted = _confirm(search, confirm) and trusted
+        if not trusted:  # the search pruned against a point the model did not confirm
+            search = Search(lower=radius)
     lower, method = radius, "unit sweep"
     if time_limit != 0 and search.lower > radius:
         lower, method = search.lower, "branch-and-bound"
@@ -118,9 +119,13 @@ def structure_search(ensemble: SignEnsemble, x: np.ndarray, label: int, norm: st
     return search.x_adv, search.upper
 
 
-def _confirm(search: Search, confirm) -> None:
+def _confirm(search: Search, confirm) -> bool:
+    """Check the search's best point on the real model; drop it (and return False) if the
+    model disagrees with the exact rule."""
     if search.x_adv is not None and confirm is not None and not confirm(search.x_adv):
         search.upper, search.x_adv, search.upper_method = np.inf, None, ""
+        return False
+    return True
 
 
 def certify(model, X, y=None, *, norm="inf", bounds=(0.0, 1.0), time_limit: float | None = 10.0,

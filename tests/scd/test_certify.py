@@ -87,3 +87,17 @@ def test_lower_bound_below_every_attack(digits_model, voting):
 def _train():
     ds = load_dataset("digits")
     return ds.x_train, ds.y_train
+
+
+def test_unconfirmed_points_leave_only_the_certificate(digits_model):
+    """If the model refused the search's points, the search's pruning cannot be trusted: the
+    result falls back to the sweep certificate and reports no upper bound."""
+    from scd.certify import SignEnsemble, bound_sample
+
+    model, x, y = digits_model
+    ensemble = SignEnsemble.from_estimator(model)
+    box = (np.zeros(x.shape[1]), np.ones(x.shape[1]))
+    label = int(model.predict(x[:1])[0] == model.classes_[1])
+    alone = bound_sample(ensemble, x[0], label, "inf", box, 0)
+    refused = bound_sample(ensemble, x[0], label, "inf", box, 1.0, confirm=lambda z: False)
+    assert refused.upper == np.inf and refused.lower == alone.lower and refused.lower_method == "unit sweep"
