@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from scd.certify import SignEnsemble, structure_search
+from scd.certify import SignEnsemble, parse_norm, structure_search
 
 from .base import Attack
 from .oracle import Oracle
@@ -41,8 +41,6 @@ class StructureAttack(Attack):
         self.time_limit = time_limit
 
     def _check_params(self) -> None:
-        from .distances import parse_norm
-
         parse_norm(self.norm_name)
         if not (isinstance(self.time_limit, (int, float)) and self.time_limit > 0):
             raise ValueError(f"time_limit must be a positive number of seconds, got {self.time_limit!r}.")
@@ -56,7 +54,7 @@ class StructureAttack(Attack):
         ensemble = SignEnsemble.from_estimator(probe.oracle.model)
         box = (np.broadcast_to(probe.lower, x.shape[1]).astype(np.float64),
                np.broadcast_to(probe.upper, x.shape[1]).astype(np.float64))
-        norm = {np.inf: "inf", 2: "2", 1: "1"}[self.norm]
+        norm = parse_norm(self.norm)
         for i in np.flatnonzero(active):
             label = int(probe.criterion.labels[i])
             x_adv, _ = structure_search(ensemble, x[i], label, norm, box, self.time_limit)

@@ -17,7 +17,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from scd.certify import Bound, SignEnsemble, bound_sample, parse_norm
+from scd import __version__
+from scd.certify import SignEnsemble, certify, parse_norm
 
 from .io import atomic_write_bytes
 from .points import choose_points
@@ -36,50 +37,40 @@ def certify_run(model: Any, x: np.ndarray, y: np.ndarray, *, norm: str, n_sample
     Points are the first ``n_samples`` test points the model classifies correctly, or
     ``indices`` (then a misclassified point gets ``lower = upper = 0``).
     """
-    import scd
-
-    ensemble = SignEnsemble.from_estimator(model)  # refuses other models before any work
+    SignEnsemble.from_estimator(model)  # refuses other models before anything is written
     norm = parse_norm(norm)
     points = choose_points([model], x, y, n_samples, indices=indices)
     config = {**settings, "norm": norm, "time_limit": time_limit, "bounds": list(bounds),
               "indices": [int(i) for i in points]}
     store = RunStore(f"{os.fspath(out)}.run", {"kind": "certify", **config})
-    lo = np.full(x.shape[1], float(bounds[0]))
-    hi = np.full(x.shape[1], float(bounds[1]))
-    predicted = model.predict(x[points])
     bar = None
     if not quiet:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(points), initial=sum(store.done(f"i{i}") for i in points), unit="point",
                    desc=f"certify L{norm}")
-    for i, pred in zip(points, predicted):
+    for i in points:
         key = f"i{int(i)}"
         if store.done(key):
             continue
-        if pred != y[i]:
-            bound = Bound(0.0, 0.0, "misclassified", "misclassified", x[i].astype(np.float32), True)
-        else:
-            label = int(pred == model.classes_[1])
-            bound = bound_sample(ensemble, x[i], label, norm, (lo, hi), time_limit,
-                                 lambda z, label=label: int(model.predict(z[None])[0] == model.classes_[1]) != label)
+        bound = certify(model, x[i:i + 1], y[i:i + 1], norm=norm, bounds=bounds, time_limit=time_limit)[0]
         arrays = {"x_adv": bound.x_adv} if bound.x_adv is not None else None
         store.add({"key": key, "index": int(i), **bound.record()}, arrays)
         if bar is not None:
             bar.update(1)
-        _write(store, out, config, scd.__version__)
+        _write(store, out, config)
     if bar is not None:
         bar.close()
-    payload = _write(store, out, config, scd.__version__)
+    payload = _write(store, out, config)
     if save_examples is not None:
         _save_examples(store, payload["records"], x.shape[1], save_examples)
     return payload
 
 
-def _write(store: RunStore, out, config: dict[str, Any], version: str) -> dict[str, Any]:
+def _write(store: RunStore, out, config: dict[str, Any]) -> dict[str, Any]:
     records = [store.records[f"i{i}"] for i in config["indices"] if store.done(f"i{i}")]
     records = [{k: v for k, v in r.items() if k != "key"} for r in records]
-    payload = {"settings": config, "scd_version": version, "records": records}
+    payload = {"settings": config, "scd_version": __version__, "records": records}
     atomic_write_bytes(out, json.dumps(payload, indent=1, allow_nan=False).encode())
     return payload
 

@@ -26,8 +26,10 @@ class Problem:
     """One input to bound: the ensemble, ``x0 (d,)`` in float64, its predicted class index
     ``label`` (0/1), the box ``lo, hi (d,)`` and the norm; derived per-unit data:
 
-    ``pre (K, H)`` pre-activations, ``tau (K, H)`` their rounding bound, ``h0 (K, H)`` the
-    states at ``x0`` (units within ``tau`` of zero count as undecided), ``toward (K, H, d)``
+    ``pre (K, H)`` pre-activations, ``tau (K, H)`` their rounding bound, ``side (K, H)`` the
+    state of each unit's original side (1 above its hyperplane, 0 below) and ``sign`` the same
+    as +-1, ``h0 (K, H)`` the states at ``x0`` (units within ``tau`` of zero count as
+    undecided: 1/2), ``toward (K, H, d)``
     the direction ``-sign(pre) w`` that moves a unit across its hyperplane, ``dist (K, H)``
     the crossing distances (sound lower bounds; 0 for undecided units).
     """
@@ -44,10 +46,10 @@ class Problem:
         self.pre = m.pre(self.x0)
         self.tau = m.rounding(self.x0, (self.lo, self.hi))
         self.undecided = np.abs(self.pre) <= self.tau
-        self.h0 = np.where(self.pre > 0, 1.0, 0.0)
-        self.h0[self.undecided] = 0.5
-        side = np.where(self.pre > 0, 1.0, -1.0)
-        self.toward = -side[..., None] * m.W
+        self.side = np.where(self.pre > 0, 1.0, 0.0)
+        self.sign = 2.0 * self.side - 1.0
+        self.h0 = np.where(self.undecided, 0.5, self.side)
+        self.toward = -self.sign[..., None] * m.W
         self.gap = np.abs(self.pre)  # toward . delta >= gap crosses (reaches) the hyperplane
         self.l = self.lo - self.x0
         self.u = self.hi - self.x0

@@ -1,9 +1,9 @@
 """Exact minimum distortion by branch and bound over hidden-unit sign patterns.
 
 A node fixes, for some hidden units, whether the perturbed input must lie strictly on their
-original side ("keep"), strictly across ("cross"), or exactly on the hyperplane ("tie", where
-the unit outputs 1/2); the three cover every input.  Its lower bound is the larger of two relaxations: the
-convex problem of the fixed rows (:func:`scd.certify._leaf.solve_leaf`) and the radius sweep
+original side ("keep"), strictly across ("cross"), or exactly on the hyperplane ("tie",
+where the unit outputs 1/2); the three cover every input.  Its lower bound is the larger of
+two relaxations: the convex problem of the fixed rows (:func:`scd.certify._leaf.solve_leaf`) and the radius sweep
 of :func:`scd.certify._bounds.certified_radius` with the fixed units held to their sides
 (which must still flip enough votes).  The minimiser of the fixed rows, pushed strictly inside
 its cell and rounded to float32, is evaluated with the model's exact rule: if it changes the
@@ -63,8 +63,7 @@ def _point(p: Problem, fixed: dict, margins: tuple, cutoff: float):
         leaf = solve_leaf(A, c, p.l, p.u, p.norm, cutoff, m)
         if leaf.delta is None:
             return leaf, None, None, False, None
-        x, dist, adv = evaluate(p, leaf.delta)
-        signs = np.sign(p.model.pre(x.astype(np.float64)))
+        x, dist, adv, signs = evaluate(p, leaf.delta)
         if adv or _realised(p, fixed, signs):
             break
     return leaf, x, dist, adv, signs
@@ -73,31 +72,30 @@ def _point(p: Problem, fixed: dict, margins: tuple, cutoff: float):
 def _realised(p: Problem, fixed: dict, signs: np.ndarray) -> bool:
     """Whether every fixed "keep"/"cross" unit is strictly on its required side at the point
     (``signs``: signs of the pre-activations there)."""
-    side = np.where(_side(p) > 0, 1.0, -1.0)
-    return all(signs[u] == (side[u] if s == "keep" else -side[u]) for u, s in fixed.items() if s != "tie")
+    return all(signs[u] == _required_sign(p, u, s) for u, s in fixed.items() if s != "tie")
 
 
-def evaluate(p: Problem, delta: np.ndarray) -> tuple[np.ndarray, float, bool]:
-    """``delta`` as a float32 input in the box: ``(x, distance, adversarial)`` with the
-    model's exact rule."""
+def _required_sign(p: Problem, unit: tuple, state: str) -> float:
+    """The pre-activation sign that a "keep" or "cross" state asks of ``unit``."""
+    return p.sign[unit] if state == "keep" else -p.sign[unit]
+
+
+def evaluate(p: Problem, delta: np.ndarray) -> tuple[np.ndarray, float, bool, np.ndarray]:
+    """``delta`` as a float32 input in the box: ``(x, distance, adversarial, signs)`` with the
+    model's exact rule (``signs``: of the pre-activations at ``x``, computed once)."""
     x = np.clip((p.x0 + delta).astype(np.float32), p.lo.astype(np.float32), p.hi.astype(np.float32))
     x64 = x.astype(np.float64)
-    adversarial = int(p.model.predict(x64[None])[0]) != p.label
-    return x, float(norm_of(x64 - p.x0, p.norm)), adversarial
-
-
-def _side(p: Problem) -> np.ndarray:
-    return np.where(p.pre > 0, 1.0, 0.0)
+    pre = p.model.pre(x64)
+    return x, float(norm_of(x64 - p.x0, p.norm)), p.model.decide(pre) != p.label, np.sign(pre)
 
 
 def _ranges(p: Problem, fixed: dict, free: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Unit-state ranges of a node: fixed units at their state, free undecided units
     ``[0, 1]`` once swept in; and which units the sweep moves."""
-    side = _side(p)
     lo_h, hi_h = p.h0.copy(), p.h0.copy()
     moving = free.copy()
     for (k, j), state in fixed.items():
-        h = {"keep": side[k, j], "cross": 1.0 - side[k, j], "tie": 0.5}[state]
+        h = {"keep": p.side[k, j], "cross": 1.0 - p.side[k, j], "tie": 0.5}[state]
         lo_h[k, j] = hi_h[k, j] = h
         moving[k, j] = False
     return lo_h, hi_h, moving
@@ -122,7 +120,7 @@ def _rows(p: Problem, fixed: dict, mu: np.ndarray):
 
 def _favourable(p: Problem) -> np.ndarray:
     """Units whose crossing moves their vote towards the other class."""
-    change = p.model.v * ((1.0 - _side(p)) - _side(p))
+    change = p.model.v * (1.0 - 2.0 * p.side)
     return change < 0 if p.label == 1 else change > 0
 
 
@@ -138,9 +136,8 @@ def greedy_upper(p: Problem, search: Search, deadline: float, swaps: int = 6) ->
     search swaps the costliest chosen vote for the next one while that gives a closer point.
     """
     mu = _margins(p)
-    side = _side(p)
     fav = _favourable(p)
-    plans, costs = _plans(p, side, fav)
+    plans, costs = _plans(p, fav)
     if not plans:
         return
     order = sorted(plans, key=costs.get)
@@ -151,8 +148,8 @@ def greedy_upper(p: Problem, search: Search, deadline: float, swaps: int = 6) ->
     def solve(votes):
         fixed = {unit: "cross" for k in votes for unit in plans[k]}
         fixed.update({unit: "keep" for unit in held if unit not in fixed})
-        _, x, dist, adv, _ = _point(p, fixed, mu, search.upper)
-        return None if x is None else (x, dist, adv)
+        _, x, dist, adv, signs = _point(p, fixed, mu, search.upper)
+        return None if x is None else (x, dist, adv, signs)
 
     found = False
     while time.perf_counter() < deadline:
@@ -162,14 +159,13 @@ def greedy_upper(p: Problem, search: Search, deadline: float, swaps: int = 6) ->
                 return
             chosen = chosen[:-1] + [rest.pop(0)]  # the costliest vote cannot be had: try the next
             continue
-        x, dist, adv = result
+        x, dist, adv, signs = result
         if adv:
             _offer(search, x, dist, "structure")
             found = True
             break
-        states = p.model.pre(x.astype(np.float64)) > 0
         against = [(k, j) for k in chosen for j in range(p.dist.shape[1])
-                   if (k, j) not in held and not fav[k, j] and states[k, j] != (side[k, j] > 0)]
+                   if (k, j) not in held and not fav[k, j] and signs[k, j] != p.sign[k, j]]
         if against:
             held.update(against)
         elif rest:
@@ -191,7 +187,7 @@ def _offer(search: Search, x: np.ndarray, dist: float, method: str) -> None:
         search.upper, search.x_adv, search.upper_method = dist, x, method
 
 
-def _plans(p: Problem, side: np.ndarray, fav: np.ndarray) -> tuple[dict, dict]:
+def _plans(p: Problem, fav: np.ndarray) -> tuple[dict, dict]:
     """Per vote for the prediction: the cheapest favourable units whose crossing moves its
     logit across zero, and the plan's cost (its largest crossing distance)."""
     z = p.model.logits(p.h0)
@@ -205,7 +201,7 @@ def _plans(p: Problem, side: np.ndarray, fav: np.ndarray) -> tuple[dict, dict]:
         units = [j for j in np.argsort(p.dist[k]) if fav[k, j] and np.isfinite(p.dist[k, j])]
         moved, plan = z[k], []
         for j in units:
-            moved += p.model.v[k, j] * ((1.0 - side[k, j]) - p.h0[k, j])
+            moved += p.model.v[k, j] * ((1.0 - p.side[k, j]) - p.h0[k, j])
             plan.append((k, int(j)))
             if (moved <= 0) if p.label == 1 else (moved > 0):
                 plans[k], costs[k] = plan, float(p.dist[k, j])
@@ -227,7 +223,6 @@ def branch_and_bound(p: Problem, search: Search, deadline: float, rtol: float = 
     """Best-first branch and bound; updates ``search`` in place (see the module docstring)."""
     mu = _margins(p)
     fav = _favourable(p)
-    side = np.where(_side(p) > 0, 1.0, -1.0)
     heap: list[tuple[float, int, dict, tuple | None]] = [(0.0, 0, {}, None)]
     pushed = 1
     solved_min = np.inf
@@ -263,11 +258,10 @@ def branch_and_bound(p: Problem, search: Search, deadline: float, rtol: float = 
             if not inside or any(s == "tie" for s in fixed.values()):
                 search.open_bounds.append(bound)
             continue
-        cross_first = bool(fav[unit]) and (states is None or states[unit] == (_side(p)[unit] > 0))
+        cross_first = bool(fav[unit]) and (states is None or states[unit] == (p.side[unit] > 0))
         order = ("cross", "keep") if cross_first else ("keep", "cross")
         for state in (order[0], order[1], "tie"):
-            same = signs is not None and state != "tie" and signs[unit] == (side[unit] if state == "keep" else
-                                                                           -side[unit])
+            same = signs is not None and state != "tie" and signs[unit] == _required_sign(p, unit, state)
             heapq.heappush(heap, (bound, pushed, {**fixed, unit: state}, (leaf, x, dist, adv, signs) if same else None))
             pushed += 1
     search.complete = not heap
@@ -281,9 +275,8 @@ def _branch_unit(p, fixed, moving, fav, states):
     cand = moving & np.isfinite(p.dist)
     if not cand.any():
         return None
-    side = _side(p) > 0
     if states is not None:
-        wrong = cand & ~fav & (states != side)
+        wrong = cand & ~fav & (states != (p.side > 0))
         if wrong.any():
             return _cheapest(p.dist, wrong)
     if (cand & fav).any():

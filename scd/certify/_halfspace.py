@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["crossing_distances", "dual_bound", "NORMS", "dual_norm", "norm_of"]
+__all__ = ["crossing_distances", "dual_bound", "NORMS", "norm_of"]
 
 NORMS = ("inf", "2", "1")
 _EPS = np.finfo(np.float64).eps
@@ -26,11 +26,6 @@ def norm_of(delta: np.ndarray, norm: str) -> np.ndarray:
     if norm == "1":
         return a.sum(axis=-1)
     return np.sqrt((a * a).sum(axis=-1))
-
-
-def dual_norm(a: np.ndarray, norm: str) -> np.ndarray:
-    """The dual norm of the rows of ``a``: L1 for L∞, L2 for L2, L∞ for L1."""
-    return norm_of(a, {"inf": "1", "2": "2", "1": "inf"}[norm])
 
 
 def _rooms(a: np.ndarray, l: np.ndarray, u: np.ndarray) -> np.ndarray:

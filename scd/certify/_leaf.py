@@ -66,7 +66,11 @@ def solve_leaf(A: np.ndarray, c: np.ndarray, l: np.ndarray, u: np.ndarray, norm:
     if single.max() >= cutoff:  # one row alone is already past what the caller needs
         return Leaf(float(single.max()), None)
     farthest = float(norm_of(np.maximum(-l, u), norm))  # no point of the box is farther
-    y, delta = _SOLVERS[norm](A, c + margin, l, u, min(cutoff, farthest * (1 + 1e-9) + 1e-12))
+    cap = min(cutoff, farthest * (1 + 1e-9) + 1e-12)
+    if norm == "inf":  # started from the row that is costliest alone
+        y, delta = _linf(A, c + margin, l, u, cap, int(np.argmax(single)))
+    else:
+        y, delta = _l1(A, c + margin, l, u) if norm == "1" else _l2(A, c + margin, l, u, cap)
     lower = float(single.max())
     if y is not None:
         lower = max(lower, dual_bound(A, c, y, l, u, norm), surrogate_bound(A, c, y, l, u, norm))
@@ -75,10 +79,9 @@ def solve_leaf(A: np.ndarray, c: np.ndarray, l: np.ndarray, u: np.ndarray, norm:
     return Leaf(lower, delta)
 
 
-def _linf(A, c, l, u, cutoff):
-    single = crossing_distances(A, c, l, u, "inf")
+def _linf(A, c, l, u, cutoff, start):
     y = np.zeros(len(A))
-    y[int(np.argmax(single))] = 1.0
+    y[start] = 1.0
     t_prev = -1.0
     for _ in range(100):
         t = surrogate_bound(A, c, y, l, u, "inf")
@@ -108,7 +111,7 @@ def _max_slack(A, c, lo, hi):
     return -res.fun, res.x[:d], -np.asarray(res.ineqlin.marginals)
 
 
-def _l1(A, c, l, u, cutoff):
+def _l1(A, c, l, u):
     d = A.shape[1]
     bounds = np.column_stack([np.zeros(2 * d), np.concatenate([u, -l])])
     res = linprog(np.ones(2 * d), A_ub=np.hstack([-A, A]), b_ub=-c, bounds=bounds, method="highs")
@@ -167,5 +170,3 @@ def _l2(A, c, l, u, cutoff):
     feasible = (A @ delta - c >= -1e-9 * (np.abs(A) @ np.abs(delta) + np.abs(c) + 1e-12)).all()
     return y, delta if feasible else None
 
-
-_SOLVERS = {"inf": _linf, "1": _l1, "2": _l2}

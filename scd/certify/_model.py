@@ -51,10 +51,6 @@ class SignEnsemble:
                    model.voting_ == "soft")
 
     @property
-    def n_votes(self) -> int:
-        return self.W.shape[0]
-
-    @property
     def n_features(self) -> int:
         return self.W.shape[2]
 
@@ -84,7 +80,6 @@ class SignEnsemble:
             return (1.0 / (1.0 + np.exp(-z))).mean(axis=-1) > 0.5
         return (z > 0).mean(axis=-1) > 0.5
 
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        """Exact class indices (0/1) of inputs ``X (n, d)``, the estimator's rule in float64."""
-        pre = np.einsum("khd,nd->nkh", self.W, X) + self.b
-        return self.positive(self.logits((np.sign(pre) + 1) / 2)).astype(np.int64)
+    def decide(self, pre: np.ndarray) -> int:
+        """The class index (0/1) the estimator's rule gives pre-activations ``pre (K, H)``."""
+        return int(self.positive(self.logits((np.sign(pre) + 1) / 2)))
