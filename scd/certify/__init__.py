@@ -28,6 +28,7 @@ import numpy as np
 
 from ._bounds import Problem, certified_radius
 from ._exact import Search, branch_and_bound, greedy_upper
+from ._gram import gram_bound
 from ._halfspace import NORMS, crossing_distances
 from ._model import SignEnsemble
 
@@ -49,8 +50,9 @@ class Bound:
     """The interval of one sample: ``lower <= minimum distortion <= upper``.
 
     ``lower_method``: "misclassified" (the input is already misclassified: 0), "unit sweep"
-    (the radius sweep over per-unit crossing distances), "branch-and-bound" (the search,
-    complete or stopped at its time limit); ``upper_method``: "structure" (cheapest units
+    (the radius sweep over per-unit crossing distances), "joint crossing" (the units that must
+    cross together, hard voting: :mod:`._gram`), "branch-and-bound" (the search, complete or
+    stopped at its time limit); ``upper_method``: "structure" (cheapest units
     first), "branch-and-bound", "misclassified", or "" (nothing found: ``upper`` is inf).
     ``x_adv``: the input at distance ``upper`` (float32), confirmed by ``model.predict``.
     """
@@ -93,13 +95,16 @@ def bound_sample(ensemble: SignEnsemble, x: np.ndarray, label: int, norm: str, b
         deadline = start + (np.inf if time_limit is None else time_limit)
         greedy_upper(p, search, deadline)
         trusted = _confirm(search, confirm)
-        branch_and_bound(p, search, deadline)
+        branch_and_bound(p, search, deadline, floor=gram_bound(p, radius, search.upper))
         trusted = _confirm(search, confirm) and trusted
         if not trusted:  # the search pruned against a point the model did not confirm
             search = Search(lower=radius)
     lower, method = radius, "unit sweep"
     if time_limit != 0 and search.lower > radius:
         lower, method = search.lower, "branch-and-bound"
+    joint = gram_bound(p, radius, search.upper)
+    if joint > lower:
+        lower, method = joint, "joint crossing"
     if search.complete and not np.isfinite(search.upper):
         lower, method = np.inf, "branch-and-bound"  # nothing in the box changes the prediction
     lower = min(lower, search.upper)

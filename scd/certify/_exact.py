@@ -219,15 +219,17 @@ def _votes_needed(p: Problem) -> int:
     return max(1, need)
 
 
-def branch_and_bound(p: Problem, search: Search, deadline: float, rtol: float = 1e-9) -> None:
-    """Best-first branch and bound; updates ``search`` in place (see the module docstring)."""
+def branch_and_bound(p: Problem, search: Search, deadline: float, rtol: float = 1e-9, floor: float = 0.0) -> None:
+    """Best-first branch and bound; updates ``search`` in place (see the module docstring).
+    ``floor``: a lower bound on the minimum known from elsewhere; the search stops once its
+    best point is that close."""
     mu = _margins(p)
     fav = _favourable(p)
     heap: list[tuple[float, int, dict, tuple | None]] = [(0.0, 0, {}, None)]
     pushed = 1
     solved_min = np.inf
     while heap:
-        if time.perf_counter() > deadline:
+        if time.perf_counter() > deadline or search.upper - floor <= 1e-7 * max(1.0, search.upper):
             break
         bound, _, fixed, inherited = heapq.heappop(heap)
         if bound >= search.upper * (1 - rtol):

@@ -15,7 +15,9 @@ import pytest
 from scipy.optimize import linprog
 
 import scd
-from scd.certify import certify
+from scd.certify import SignEnsemble, certify
+from scd.certify._bounds import Problem, certified_radius
+from scd.certify._gram import gram_bound
 
 VARIANTS = [scd.SCD01, scd.SCDCE, scd.SCD01BNN, scd.SCDCEBNN]
 
@@ -150,11 +152,13 @@ def test_bounds_against_exhaustive_truth(variant):
         model = variant(n_votes=K, hidden_nodes=H, n_iters=8, random_state=seed).fit(X, y)
         xs = rng.uniform(size=(3, d)).astype(np.float32)
         for norm in ("inf", "2", "1"):
-            for x, bound in zip(xs, certify(model, xs, norm=norm, time_limit=1.0)):
+            certificates = certify(model, xs, norm=norm, time_limit=0)
+            for x, bound, certificate in zip(xs, certify(model, xs, norm=norm, time_limit=1.0), certificates):
                 truth, label = true_minimum(model, x, norm)
                 checked += 1
-                context = (variant.__name__, norm, d, K, H, bound.record(), truth)
+                context = (variant.__name__, norm, d, K, H, bound.record(), certificate.record(), truth)
                 assert bound.lower <= truth * (1 + 1e-12) + 1e-12, context
+                assert certificate.lower <= truth * (1 + 1e-12) + 1e-12, context
                 if np.isfinite(bound.upper):
                     assert int(model.predict(bound.x_adv[None])[0] == model.classes_[1]) != label, context
                     assert np.all((bound.x_adv >= 0) & (bound.x_adv <= 1)), context
@@ -164,3 +168,20 @@ def test_bounds_against_exhaustive_truth(variant):
                     assert bound.lower == truth or abs(bound.upper - truth) <= 1e-6 * max(1.0, truth), context
     assert checked == 54
     assert exact_count >= 0.75 * checked, exact_count  # the search closes most small problems
+
+
+@pytest.mark.parametrize("norm, expected", [("2", np.sqrt(2) * 0.1), ("1", np.sqrt(2) * 0.1), ("inf", 0.1 / np.sqrt(2))])
+def test_joint_crossing_bound_on_orthogonal_units(norm, expected):
+    """Three one-unit votes along orthogonal axes, each 0.1 from its hyperplane; two must flip.
+    Every vote flips alone at 0.1 (the sweep's radius), but flipping two at once takes
+    sqrt(0.02) in L2 (and at least that in L1): the joint bound reaches it; in L∞ the truth
+    is 0.1 and the bound, sqrt(0.02 / d), stays below it."""
+    d = 4
+    W = np.zeros((3, 1, d))
+    W[np.arange(3), 0, np.arange(3)] = 1.0
+    ensemble = SignEnsemble(W, np.full((3, 1), -0.4), np.ones((3, 1)), np.full(3, -0.5), soft=False)
+    p = Problem(ensemble, np.full(d, 0.5), 1, np.zeros(d), np.ones(d), norm)
+    radius = certified_radius(p)
+    assert radius == pytest.approx(0.1, rel=1e-8)
+    assert gram_bound(p, radius) == pytest.approx(expected, rel=1e-8)
+    assert gram_bound(p, radius) <= (0.1 if norm == "inf" else np.sqrt(0.02))
