@@ -2,7 +2,8 @@
 HopSkipJump (L2) and RayS (L∞) distances (issue #27's benchmark).
 
     python benchmarks/bench_certify.py --model runs/models/scd01_cifar_100v.scd [--votes 1,5,20,100] [--n 10] \\
-        [--time-limit 10] [--hsj-iters 20] [--hsj-queries 20000] [--rays-queries 5000] [--structure 0]
+        [--time-limit 10] [--hsj-iters 20] [--hsj-queries 20000] [--rays-queries 5000] [--structure 0] \\
+        [--refresh-bounds]
     python benchmarks/bench_certify.py --checkpoint runs/models/scd01_cifar_100v.scd.ckpt --votes 1,5,20
 
 For each size ``k`` the model's first ``k`` votes (``model.members(range(k))``) are measured on
@@ -10,7 +11,9 @@ the first ``--n`` test images that sub-ensemble classifies correctly: per image 
 (L∞, L2) ``scd.certify.certify`` with ``--time-limit`` seconds of search, and the certificate
 alone (``time_limit=0``) with its time; HopSkipJump's L2 and RayS's L∞ distance; optionally
 the structure attack (``--structure S`` seconds, 0: skipped; a rerun with it adds it to the
-images already measured).  ``--checkpoint`` reads the finished votes of a training checkpoint
+images already measured).  ``--refresh-bounds`` re-measures the intervals and certificates of
+images measured by an older generation of the bounds code (``BOUNDS_VERSION``), keeping their
+attack results.  ``--checkpoint`` reads the finished votes of a training checkpoint
 instead of a model file.
 
 The record of size ``k`` is ``benchmarks/results/certify_cifar_<k>v.json``, rewritten
@@ -44,6 +47,9 @@ from eval.io import atomic_write_bytes  # noqa: E402
 from scd.certify import certify  # noqa: E402
 
 NORMS = {"inf": "linf", "2": "l2"}  # certify's norm -> the attack distance it is compared with
+# The bounds' code generation: --refresh-bounds re-measures the intervals of images measured
+# with an older one (the attacks stay).  2: the joint-crossing bound (scd.certify._gram).
+BOUNDS_VERSION = 2
 _WEIGHTS = ("W1", "b1", "w2", "b2")
 
 
@@ -88,12 +94,18 @@ def _distance(value) -> float | None:
     return float(value) if np.isfinite(value) else None
 
 
+def measure_bounds(model, x: np.ndarray, y: int, entry: dict, time_limit: float) -> None:
+    """The interval (``time_limit`` seconds of search) and the certificate alone, per norm."""
+    for norm in NORMS:
+        entry[f"interval_{norm}"] = _interval(model, x, y, norm, time_limit)
+        entry[f"certificate_{norm}"] = _interval(model, x, y, norm, 0)
+    entry["bounds_version"] = BOUNDS_VERSION
+
+
 def measure_image(model, x: np.ndarray, y: int, index: int, args: argparse.Namespace) -> dict:
     """Every measurement of one image: intervals and certificates per norm, then the attacks."""
     entry = {"index": int(index)}
-    for norm in NORMS:
-        entry[f"interval_{norm}"] = _interval(model, x, y, norm, args.time_limit)
-        entry[f"certificate_{norm}"] = _interval(model, x, y, norm, 0)
+    measure_bounds(model, x, y, entry, args.time_limit)
     hsj = HopSkipJump(norm=2, max_iter=args.hsj_iters, init_size=args.hsj_init)(
         model, x[None], np.array([y]), bounds=(0.0, 1.0), seed=0, max_queries=args.hsj_queries,
         sample_ids=np.array([index]))
@@ -190,12 +202,19 @@ def run_size(full, k: int, source: dict, ds, args: argparse.Namespace) -> dict:
         record = {"dataset": "cifar10 0 vs 1", "votes": k, "weights": key, "settings": settings, "images": [],
                   "runs": []}
     run = {"command": " ".join(["python", "benchmarks/" + Path(__file__).name, *sys.argv[1:]]), "source": source,
-           "machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M"), "structure_time_limit": args.structure}
+           "machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M"), "structure_time_limit": args.structure,
+           "bounds_version": BOUNDS_VERSION}
     correct = np.flatnonzero(model.predict(ds.x_test) == ds.y_test)[: args.n]
     by_index = {e["index"]: e for e in record["images"]}
     for i in correct:
         if int(i) in by_index:
             entry = by_index[int(i)]
+            if args.refresh_bounds and entry.get("bounds_version", 1) != BOUNDS_VERSION:
+                measure_bounds(model, ds.x_test[i], int(ds.y_test[i]), entry, args.time_limit)
+                entry["violations"] = violations(entry)
+                _report_violations(k, entry)
+                _write(path, record, run)
+                print(k, int(i), "bounds", json.dumps({n: entry[f"interval_{n}"] for n in NORMS}), flush=True)
             if args.structure > 0 and entry.get("structure", {}).get("time_limit") != args.structure:
                 measure_structure(model, ds.x_test[i], int(ds.y_test[i]), entry, args.structure)
                 _report_violations(k, entry)
@@ -252,6 +271,8 @@ def main() -> None:
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--results", default=str(RESULTS), help="where the records go")
     parser.add_argument("--restart", action="store_true", help="replace the records instead of resuming them")
+    parser.add_argument("--refresh-bounds", action="store_true",
+                        help="re-measure the intervals of held images measured by older bounds code (attacks kept)")
     parser.add_argument("--no-report", action="store_true", help="do not regenerate docs/benchmarks.md")
     args = parser.parse_args()
 

@@ -28,7 +28,7 @@ import numpy as np
 
 from ._bounds import Problem, certified_radius
 from ._exact import Search, branch_and_bound, greedy_upper
-from ._gram import gram_bound
+from ._gram import JointCrossing
 from ._halfspace import NORMS, crossing_distances
 from ._model import SignEnsemble
 
@@ -91,20 +91,22 @@ def bound_sample(ensemble: SignEnsemble, x: np.ndarray, label: int, norm: str, b
     p = Problem(ensemble, x.astype(np.float64), int(label), box[0], box[1], norm)
     radius = certified_radius(p)
     search = Search(lower=radius)
+    joint = JointCrossing(p)
     if time_limit != 0 and np.isfinite(radius):
         deadline = start + (np.inf if time_limit is None else time_limit)
         greedy_upper(p, search, deadline)
         trusted = _confirm(search, confirm)
-        branch_and_bound(p, search, deadline, floor=gram_bound(p, radius, search.upper))
+        nodes = joint if norm != "inf" else None  # in L∞ it rarely pays for its cost per node
+        branch_and_bound(p, search, deadline, floor=joint.best(radius, search.upper), joint=nodes)
         trusted = _confirm(search, confirm) and trusted
         if not trusted:  # the search pruned against a point the model did not confirm
             search = Search(lower=radius)
     lower, method = radius, "unit sweep"
     if time_limit != 0 and search.lower > radius:
         lower, method = search.lower, "branch-and-bound"
-    joint = gram_bound(p, radius, search.upper)
-    if joint > lower:
-        lower, method = joint, "joint crossing"
+    floor = joint.best(radius, search.upper)
+    if floor > lower:
+        lower, method = floor, "joint crossing"
     if search.complete and not np.isfinite(search.upper):
         lower, method = np.inf, "branch-and-bound"  # nothing in the box changes the prediction
     lower = min(lower, search.upper)

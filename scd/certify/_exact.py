@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._bounds import Problem, certified_radius
+from ._gram import JointCrossing
 from ._halfspace import norm_of
 from ._leaf import solve_leaf
 
@@ -219,10 +220,12 @@ def _votes_needed(p: Problem) -> int:
     return max(1, need)
 
 
-def branch_and_bound(p: Problem, search: Search, deadline: float, rtol: float = 1e-9, floor: float = 0.0) -> None:
+def branch_and_bound(p: Problem, search: Search, deadline: float, rtol: float = 1e-9, floor: float = 0.0,
+                     joint: JointCrossing | None = None) -> None:
     """Best-first branch and bound; updates ``search`` in place (see the module docstring).
     ``floor``: a lower bound on the minimum known from elsewhere; the search stops once its
-    best point is that close."""
+    best point is that close.  ``joint``: the joint-crossing bound, a third relaxation of each
+    node (L2 and L1, hard voting)."""
     mu = _margins(p)
     fav = _favourable(p)
     heap: list[tuple[float, int, dict, tuple | None]] = [(0.0, 0, {}, None)]
@@ -239,6 +242,8 @@ def branch_and_bound(p: Problem, search: Search, deadline: float, rtol: float = 
         lo_h, hi_h, moving = _ranges(p, fixed, free)
         sweep = certified_radius(p, lo_h, hi_h, moving)
         bound = max(bound, sweep)
+        if joint is not None and bound < search.upper * (1 - rtol):
+            bound = max(bound, joint.within(search.upper, fixed))
         if bound >= search.upper * (1 - rtol):
             continue
         # a child whose new unit already lies on its side at the parent's point has the

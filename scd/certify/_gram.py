@@ -25,64 +25,109 @@ from scipy.linalg import eigh
 
 from ._bounds import Problem
 
-__all__ = ["gram_bound"]
+__all__ = ["JointCrossing"]
 
 
-def gram_bound(p: Problem, radius: float, upper: float = np.inf, steps: int = 8, rtol: float = 0.03) -> float:
-    """A certified lower bound on the distortion that changes a hard vote's prediction, or 0
-    for soft voting.  ``radius``: the sweep's certified radius (where the search starts);
-    ``upper``: the distance of a known adversarial input, if any.
+class JointCrossing:
+    """The bound of one problem, for the whole box or for a node of the branch and bound."""
 
-    For any ``U``, ``min(U, bound(U))`` is a lower bound, where ``bound(U)`` uses only the
-    units that can cross within ``U``: a perturbation shorter than ``U`` crosses no other.
-    ``bound`` does not grow with ``U``, so the best ``U`` is where the two meet; it is found
-    by growing ``U`` from ``radius`` by factors of two, then bisecting until the bracket is
-    within ``rtol`` (at most ``steps`` evaluations, each one sound)."""
-    if p.model.soft or not np.isfinite(radius) or radius <= 0:
-        return 0.0
-    norms = np.linalg.norm(p.toward, axis=2, keepdims=True)
-    directions = p.toward / np.where(norms > 0, norms, 1.0)  # unit L2 norm
-    c = np.maximum(p.gap - p.tau, 0.0) / np.where(norms[..., 0] > 0, norms[..., 0], 1.0)
-    best, below, above = 0.0, radius, None  # bound(below) >= below; bound(above) < above
-    U = radius
-    for _ in range(steps):
-        value = _bound_within(p, directions, c, U)
-        best = max(best, min(U, value))
-        if value >= U:
-            below = U
-            if U >= upper:
+    def __init__(self, p: Problem):
+        self.p = p
+        norms = np.linalg.norm(p.toward, axis=2)
+        safe = np.where(norms > 0, norms, 1.0)
+        self.directions = p.toward / safe[..., None]  # unit L2 norm
+        self.c = np.maximum(p.gap - p.tau, 0.0) / safe  # L2 distance to the hyperplane, no box
+        self.need, self.counting, self.required = _requirements(p)
+        change = p.model.v * (1.0 - 2.0 * p.side)
+        self.favourable = change < 0 if p.label == 1 else change > 0
+        self._gram = (np.zeros(0, dtype=np.int64), np.zeros((0, 0)))
+
+    def best(self, radius: float, upper: float = np.inf, steps: int = 8, rtol: float = 0.03) -> float:
+        """The best ``min(U, within(U))`` over ``U``.  ``radius``: the sweep's certified
+        radius (where the search starts); ``upper``: the distance of a known adversarial
+        input, if any.
+
+        ``within`` does not grow with ``U``, so the best ``U`` is where the two meet; it is
+        found by growing ``U`` from ``radius`` by factors of two, then bisecting until the
+        bracket is within ``rtol`` (at most ``steps`` evaluations, each one sound)."""
+        if self.p.model.soft or not np.isfinite(radius) or radius <= 0:
+            return 0.0
+        best, below, above = 0.0, radius, None  # within(below) >= below; within(above) < above
+        U = radius
+        for _ in range(steps):
+            value = self.within(U)
+            best = max(best, min(U, value))
+            if value >= U:
+                below = U
+                if U >= upper:
+                    break
+            else:
+                above = U
+            U = min(2 * U, upper) if above is None else np.sqrt(below * above)
+            if above is not None and above <= below * (1 + rtol):
                 break
-        else:
-            above = U
-        U = min(2 * U, upper) if above is None else np.sqrt(below * above)
-        if above is not None and above <= below * (1 + rtol):
-            break
-    return float(best)
+        return float(best)
 
+    def within(self, upper: float, fixed: dict | None = None) -> float:
+        """A lower bound on the distance of every input of the node ``fixed`` (unit -> "keep",
+        "cross" or "tie"; the whole box by default) that changes the prediction and lies
+        closer than ``upper``; ``upper`` itself when there is none (fewer votes than needed
+        can flip with the units that can cross within it)."""
+        p = self.p
+        if p.model.soft or self.need <= 0:
+            return 0.0
+        required = self.required.copy()
+        crossing = np.zeros_like(self.counting[:, None] & self.favourable)  # fixed units that reach their hyperplane
+        fixed_units = np.zeros_like(crossing)
+        for (k, j), state in (fixed or {}).items():
+            h = {"keep": p.side[k, j], "cross": 1.0 - p.side[k, j], "tie": 0.5}[state]
+            moved = p.model.v[k, j] * (h - p.h0[k, j])
+            helps = -moved if p.label == 1 else moved
+            required[k] += abs(p.model.v[k, j]) / 2 * p.undecided[k, j] - helps
+            fixed_units[k, j] = True
+            crossing[k, j] = state != "keep" and not p.undecided[k, j]
+        reachable = np.isfinite(p.dist) & (p.dist <= upper)
+        usable = self.favourable & reachable & ~p.undecided & self.counting[:, None] & ~fixed_units
+        costs = np.sort(_vote_costs(self.c, self.counting, required, usable, p.model.v))
+        if not np.isfinite(costs[self.need - 1]):
+            return float(upper)
+        total = (float(costs[: self.need].sum()) + float((self.c[crossing] ** 2).sum())) * (1 - 1e-9)
+        if total <= 0.0:
+            return 0.0
+        bound = np.sqrt(total / self._largest_eigenvalue(usable | crossing))
+        if p.norm == "inf":
+            bound /= np.sqrt(len(p.x0))
+        return float(bound * (1 - 1e-9))
 
-def _bound_within(p: Problem, directions: np.ndarray, c: np.ndarray, upper: float) -> float:
-    """The bound over the units that can cross within ``upper``; ``upper`` itself when fewer
-    votes than needed can flip with those units alone.  ``directions (K, H, d)``: the units'
-    crossing directions scaled to unit L2 norm; ``c (K, H)``: their L2 distances (no box)."""
-    need, counting, required = _requirements(p)
-    if need <= 0:
-        return 0.0
-    usable = _usable_units(p, upper, counting)
-    costs = np.sort(_vote_costs(p, c, counting, required, usable))
-    if not np.isfinite(costs[need - 1]):
-        return float(upper)
-    total = float(costs[:need].sum()) * (1 - 1e-9)
-    if total <= 0.0:
-        return 0.0
-    bound = np.sqrt(total / _largest_eigenvalue(directions[usable]))
-    if p.norm == "inf":
-        bound /= np.sqrt(len(p.x0))
-    return float(bound * (1 - 1e-9))
+    def _largest_eigenvalue(self, units: np.ndarray) -> float:
+        """An upper bound on the largest eigenvalue of the Gram matrix of the directions of
+        ``units (K, H)``: the symmetric eigensolver is backward stable, so a relative ``1e-9``
+        and the Frobenius norm times ``n 2^-40`` more cover its error and that of the
+        products."""
+        flat = np.flatnonzero(units)
+        n = len(flat)
+        if n == 0:
+            return 1.0
+        gram = self._gram_of(flat)
+        top = float(eigh(gram, eigvals_only=True, subset_by_index=[n - 1, n - 1])[0])
+        return max(top, 1.0) * (1 + 1e-9) + n * 2.0 ** -40 * float(np.linalg.norm(gram))
+
+    def _gram_of(self, flat: np.ndarray) -> np.ndarray:
+        """The Gram matrix of the units ``flat`` (sorted flat indices): a principal submatrix of
+        the cached one, which grows to the union when ``flat`` is not inside it."""
+        held, gram = self._gram
+        if not np.isin(flat, held).all():
+            held = np.union1d(held, flat)
+            rows = self.directions.reshape(-1, self.directions.shape[-1])[held]
+            gram = rows @ rows.T
+            self._gram = held, gram
+        where = np.searchsorted(held, flat)
+        return gram[np.ix_(where, where)]
 
 
 def _requirements(p: Problem) -> tuple[int, np.ndarray, np.ndarray]:
     """How many votes must flip, which votes count for the prediction, and per vote the logit
-    change that flips it (undecided units, free to swing, already subtracted)."""
+    change that flips it (undecided units, free to swing, already subtracted; <= 0: nothing)."""
     z = p.model.logits(p.h0)
     K = len(z)
     slack = p.z_slack
@@ -95,45 +140,26 @@ def _requirements(p: Problem) -> tuple[int, np.ndarray, np.ndarray]:
         counts = ~(z + slack > 0)
         need = K // 2 + 1 - int((~counts).sum())
         margin = -(z + slack)
-    return need, counts, np.maximum(margin - swing, 0.0)
+    return need, counts, margin - swing
 
 
-def _usable_units(p: Problem, upper: float, counting: np.ndarray) -> np.ndarray:
-    """``(K, H)``: decided units of counting votes whose crossing helps the attack and that
-    can cross within ``upper`` (and within the box)."""
-    change = p.model.v * (1.0 - 2.0 * p.side)
-    favourable = change < 0 if p.label == 1 else change > 0
-    reachable = np.isfinite(p.dist) & (p.dist <= upper)
-    return favourable & reachable & ~p.undecided & counting[:, None]
-
-
-def _vote_costs(p: Problem, c: np.ndarray, counting: np.ndarray, required: np.ndarray,
-                usable: np.ndarray) -> np.ndarray:
-    """Per vote, a lower bound on ``sum c_u^2`` over the unit sets that flip it: 0 for a
-    counting vote that needs nothing, inf for votes that cannot flip or do not count."""
+def _vote_costs(c: np.ndarray, counting: np.ndarray, required: np.ndarray, usable: np.ndarray,
+                v: np.ndarray) -> np.ndarray:
+    """Per vote, a lower bound on ``sum c_u^2`` over the unit sets that flip it: the LP
+    relaxation of the covering knapsack, each unit's weight ``|v_u|`` capped at what the vote
+    needs; 0 for a counting vote that needs nothing, inf for votes that cannot flip or do not
+    count."""
     costs = np.where(counting & (required <= 0), 0.0, np.inf)
     for k in np.flatnonzero(counting & (required > 0)):
         units = np.flatnonzero(usable[k])
-        weight = np.minimum(np.abs(p.model.v[k, units]), required[k])  # no unit gives more than needed
+        weight = np.minimum(np.abs(v[k, units]), required[k])  # no unit gives more than needed
         if weight.sum() < required[k]:
             continue
         square = c[k, units] ** 2
         order = np.argsort(square / weight, kind="stable")
         cum = np.cumsum(weight[order])
-        last = min(int(np.searchsorted(cum, required[k])), len(cum) - 1)  # the unit that completes the cover
+        last = min(int(np.searchsorted(cum, required[k])), len(cum) - 1)  # the unit completing the cover
         before = cum[last - 1] if last > 0 else 0.0
         fraction = min(1.0, (required[k] - before) / weight[order[last]])
         costs[k] = square[order[:last]].sum() + fraction * square[order[last]]
     return costs
-
-
-def _largest_eigenvalue(rows: np.ndarray) -> float:
-    """An upper bound on the largest eigenvalue of the Gram matrix of ``rows (n, d)``: the
-    symmetric eigensolver is backward stable, so a relative ``1e-9`` and the Frobenius norm
-    times ``n 2^-40`` more cover its error and that of the products."""
-    n = len(rows)
-    if n == 0:
-        return 1.0
-    gram = rows @ rows.T
-    top = float(eigh(gram, eigvals_only=True, subset_by_index=[n - 1, n - 1])[0])
-    return max(top, 1.0) * (1 + 1e-9) + n * 2.0 ** -40 * float(np.linalg.norm(gram))

@@ -9,7 +9,7 @@ one row per unit.  The solvers find multipliers ``y >= 0`` of the rows and a poi
   at radius ``t`` (HiGHS) either finds a point, so ``t`` is the optimum, or new multipliers
   with a larger surrogate bound;
 * L1: the LP, by HiGHS;
-* L2: the dual QP (one variable per row), by L-BFGS-B.
+* L2: the dual QP (one variable per row), by projected Newton steps with an exact line search.
 
 The reported lower bound is recomputed from ``y`` by weak and surrogate duality
 (:func:`dual_bound`, :func:`surrogate_bound`), so it holds whatever the solvers' tolerances:
@@ -120,53 +120,96 @@ def _l1(A, c, l, u):
     return -np.asarray(res.ineqlin.marginals), res.x[:d] - res.x[d:]
 
 
-def _l2(A, c, l, u, cutoff):
-    """Maximise the dual of ``min ||delta||^2 / 2``: ``G(y) = y.c + sum_i (delta_i^2 / 2 -
-    g_i delta_i)`` with ``g = A^T y`` and ``delta = clip(g, l, u)``; concave and smooth, with
-    gradient ``c - A delta`` and Hessian ``-A_F A_F^T`` over the unclipped coordinates ``F``.
-    Projected Newton steps with backtracking; ``G`` grows without end when the rows are
-    infeasible, and stops mattering once it passes ``cutoff^2 / 2``."""
+def _line_search(s, c, A, g, l, u, alpha_max):
+    """Exact maximiser over [0, alpha_max] of phi(alpha) = G(y + alpha s) (concave, piecewise
+    quadratic): the root of phi'(alpha) = s.c - sum_i h_i clip(g_i + alpha h_i, l_i, u_i)."""
+    h = A.T @ s
+    target = float(s @ c)
+    F0 = float(h @ np.clip(g, l, u))
+    if F0 >= target:
+        return 0.0
+    nz = h != 0
+    hn, gn = h[nz], g[nz]
+    with np.errstate(divide="ignore"):
+        a = (l[nz] - gn) / hn
+        b = (u[nz] - gn) / hn
+    lo_ev, hi_ev = np.minimum(a, b), np.maximum(a, b)  # free on [lo_ev, hi_ev]
+    w = hn * hn
+    events = np.concatenate([lo_ev, hi_ev])
+    dslope = np.concatenate([w, -w])
+    keep = events > 0
+    slope0 = float(w[(lo_ev <= 0) & (hi_ev > 0)].sum())
+    events, dslope = events[keep], dslope[keep]
+    order = np.argsort(events, kind="stable")
+    e, ds = events[order], dslope[order]
+    # F at each event: F0 + integral of the slope
+    slopes = slope0 + np.concatenate([[0.0], np.cumsum(ds)])  # slope on [e_{k-1}, e_k]
+    widths = np.diff(np.concatenate([[0.0], e]))
+    F_at = F0 + np.cumsum(slopes[:-1] * widths)
+    k = int(np.searchsorted(F_at, target))  # first event where F >= target
+    start = e[k - 1] if k > 0 else 0.0
+    F_start = F_at[k - 1] if k > 0 else F0
+    slope = slopes[k]
+    alpha = np.inf if slope <= 0 else start + (target - F_start) / slope
+    return float(min(alpha, alpha_max))
 
+
+
+def _l2(A, c, l, u, cutoff, iters=100):
+    """Maximise the dual of ``min ||delta||^2 / 2``: ``G(y) = y.c + sum_i (delta_i^2 / 2 -
+    g_i delta_i)`` with ``g = A^T y`` and ``delta = clip(g, l, u)``; concave, piecewise
+    quadratic and smooth, with gradient ``c - A delta`` and Hessian ``-A_F A_F^T`` over the
+    unclipped coordinates ``F``.  Projected Newton steps with an exact line search (the
+    step crosses many of the ``2 d`` breakpoints, where a backtracking search stalls).  ``G``
+    grows without end when the rows are infeasible, and stops mattering once it passes
+    ``cutoff^2 / 2``."""
     def value(y):
         g = A.T @ y
         delta = np.clip(g, l, u)
         return y @ c + (0.5 * delta * delta - g * delta).sum(), g, delta
-
     limit = 0.5 * cutoff * cutoff * (1 + 1e-9)
     m = len(A)
     y = np.zeros(m)
     G, g, delta = value(y)
     scale = 1.0 + np.abs(c).max()
-    for _ in range(200):
+    for _ in range(iters):
         grad = c - A @ delta
         active = (y <= 0) & (grad <= 0)
-        if np.all(np.abs(grad[~active]) <= 1e-12 * scale) and (grad <= 1e-12 * scale).all():
+        if np.all(np.abs(grad[~active]) <= 1e-12 * scale):
             break
         free = (g > l) & (g < u)
-        Af = A[:, free]
-        step = np.zeros(m)
         idx = ~active
-        hess = Af[idx] @ Af[idx].T
+        Af = A[idx][:, free]
+        hess = Af @ Af.T
         hess += (1e-12 * (np.trace(hess) + 1.0)) * np.eye(idx.sum())
+        step = np.zeros(m)
         try:
             step[idx] = np.linalg.solve(hess, grad[idx])
         except np.linalg.LinAlgError:
             step[idx] = grad[idx]
         if not (step @ grad > 0):
             step = np.where(active, 0.0, grad)
-        alpha, improved = 1.0, False
-        for _ in range(60):
-            y_new = np.maximum(y + alpha * step, 0.0)
-            G_new, g_new, d_new = value(y_new)
-            if G_new > G:
-                improved = True
+        neg = step < 0
+        alpha_max = float(np.min(-y[neg] / step[neg])) if neg.any() else np.inf
+        alpha = _line_search(step, c, A, g, l, u, alpha_max)
+        if alpha <= 0:
+            step = np.where(active, 0.0, grad)  # fall back to the gradient
+            neg = step < 0
+            alpha_max = float(np.min(-y[neg] / step[neg])) if neg.any() else np.inf
+            alpha = _line_search(step, c, A, g, l, u, alpha_max)
+            if alpha <= 0:
                 break
-            alpha *= 0.5
-        if not improved:
+        if not np.isfinite(alpha):  # G grows without end along the step: the rows are infeasible
+            alpha = 1e-6 * (1.0 + np.abs(y).max()) / np.abs(step).max()
+            while value(y + alpha * step)[0] <= limit and alpha < 1e300:
+                alpha *= 2.0  # the first doubling past the cut-off: y stays as small as it can
+            return y + alpha * step, None
+        y_new = np.maximum(y + alpha * step, 0.0)
+        G_new, g_new, d_new = value(y_new)
+        if not G_new > G:
             break
         y, G, g, delta = y_new, G_new, g_new, d_new
         if G > limit:
             return y, None
     feasible = (A @ delta - c >= -1e-9 * (np.abs(A) @ np.abs(delta) + np.abs(c) + 1e-12)).all()
     return y, delta if feasible else None
-

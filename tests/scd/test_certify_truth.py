@@ -17,7 +17,7 @@ from scipy.optimize import linprog
 import scd
 from scd.certify import SignEnsemble, certify
 from scd.certify._bounds import Problem, certified_radius
-from scd.certify._gram import gram_bound
+from scd.certify._gram import JointCrossing
 
 VARIANTS = [scd.SCD01, scd.SCDCE, scd.SCD01BNN, scd.SCDCEBNN]
 
@@ -183,5 +183,6 @@ def test_joint_crossing_bound_on_orthogonal_units(norm, expected):
     p = Problem(ensemble, np.full(d, 0.5), 1, np.zeros(d), np.ones(d), norm)
     radius = certified_radius(p)
     assert radius == pytest.approx(0.1, rel=1e-8)
-    assert gram_bound(p, radius) == pytest.approx(expected, rel=1e-8)
-    assert gram_bound(p, radius) <= (0.1 if norm == "inf" else np.sqrt(0.02))
+    bound = JointCrossing(p).best(radius)
+    assert bound == pytest.approx(expected, rel=1e-8)
+    assert bound <= (0.1 if norm == "inf" else np.sqrt(0.02))
