@@ -49,8 +49,9 @@ from scd.certify import certify  # noqa: E402
 NORMS = {"inf": "linf", "2": "l2"}  # certify's norm -> the attack distance it is compared with
 # The bounds' code generation: --refresh-bounds re-measures the intervals of images measured
 # with an older one (the attacks stay).  2: the joint-crossing bound (scd.certify._gram); 3: it also
-# bounds the nodes of the branch and bound, and the L2 leaf searches its line exactly.
-BOUNDS_VERSION = 3
+# bounds the nodes of the branch and bound, and the L2 leaf searches its line exactly; 4: the
+# Gram eigenvalue bound proven by a Cholesky factorisation (one BLAS thread).
+BOUNDS_VERSION = 4
 _WEIGHTS = ("W1", "b1", "w2", "b2")
 
 
