@@ -67,13 +67,21 @@ def solve_leaf(A: np.ndarray, c: np.ndarray, l: np.ndarray, u: np.ndarray, norm:
         return Leaf(float(single.max()), None)
     farthest = float(norm_of(np.maximum(-l, u), norm))  # no point of the box is farther
     cap = min(cutoff, farthest * (1 + 1e-9) + 1e-12)
-    if norm == "inf":  # started from the row that is costliest alone
-        y, delta = _linf(A, c + margin, l, u, cap, int(np.argmax(single)))
-    else:
-        y, delta = _l1(A, c + margin, l, u) if norm == "1" else _l2(A, c + margin, l, u, cap)
-    lower = float(single.max())
-    if y is not None:
-        lower = max(lower, dual_bound(A, c, y, l, u, norm), surrogate_bound(A, c, y, l, u, norm))
+
+    def solve(rows_c):
+        if norm == "inf":  # started from the row that is costliest alone
+            return _linf(A, rows_c, l, u, cap, int(np.argmax(single)))
+        return _l1(A, rows_c, l, u) if norm == "1" else _l2(A, rows_c, l, u, cap)
+
+    def bound(y):
+        return -np.inf if y is None else max(dual_bound(A, c, y, l, u, norm), surrogate_bound(A, c, y, l, u, norm))
+
+    y, delta = solve(c + margin)
+    lower = max(float(single.max()), bound(y))
+    if delta is None and np.any(margin) and lower < cap:
+        # the pushed rows can be infeasible where the rows are not (a tie, both sides of one
+        # hyperplane): their multipliers then say nothing about the rows themselves
+        lower = max(lower, bound(solve(c)[0]))
     if lower > farthest:  # proven infeasible
         lower = np.inf
     return Leaf(lower, delta)
