@@ -215,8 +215,9 @@ def info(model_path):
                    "(default 0,0.015625,0.03125,0.0625,0.125,0.25).")
 @click.option("--surrogate", type=click.Choice(["smooth", "substitute"]), default=None,
               help="Gradient source for fgsm/pgd/ead/cw when the model has none: smooth (SCD weights, sign relaxed "
-                   "to tanh: a white-box adaptive attack) or substitute (an MLP trained on the model's labels). "
-                   "Labels and the final check always come from the real model.")
+                   "to tanh: a white-box adaptive attack; the default for SCD ensembles) or substitute (an MLP "
+                   "trained on the model's labels; forests need it). Labels and the final check always come from "
+                   "the real model.")
 @click.option("--seed-size", type=click.IntRange(min=2), default=200, show_default=True,
               help="substitute: test points (not attacked) whose labels seed the substitute's training.")
 @click.option("--substitute-rounds", type=click.IntRange(min=1), default=20, show_default=True,

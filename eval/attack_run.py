@@ -7,11 +7,11 @@ model classifies correctly (or the given indices), attacks them through a query-
 examples as ``.npz``) atomically.
 
 Gradient attacks (``fgsm``, ``pgd``, ``ead``, ``cw``) use the model's own gradients when it
-has them (the CNN and BNN baselines).  Otherwise ``surrogate`` must name where they come from:
-``smooth`` (the SCD ensemble's own weights with sign replaced by tanh) or ``substitute`` (an
-MLP trained on the model's labels of ``seed_size`` other test points, with Jacobian
-augmentation); either way every label the attack asks for, and the final confirmation, come
-from the real model.  Without an attack (``attack=None``, ``scd attack --method
+has them (the MLP, CNN and BNN baselines).  ``surrogate`` names another source: ``smooth``
+(the SCD ensemble's own weights with sign replaced by tanh; the default for SCD ensembles) or
+``substitute`` (an MLP trained on the model's labels of ``seed_size`` other test points, with
+Jacobian augmentation; forests need it); either way every label the attack asks for, and the
+final confirmation, come from the real model.  Without an attack (``attack=None``, ``scd attack --method
 substitute``) the run is the transfer curve of the paper's Figure 2 instead: FGSM on the
 substitute at each L∞ budget of ``substitute_eps``, the model's accuracy on the results and
 on Gaussian noise of the same size.
@@ -111,37 +111,48 @@ class AttackConfig:
         return {**attack, **out}
 
 
+SMOOTH_DEFAULT = "smooth relaxation (default for sign networks)"
+"""The gradient source of a gradient attack on an SCD ensemble run without ``--surrogate``."""
+WHITE_BOX = "model (white-box gradients)"
+
+
 def gradient_source(model: Any, spec: AttackSpec, surrogate: str | None, x_seed: np.ndarray | None = None, *,
                     rounds: int = 20, epochs: int = 20, seed: int = 0, progress: bool = False) -> tuple[Any, dict]:
     """The model ``spec``'s attack runs on, and a record of where its gradients come from.
 
-    Without ``surrogate`` the model must have the gradients the attack needs; ``smooth`` needs
-    an SCD ensemble; ``substitute`` trains one on the model's labels of ``x_seed`` (counted
-    queries).
+    Without ``surrogate`` a differentiable model gives its own gradients (a hard-voting
+    ensemble: those of the soft vote of its members, recorded under ``differentiated``), an SCD
+    ensemble its smooth relaxation (:data:`SMOOTH_DEFAULT`), and anything else (a forest) is
+    refused; ``smooth`` needs an SCD ensemble; ``substitute`` trains one on the model's labels
+    of ``x_seed`` (counted queries).
     """
     from attacks import Oracle
 
     if spec.needs not in _GRADIENTS:
         return model, {"source": "none (query-based attack)"}
-    if surrogate is None:
+    sign_network = hasattr(model, "W1_")
+    if surrogate is None and not sign_network:
         oracle = Oracle(model, bounds=(0.0, 1.0))
         logit = spec.needs == "logit_gradients"
         if not (oracle.has_logit_gradients if logit else oracle.has_gradients):
             raise ValueError(f"{type(model).__name__} has no gradients ({spec.method} needs "
-                             f"{'logit' if logit else 'loss'} gradients): choose where they come "
-                             "from with --surrogate smooth (SCD ensembles: the same weights with sign relaxed to "
-                             "tanh) or --surrogate substitute (a model trained on the attacked model's labels).")
-        return model, {"source": "model (white-box gradients)"}
+                             f"{'logit' if logit else 'loss'} gradients): choose where they come from with "
+                             "--surrogate substitute (a model trained on the attacked model's labels), or use a "
+                             "decision-based attack (hsj, boundary, rays).")
+        source = {"source": WHITE_BOX}
+        if getattr(model, "voting", None) == "hard":
+            source["differentiated"] = "the soft vote of the members (the hard vote is piecewise constant)"
+        return model, source
     from attacks.surrogate import SurrogateGradients, smooth_scd
 
-    if surrogate == "smooth":
-        if not hasattr(model, "W1_"):
+    if surrogate in (None, "smooth"):
+        if not sign_network:
             raise ValueError(f"--surrogate smooth relaxes an SCD ensemble; {type(model).__name__} is not one "
                              "(use --surrogate substitute).")
         module = smooth_scd(model)
         pair = SurrogateGradients(model, module, "smooth")
-        return pair, {"source": "smooth", "hidden_temperature": module.hidden_temperature,
-                      "vote_temperature": module.vote_temperature}
+        return pair, {"source": "smooth" if surrogate else SMOOTH_DEFAULT,
+                      "hidden_temperature": module.hidden_temperature, "vote_temperature": module.vote_temperature}
     from attacks.substitute import train_substitute
 
     oracle = Oracle(model, bounds=(0.0, 1.0))
@@ -208,7 +219,9 @@ def format_table(result: AttackResult, source: dict | None = None) -> str:
         rows.append(("already misclassified", f"{s['already_adversarial']} (distance 0)"))
     if source is not None and source["source"] != "none (query-based attack)":
         rows.append(("gradient source", source["source"]))
-        if source["source"] != "model (white-box gradients)":
+        if "differentiated" in source:
+            rows.append(("differentiated", source["differentiated"]))
+        if source["source"] != WHITE_BOX:
             rows.append(("", "(queries above include the surrogate's gradient rows)"))
         if "training_queries" in source:
             rows.append(("substitute training queries", f"{source['training_queries']} (not in the counts above)"))

@@ -171,6 +171,27 @@ def test_gradient_attack_on_an_ensemble_names_its_gradient_source(tmp_path, scd_
         assert not set(record["gradient_source"]["seed_indices"]) & set(record["dataset"]["indices"])
 
 
+def test_ead_runs_on_the_default_output_of_train_through_the_smooth_relaxation(tmp_path, forest_file):
+    """The design's example: ``scd attack --method ead MODEL`` on what ``scd train`` makes by default
+    (an SCD01 ensemble) takes its gradients from the smooth relaxation and says so; a forest still
+    needs an explicit ``--surrogate substitute``."""
+    from eval.attack_run import SMOOTH_DEFAULT
+
+    runner = CliRunner()
+    model, out = tmp_path / "m.scd", tmp_path / "r.json"
+    result = runner.invoke(main, ["train", "--votes", "3", "--iters", "30", "--jobs", "1", "--quiet", "--out",
+                                  str(model)])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(main, ["attack", str(model), "--method", "ead", "--iters", "20", "--n-samples", "3",
+                                  "--quiet", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "| gradient source" in result.output and SMOOTH_DEFAULT in result.output
+    record = json.loads(out.read_text())
+    assert record["gradient_source"]["source"] == SMOOTH_DEFAULT and len(record["samples"]) == 3
+    result = runner.invoke(main, ["attack", str(forest_file), "--method", "pgd", "--quiet"])
+    assert result.exit_code == 1 and "--surrogate substitute" in result.output
+
+
 def test_substitute_curve_and_gradient_errors(tmp_path, scd_file):
     runner = CliRunner()
     out = tmp_path / "c.json"
@@ -180,7 +201,7 @@ def test_substitute_curve_and_gradient_errors(tmp_path, scd_file):
     assert result.exit_code == 0, result.output
     record = json.loads(out.read_text())
     assert record["eps"] == [0.0, 0.2] and record["adversarial_accuracy"][0] == 1.0
-    cases = [(["--method", "pgd"], "--surrogate"), (["--method", "hsj", "--surrogate", "smooth"], "surrogate"),
+    cases = [(["--method", "hsj", "--surrogate", "smooth"], "surrogate"),
              (["--method", "fgsm", "--iters", "3"], "one step"), (["--method", "hsj", "--eps", "0.1"], "eps"),
              (["--method", "substitute", "--save-examples", str(tmp_path / "x.npz")], "save-examples")]
     for args, message in cases:
