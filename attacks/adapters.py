@@ -49,11 +49,19 @@ def _method(model: Any, name: str) -> Callable | None:
     return fn if callable(fn) else None
 
 
-def adapt(model: Any, output: str = "proba", device: Any = None) -> ModelAdapter:
-    """The adapter for ``model``; ``TypeError`` for anything that is not a model."""
+def adapt(model: Any, output: str = "proba", device: Any = None,
+          input_shape: tuple[int, ...] | None = None) -> ModelAdapter:
+    """The adapter for ``model``; ``TypeError`` for anything that is not a model.
+
+    ``input_shape`` (one input's shape, e.g. ``(C, H, W)``): a torch module or plain callable
+    receives the flat rows reshaped to ``(n, *input_shape)``; estimator objects always get flat
+    rows (scikit-learn's convention).
+    """
     if is_torch_module(model):
-        return _from_torch(model, device)
+        return _from_torch(model, device, input_shape)
     if callable(model) and not (_method(model, "predict") or _method(model, "predict_proba")):
+        if input_shape is not None and len(input_shape) > 1:
+            return _from_callable(_reshaping(model, tuple(input_shape)), output)
         return _from_callable(model, output)
     if _method(model, "predict") or _method(model, "predict_proba") or _method(model, "logits"):
         return _from_object(model)
@@ -79,14 +87,23 @@ def _from_callable(fn: Callable, output: str) -> ModelAdapter:
                         logits=fn if output == "logits" else None)
 
 
-def _from_torch(module: Any, device: Any) -> ModelAdapter:
+def _reshaping(fn: Callable, shape: tuple[int, ...]) -> Callable:
+    """``fn`` called on rows reshaped to ``(n, *shape)`` (keeps ``fn``'s name for messages)."""
+    def shaped(x: np.ndarray) -> Any:
+        return fn(x.reshape(len(x), *shape))
+
+    shaped.__name__ = getattr(fn, "__name__", type(fn).__name__)
+    return shaped
+
+
+def _from_torch(module: Any, device: Any, input_shape: tuple[int, ...] | None = None) -> ModelAdapter:
     """A ``torch.nn.Module`` returning logits (see :class:`~attacks.autograd.TorchGradients`)."""
     from .autograd import TorchGradients
 
     if module.training:
         warnings.warn(f"{type(module).__name__} is in training mode (dropout/batch norm are active); "
                       "call model.eval() before attacking it.", stacklevel=4)
-    torch_model = TorchGradients(module, device=device)
+    torch_model = TorchGradients(module, device=device, input_shape=input_shape)
     return ModelAdapter(type(module).__name__, logits=torch_model.logits, grad=torch_model.loss_gradient,
                         vjp=torch_model.logits_gradient, device=torch_model.device)
 
