@@ -211,8 +211,10 @@ def info(model_path):
               help="hsj, boundary: start from uniform noise, or from the nearest training image of another class "
                    "(the target class with --target); uniform noise is the fallback.")
 @click.option("--eps", default=None,
-              help="fgsm/pgd: the L-norm budget (default 0.3); substitute: comma-separated Linf budgets "
-                   "(default 0,0.015625,0.03125,0.0625,0.125,0.25).")
+              help="fgsm/pgd: the budget in the attack's norm (default 0.3), or comma-separated budgets: one run "
+                   "per budget and the robust-accuracy curve; the other attacks (not structure): comma-separated "
+                   "distances at which to read the robust-accuracy curve off their distances; substitute: "
+                   "comma-separated Linf budgets (default 0,0.015625,0.03125,0.0625,0.125,0.25).")
 @click.option("--surrogate", type=click.Choice(["smooth", "substitute"]), default=None,
               help="Gradient source for fgsm/pgd/ead/cw when the model has none: smooth (SCD weights, sign relaxed "
                    "to tanh: a white-box adaptive attack; the default for SCD ensembles) or substitute (an MLP "

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from attacks import AttackResult, AttackSpec, nearest_other_class
+from attacks import AttackResult, AttackSpec, nearest_other_class, robust_accuracy
 
 from .points import choose_points, seed_set
 
@@ -201,9 +201,28 @@ def run(config: AttackConfig) -> tuple[Any, np.ndarray, Any, dict]:
     if config.start == "nearest":
         # the closest training image of another (true) class, or of the target class: no model query
         starting_points = nearest_other_class(x, ds.x_train, y, ds.y_train, targets)
-    result = config.attack(attacked, x, y, targets=targets, bounds=(0.0, 1.0), seed=config.seed, sample_ids=idx,
-                           starting_points=starting_points, batch_size=config.batch_size, progress=not config.quiet)
+    spec = config.attack
+    runs = [spec.at_eps(e) for e in spec.eps] if spec.bounded and spec.eps else [spec]
+    results = [one(attacked, x, y, targets=targets, bounds=(0.0, 1.0), seed=config.seed, sample_ids=idx,
+                   starting_points=starting_points, batch_size=config.batch_size, progress=not config.quiet)
+               for one in runs]
+    result = results[-1]  # the run at the largest ε
+    if spec.eps is not None:
+        result.extra["robust_accuracy"] = _curve(spec, runs, results)
     return result, idx, ds, source
+
+
+def _curve(spec: AttackSpec, runs: list[AttackSpec], results: list[AttackResult]) -> dict[str, Any]:
+    """The robust-accuracy curve at ``spec.eps``: from one run per ε (bounded attacks; each
+    sample's closest success of any run), or from the distances of the one run."""
+    broken = [r.broken_at(spec.distance, one.eps[0] if spec.bounded else None) for one, r in zip(runs, results)]
+    curve = {"eps": list(spec.eps), "norm": spec.distance, "robust_accuracy": robust_accuracy(broken, spec.eps).tolist(),
+             "points": len(results[-1]),
+             "from": "one run per eps" if spec.bounded else "the distances of one run"}
+    if spec.bounded:
+        curve["success_rate"] = [float(r.success.mean()) for r in results]
+        curve["queries"] = [int(r.queries.sum()) for r in results]
+    return curve
 
 
 def format_table(result: AttackResult, source: dict | None = None) -> str:
@@ -225,6 +244,13 @@ def format_table(result: AttackResult, source: dict | None = None) -> str:
             rows.append(("", "(queries above include the surrogate's gradient rows)"))
         if "training_queries" in source:
             rows.append(("substitute training queries", f"{source['training_queries']} (not in the counts above)"))
+    curve = result.extra.get("robust_accuracy")
+    if curve is not None:
+        norm = {"l1": "L1", "l2": "L2", "linf": "Linf"}[curve["norm"]]
+        for e, acc in zip(curve["eps"], curve["robust_accuracy"]):
+            rows.append((f"robust accuracy at {norm} eps={e:g}", f"{acc:.3f}"))
+        if "success_rate" in curve:
+            rows.append(("", f"(one run per eps; the rows above are the run at eps={curve['eps'][-1]:g})"))
     zero = result.extra.get("zero_gradient_steps")
     if zero is not None:
         rows.append(("samples with a zero-gradient step", f"{int(np.count_nonzero(zero))}"))
@@ -249,6 +275,8 @@ def main(config: AttackConfig) -> Any:
               f"queries, agreement {result.agreement:.3f}")
     if config.out:
         record = result.to_dict()
+        if "robust_accuracy" in record.get("extra", {}):
+            record["robust_accuracy"] = record["extra"].pop("robust_accuracy")
         record["gradient_source"] = source
         record["config"] = config.to_dict()
         record["dataset"] = {"name": ds.name, "classes": list(ds.classes), "split": "test",

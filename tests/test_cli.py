@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -192,6 +193,27 @@ def test_ead_runs_on_the_default_output_of_train_through_the_smooth_relaxation(t
     assert result.exit_code == 1 and "--surrogate substitute" in result.output
 
 
+@pytest.mark.parametrize("method, extra", [("pgd", ["--iters", "5", "--eps", "0.1,0.03,0.3,0.01"]),
+                                           ("hsj", ["--iters", "5", "--norm", "inf", "--eps", "0.3,0.03,0.1,0.01"])])
+def test_robust_accuracy_curve_over_four_eps_in_one_run(tmp_path, scd_file, method, extra):
+    """pgd: one run per ε; hsj: read off its distances (recomputed here from the per-sample records)."""
+    out = tmp_path / "r.json"
+    result = CliRunner().invoke(main, ["attack", str(scd_file), "--method", method, "--n-samples", "6", "--quiet",
+                                       "--out", str(out), *extra])
+    assert result.exit_code == 0, result.output
+    assert "robust accuracy at Linf eps=0.01" in result.output
+    curve = json.loads(out.read_text())["robust_accuracy"]
+    acc = np.array(curve["robust_accuracy"])
+    assert curve["eps"] == [0.01, 0.03, 0.1, 0.3] and curve["norm"] == "linf" and len(acc) == 4
+    assert np.all(np.diff(acc) <= 0) and np.all((acc >= 0) & (acc <= 1))
+    samples = json.loads(out.read_text())["samples"]
+    if method == "hsj":
+        d = np.array([s["linf"] if s["success"] else np.inf for s in samples])
+        np.testing.assert_array_equal(acc, [np.mean(~(d <= e)) for e in curve["eps"]])
+    else:
+        assert len(curve["success_rate"]) == 4 and acc[-1] <= 1 - curve["success_rate"][-1] + 1e-12
+
+
 def test_substitute_curve_and_gradient_errors(tmp_path, scd_file):
     runner = CliRunner()
     out = tmp_path / "c.json"
@@ -202,7 +224,7 @@ def test_substitute_curve_and_gradient_errors(tmp_path, scd_file):
     record = json.loads(out.read_text())
     assert record["eps"] == [0.0, 0.2] and record["adversarial_accuracy"][0] == 1.0
     cases = [(["--method", "hsj", "--surrogate", "smooth"], "surrogate"),
-             (["--method", "fgsm", "--iters", "3"], "one step"), (["--method", "hsj", "--eps", "0.1"], "eps"),
+             (["--method", "fgsm", "--iters", "3"], "one step"), (["--method", "structure", "--eps", "0.1"], "eps"),
              (["--method", "substitute", "--save-examples", str(tmp_path / "x.npz")], "save-examples")]
     for args, message in cases:
         result = runner.invoke(main, ["attack", str(scd_file), "--quiet", *args])
