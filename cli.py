@@ -236,7 +236,8 @@ def info(model_path):
 def attack(model_path, method, data, classes, data_dir, data_path, n_samples, indices, norm, max_queries, iters,
            init_size, theta, target, start, eps, surrogate, seed_size, substitute_rounds, substitute_epochs, seed,
            batch_size, out, save_examples, quiet):
-    """Attack a saved model; print a table, optionally write JSON and the examples.
+    """Attack a saved model (or any classifier as a .onnx file, run by onnxruntime); print a table,
+    optionally write JSON and the examples.
 
     Successes are always judged by re-querying the real model on the final, clipped example.
     """

@@ -1,6 +1,7 @@
 """One attack on one saved model: the computation behind ``scd attack``.
 
-``run(config)`` loads the model and the dataset, picks the first ``n_samples`` test points the
+``run(config)`` loads the model (a file this package saved, or any classifier as a ``.onnx``
+file: :mod:`eval.onnx_model`) and the dataset, picks the first ``n_samples`` test points the
 model classifies correctly (or the given indices), attacks them through a query-counted
 :class:`~attacks.oracle.Oracle`, and returns the :class:`~attacks.result.AttackResult`;
 ``main(config)`` also prints a table and writes the JSON record (and the adversarial
@@ -10,7 +11,7 @@ Gradient attacks (``fgsm``, ``pgd``, ``ead``, ``cw``) use the model's own gradie
 has them (the MLP, CNN and BNN baselines).  ``surrogate`` names another source: ``smooth``
 (the SCD ensemble's own weights with sign replaced by tanh; the default for SCD ensembles) or
 ``substitute`` (an MLP trained on the model's labels of ``seed_size`` other test points, with
-Jacobian augmentation; forests need it); either way every label the attack asks for, and the
+Jacobian augmentation; forests and ONNX models need it); either way every label the attack asks for, and the
 final confirmation, come from the real model.  Without an attack (``attack=None``, ``scd attack --method
 substitute``) the run is the transfer curve of the paper's Figure 2 instead: FGSM on the
 substitute at each L∞ budget of ``substitute_eps``, the model's accuracy on the results and
@@ -171,7 +172,9 @@ def run(config: AttackConfig) -> tuple[Any, np.ndarray, Any, dict]:
     from eval.baselines import load_model
     from eval.datasets import load_dataset
 
-    model = load_model(config.model_path)
+    from .onnx_model import ONNXModel, is_onnx_path
+
+    model = ONNXModel(config.model_path) if is_onnx_path(config.model_path) else load_model(config.model_path)
     ds = load_dataset(config.data, classes=config.classes, data_dir=config.data_dir, path=config.data_path)
     if ds.x_test.shape[1] != model.n_features_in_:
         raise ValueError(f"the model takes {model.n_features_in_} features, but {ds.name} has {ds.x_test.shape[1]}.")
@@ -207,6 +210,8 @@ def run(config: AttackConfig) -> tuple[Any, np.ndarray, Any, dict]:
                    starting_points=starting_points, batch_size=config.batch_size, progress=not config.quiet)
                for one in runs]
     result = results[-1]  # the run at the largest ε
+    if isinstance(model, ONNXModel) and len(model.input_shape_) > 1:  # examples in the model's own shape
+        result.x_adv = result.x_adv.reshape(len(x), *model.input_shape_)
     if spec.eps is not None:
         result.extra["robust_accuracy"] = _curve(spec, runs, results)
     return result, idx, ds, source
@@ -288,7 +293,8 @@ def main(config: AttackConfig) -> Any:
         atomic_write_bytes(config.out, json.dumps(record, indent=1, allow_nan=False).encode())
     if config.save_examples:
         buffer = io.BytesIO()
-        np.savez_compressed(buffer, x=ds.x_test[idx], x_adv=result.x_adv, success=result.success,
+        np.savez_compressed(buffer, x=ds.x_test[idx].reshape(result.x_adv.shape), x_adv=result.x_adv,
+                            success=result.success,
                             labels=result.labels, indices=idx)
         atomic_write_bytes(config.save_examples, buffer.getvalue())
     return result
