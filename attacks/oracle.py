@@ -502,8 +502,12 @@ def _resolve_n_features(model: Any, n_features: int | None, bounds: Any,
     if n_features is None:
         sizes = {np.size(b) for b in bounds if np.ndim(b) == 1} if _is_pair(bounds) else set()
         n_features = sizes.pop() if len(sizes) == 1 else None
+    linear = _leading_linear_inputs(model)
+    if n_features is not None and linear is not None and linear != n_features:
+        raise ValueError(f"rows have {n_features} features, but the first layer of {type(model).__name__} "
+                         f"(torch.nn.Linear) takes {linear}.")
     if n_features is None:
-        n_features = _leading_linear_inputs(model)
+        n_features = linear
     if n_features is None:
         raise ValueError(f"Cannot tell how many features {type(model).__name__} takes: pass n_features= (or "
                          "input_shape=).")

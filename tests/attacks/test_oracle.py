@@ -631,3 +631,11 @@ def test_image_inputs_are_flattened_at_the_boundary_and_restored(kind):
         assert grad.x_adv.shape == images.shape
         np.testing.assert_array_equal(grad.x_adv.reshape(6, 64), PGD(eps=0.1, steps=3)(flat_net, flat, bounds=(0, 1),
                                                                                          seed=0).x_adv)
+
+
+def test_rows_that_do_not_fit_a_leading_linear_layer_are_refused():
+    from attacks import HopSkipJump
+
+    net = torch.nn.Linear(D, 2).eval()
+    with pytest.raises(ValueError, match=f"takes {D}"):
+        HopSkipJump()(net, _x(2, d=D + 1), bounds=(0, 1))
