@@ -32,9 +32,11 @@ from attacks import AttackResult, AttackSpec, nearest_other_class, robust_accura
 
 from .points import choose_points, seed_set
 
-__all__ = ["AttackConfig", "format_table", "gradient_source", "main", "run"]
+__all__ = ["AttackConfig", "budget_curve", "format_table", "gradient_source", "main", "run"]
 
 SURROGATES = ("smooth", "substitute")
+QUERY_BUDGETS = (100, 1000, 10000)
+"""Query counts at which ``scd attack`` reports each sample's best distance so far (budget curve)."""
 SUBSTITUTE_EPS = (0.0, 0.015625, 0.03125, 0.0625, 0.125, 0.25)
 _GRADIENTS = ("gradients", "logit_gradients")
 
@@ -230,6 +232,21 @@ def _curve(spec: AttackSpec, runs: list[AttackSpec], results: list[AttackResult]
     return curve
 
 
+def budget_curve(result: AttackResult, budgets: tuple[int, ...] = QUERY_BUDGETS) -> dict[str, Any] | None:
+    """Success rate and median best distance (the attack's norm; None when infinite) within each
+    query budget, from the samples' budget curves; None when the attack records none (gradient
+    attacks at a fixed ε)."""
+    if not any(len(h) for h in result.history):
+        return None
+    medians, rates = [], []
+    for q in budgets:
+        d = result.distance_at(q)
+        med = float(np.median(d))
+        medians.append(med if np.isfinite(med) else None)
+        rates.append(float(np.mean(np.isfinite(d))))
+    return {"queries": list(budgets), "median_distance": medians, "success_rate": rates}
+
+
 def format_table(result: AttackResult, source: dict | None = None) -> str:
     """A short Markdown table of the aggregates (distortions over successes only)."""
     s = result.summary()
@@ -249,6 +266,11 @@ def format_table(result: AttackResult, source: dict | None = None) -> str:
             rows.append(("", "(queries above include the surrogate's gradient rows)"))
         if "training_queries" in source:
             rows.append(("substitute training queries", f"{source['training_queries']} (not in the counts above)"))
+    budget = budget_curve(result)
+    if budget is not None:
+        for q, med, rate in zip(budget["queries"], budget["median_distance"], budget["success_rate"]):
+            rows.append((f"within {q} queries: success / median dist.",
+                         f"{rate:.3f} / {'inf' if med is None else f'{med:.4f}'}"))
     curve = result.extra.get("robust_accuracy")
     if curve is not None:
         norm = {"l1": "L1", "l2": "L2", "linf": "Linf"}[curve["norm"]]
@@ -280,6 +302,9 @@ def main(config: AttackConfig) -> Any:
               f"queries, agreement {result.agreement:.3f}")
     if config.out:
         record = result.to_dict()
+        budget = None if curve else budget_curve(result)
+        if budget is not None:
+            record["budget_curve"] = budget
         if "robust_accuracy" in record.get("extra", {}):
             record["robust_accuracy"] = record["extra"].pop("robust_accuracy")
         record["gradient_source"] = source

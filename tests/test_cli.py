@@ -210,6 +210,12 @@ def test_robust_accuracy_curve_over_four_eps_in_one_run(tmp_path, scd_file, meth
     if method == "hsj":
         d = np.array([s["linf"] if s["success"] else np.inf for s in samples])
         np.testing.assert_array_equal(acc, [np.mean(~(d <= e)) for e in curve["eps"]])
+        budget = json.loads(out.read_text())["budget_curve"]  # recomputed from the per-sample curves
+        best = [[min([dist for q, dist in s["history"] if q <= b], default=np.inf) for s in samples]
+                for b in budget["queries"]]
+        assert budget["success_rate"] == [np.mean(np.isfinite(row)) for row in best]
+        assert [np.inf if m is None else m for m in budget["median_distance"]] == [np.median(r) for r in best]
+        assert "within 1000 queries" in result.output
     else:
         assert len(curve["success_rate"]) == 4 and acc[-1] <= 1 - curve["success_rate"][-1] + 1e-12
 
