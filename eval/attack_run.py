@@ -11,9 +11,11 @@ Gradient attacks (``fgsm``, ``pgd``, ``ead``, ``cw``) use the model's own gradie
 has them (the MLP, CNN and BNN baselines).  ``surrogate`` names another source: ``smooth``
 (the SCD ensemble's own weights with sign replaced by tanh; the default for SCD ensembles) or
 ``substitute`` (an MLP trained on the model's labels of ``seed_size`` other test points, with
-Jacobian augmentation; forests and ONNX models need it); either way every label the attack asks for, and the
-final confirmation, come from the real model.  Without an attack (``attack=None``, ``scd attack --method
-substitute``) the run is the transfer curve of the paper's Figure 2 instead: FGSM on the
+Jacobian augmentation; forests and ONNX models need it); either way every label the attack
+asks for, and the final confirmation, come from the real model.  With several ``eps`` the
+run also gives the robust-accuracy curve (fgsm/pgd: one run per ε; other attacks: read off
+their distances), and query-based attacks a query-budget table.  Without an attack
+(``attack=None``, ``scd attack --method substitute``) the run is the transfer curve of the paper's Figure 2 instead: FGSM on the
 substitute at each L∞ budget of ``substitute_eps``, the model's accuracy on the results and
 on Gaussian noise of the same size.
 """
