@@ -24,17 +24,20 @@ class ModelAdapter:
     """What the oracle can ask a wrapped model: each entry is a function of float32 rows, or None.
 
     ``labels(x) -> (n,)`` model labels (encoded later), ``proba(x) -> (n, C)``,
-    ``logits(x) -> (n, C)``, ``grad(x, y) -> (n, d)`` with ``y`` class indices, and
+    ``logits(x) -> (n, C)``, ``grad(x, y) -> (n, d)`` with ``y`` class indices (model labels
+    when ``grad_takes_labels``: an estimator's own ``loss_gradient``), and
     ``vjp(x, w) -> (n, d)``, row ``i`` the gradient of ``sum_c w[i, c] * logits(x)[i, c]``.
     ``device`` is where a torch module's inputs go (None for other models).
     """
 
-    def __init__(self, name: str, *, labels=None, proba=None, logits=None, grad=None, vjp=None, device=None):
+    def __init__(self, name: str, *, labels=None, proba=None, logits=None, grad=None, vjp=None, device=None,
+                 grad_takes_labels: bool = False):
         self.name = name
         self.labels = labels
         self.proba = proba
         self.logits = logits
         self.grad = grad
+        self.grad_takes_labels = grad_takes_labels
         self.vjp = vjp
         self.device = device
 
@@ -71,11 +74,12 @@ def adapt(model: Any, output: str = "proba", device: Any = None,
 
 def _from_object(model: Any) -> ModelAdapter:
     """An estimator-like object: ``predict``/``predict_proba`` and, optionally, its own
-    ``logits(x)``, ``loss_gradient(x, y)`` and ``logits_gradient(x, weights)`` (how surrogates
-    and BNNs plug in)."""
+    ``logits(x)``, ``loss_gradient(x, y)`` (``y`` its labels, scikit-learn style) and
+    ``logits_gradient(x, weights)`` (how surrogates and the neural baselines plug in)."""
     predict, proba, logits = _method(model, "predict"), _method(model, "predict_proba"), _method(model, "logits")
     return ModelAdapter(type(model).__name__, labels=predict, proba=proba, logits=logits,
-                        grad=_method(model, "loss_gradient"), vjp=_method(model, "logits_gradient"))
+                        grad=_method(model, "loss_gradient"), vjp=_method(model, "logits_gradient"),
+                        grad_takes_labels=True)
 
 
 def _from_callable(fn: Callable, output: str) -> ModelAdapter:

@@ -101,7 +101,8 @@ class Oracle:
         - an object with ``predict_proba`` and/or ``predict`` (SCD ensembles, scikit-learn);
           labels come from ``predict`` when it exists (the deployed decision), else from the
           argmax of ``predict_proba``; if the object also has ``logits(x)``,
-          ``loss_gradient(x, y)`` (``y`` class indices, returns ``(n, n_features)``) or
+          ``loss_gradient(x, y)`` (``y`` its labels, values of ``classes``; returns
+          ``(n, n_features)``) or
           ``logits_gradient(x, weights)`` (weights ``(n, n_classes)``, returns the gradient of
           each row's weighted logit sum, ``(n, n_features)``), those are used for the gradient
           oracle;
@@ -418,7 +419,7 @@ class Oracle:
         return self._matrix(self._model.logits(x), len(x), "logits")
 
     def _grad(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        g = np.asarray(self._model.grad(x, y), dtype=np.float32)
+        g = np.asarray(self._model.grad(x, self.classes[y] if self._model.grad_takes_labels else y), dtype=np.float32)
         if g.shape != x.shape:
             raise ValueError(f"{self._model.name}.loss_gradient returned shape {g.shape} for inputs {x.shape}.")
         return g
