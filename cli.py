@@ -211,12 +211,15 @@ def info(model_path):
               help="hsj, boundary: start from uniform noise, or from the nearest training image of another class "
                    "(the target class with --target); uniform noise is the fallback.")
 @click.option("--eps", default=None,
-              help="fgsm/pgd: the L-norm budget (default 0.3); substitute: comma-separated Linf budgets "
-                   "(default 0,0.015625,0.03125,0.0625,0.125,0.25).")
+              help="fgsm/pgd: the budget in the attack's norm (default 0.3), or comma-separated budgets: one run "
+                   "per budget and the robust-accuracy curve; the other attacks (not structure): comma-separated "
+                   "distances at which to read the robust-accuracy curve off their distances; substitute: "
+                   "comma-separated Linf budgets (default 0,0.015625,0.03125,0.0625,0.125,0.25).")
 @click.option("--surrogate", type=click.Choice(["smooth", "substitute"]), default=None,
               help="Gradient source for fgsm/pgd/ead/cw when the model has none: smooth (SCD weights, sign relaxed "
-                   "to tanh: a white-box adaptive attack) or substitute (an MLP trained on the model's labels). "
-                   "Labels and the final check always come from the real model.")
+                   "to tanh: a white-box adaptive attack; the default for SCD ensembles) or substitute (an MLP "
+                   "trained on the model's labels; forests need it). Labels and the final check always come from "
+                   "the real model.")
 @click.option("--seed-size", type=click.IntRange(min=2), default=200, show_default=True,
               help="substitute: test points (not attacked) whose labels seed the substitute's training.")
 @click.option("--substitute-rounds", type=click.IntRange(min=1), default=20, show_default=True,
@@ -233,7 +236,8 @@ def info(model_path):
 def attack(model_path, method, data, classes, data_dir, data_path, n_samples, indices, norm, max_queries, iters,
            init_size, theta, target, start, eps, surrogate, seed_size, substitute_rounds, substitute_epochs, seed,
            batch_size, out, save_examples, quiet):
-    """Attack a saved model; print a table, optionally write JSON and the examples.
+    """Attack a saved model (or any classifier as a .onnx file, run by onnxruntime); print a table,
+    optionally write JSON and the examples.
 
     Successes are always judged by re-querying the real model on the final, clipped example.
     """

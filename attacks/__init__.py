@@ -26,7 +26,7 @@ from .gradient import FGM, FGSM, IFGM, PGD
 from .hop_skip_jump import HopSkipJump
 from .oracle import REFUSED, NoGradientError, NoScoresError, Oracle, QueryBudgetExceeded
 from .rays import RayS
-from .result import AttackResult
+from .result import AttackResult, robust_accuracy
 from .search import nearest_other_class
 from .spec import ATTACKS, AttackSpec
 from .structure import StructureAttack
@@ -35,4 +35,4 @@ from .zoo import ZOO
 __all__ = ["ATTACKS", "CWL2EAD", "FGM", "FGSM", "IFGM", "NEEDS", "PGD", "REFUSED", "ZOO", "Attack", "AttackResult",
            "AttackSpec", "Boundary", "CarliniWagnerL2", "EAD", "HopSkipJump", "NoGradientError", "NoScoresError",
            "Oracle", "QueryBudgetExceeded", "RayS", "StructureAttack", "distance_key", "distances",
-           "nearest_other_class", "norm_name", "parse_norm"]
+           "nearest_other_class", "norm_name", "parse_norm", "robust_accuracy"]

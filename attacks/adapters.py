@@ -24,17 +24,20 @@ class ModelAdapter:
     """What the oracle can ask a wrapped model: each entry is a function of float32 rows, or None.
 
     ``labels(x) -> (n,)`` model labels (encoded later), ``proba(x) -> (n, C)``,
-    ``logits(x) -> (n, C)``, ``grad(x, y) -> (n, d)`` with ``y`` class indices, and
+    ``logits(x) -> (n, C)``, ``grad(x, y) -> (n, d)`` with ``y`` class indices (model labels
+    when ``grad_takes_labels``: an estimator's own ``loss_gradient``), and
     ``vjp(x, w) -> (n, d)``, row ``i`` the gradient of ``sum_c w[i, c] * logits(x)[i, c]``.
     ``device`` is where a torch module's inputs go (None for other models).
     """
 
-    def __init__(self, name: str, *, labels=None, proba=None, logits=None, grad=None, vjp=None, device=None):
+    def __init__(self, name: str, *, labels=None, proba=None, logits=None, grad=None, vjp=None, device=None,
+                 grad_takes_labels: bool = False):
         self.name = name
         self.labels = labels
         self.proba = proba
         self.logits = logits
         self.grad = grad
+        self.grad_takes_labels = grad_takes_labels
         self.vjp = vjp
         self.device = device
 
@@ -49,11 +52,19 @@ def _method(model: Any, name: str) -> Callable | None:
     return fn if callable(fn) else None
 
 
-def adapt(model: Any, output: str = "proba", device: Any = None) -> ModelAdapter:
-    """The adapter for ``model``; ``TypeError`` for anything that is not a model."""
+def adapt(model: Any, output: str = "proba", device: Any = None,
+          input_shape: tuple[int, ...] | None = None) -> ModelAdapter:
+    """The adapter for ``model``; ``TypeError`` for anything that is not a model.
+
+    ``input_shape`` (one input's shape, e.g. ``(C, H, W)``): a torch module or plain callable
+    receives the flat rows reshaped to ``(n, *input_shape)``; estimator objects always get flat
+    rows (scikit-learn's convention).
+    """
     if is_torch_module(model):
-        return _from_torch(model, device)
+        return _from_torch(model, device, input_shape)
     if callable(model) and not (_method(model, "predict") or _method(model, "predict_proba")):
+        if input_shape is not None and len(input_shape) > 1:
+            return _from_callable(_reshaping(model, tuple(input_shape)), output)
         return _from_callable(model, output)
     if _method(model, "predict") or _method(model, "predict_proba") or _method(model, "logits"):
         return _from_object(model)
@@ -63,11 +74,12 @@ def adapt(model: Any, output: str = "proba", device: Any = None) -> ModelAdapter
 
 def _from_object(model: Any) -> ModelAdapter:
     """An estimator-like object: ``predict``/``predict_proba`` and, optionally, its own
-    ``logits(x)``, ``loss_gradient(x, y)`` and ``logits_gradient(x, weights)`` (how surrogates
-    and BNNs plug in)."""
+    ``logits(x)``, ``loss_gradient(x, y)`` (``y`` its labels, scikit-learn style) and
+    ``logits_gradient(x, weights)`` (how surrogates and the neural baselines plug in)."""
     predict, proba, logits = _method(model, "predict"), _method(model, "predict_proba"), _method(model, "logits")
     return ModelAdapter(type(model).__name__, labels=predict, proba=proba, logits=logits,
-                        grad=_method(model, "loss_gradient"), vjp=_method(model, "logits_gradient"))
+                        grad=_method(model, "loss_gradient"), vjp=_method(model, "logits_gradient"),
+                        grad_takes_labels=True)
 
 
 def _from_callable(fn: Callable, output: str) -> ModelAdapter:
@@ -79,14 +91,23 @@ def _from_callable(fn: Callable, output: str) -> ModelAdapter:
                         logits=fn if output == "logits" else None)
 
 
-def _from_torch(module: Any, device: Any) -> ModelAdapter:
+def _reshaping(fn: Callable, shape: tuple[int, ...]) -> Callable:
+    """``fn`` called on rows reshaped to ``(n, *shape)`` (keeps ``fn``'s name for messages)."""
+    def shaped(x: np.ndarray) -> Any:
+        return fn(x.reshape(len(x), *shape))
+
+    shaped.__name__ = getattr(fn, "__name__", type(fn).__name__)
+    return shaped
+
+
+def _from_torch(module: Any, device: Any, input_shape: tuple[int, ...] | None = None) -> ModelAdapter:
     """A ``torch.nn.Module`` returning logits (see :class:`~attacks.autograd.TorchGradients`)."""
     from .autograd import TorchGradients
 
     if module.training:
         warnings.warn(f"{type(module).__name__} is in training mode (dropout/batch norm are active); "
                       "call model.eval() before attacking it.", stacklevel=4)
-    torch_model = TorchGradients(module, device=device)
+    torch_model = TorchGradients(module, device=device, input_shape=input_shape)
     return ModelAdapter(type(module).__name__, logits=torch_model.logits, grad=torch_model.loss_gradient,
                         vjp=torch_model.logits_gradient, device=torch_model.device)
 

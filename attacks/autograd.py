@@ -24,12 +24,15 @@ class TorchGradients:
     for class 1 of a binary problem (read as logits ``[0, z]``).  Rows are sent to ``device``
     (default: where the module's parameters or buffers are) in the module's floating dtype
     (its first floating parameter, else buffer, else float32).  Results are numpy arrays in
-    that dtype, on the CPU.
+    that dtype, on the CPU.  With ``input_shape`` (one input's shape, e.g. ``(C, H, W)``) the
+    flat rows are reshaped to ``(n, *input_shape)`` inside the forward pass, so gradients
+    stay flat ``(n, d)``.
     """
 
-    def __init__(self, module: torch.nn.Module, *, device: Any = None):
+    def __init__(self, module: torch.nn.Module, *, device: Any = None, input_shape: tuple[int, ...] | None = None):
         tensors = [*module.parameters(), *module.buffers()]
         self.module = module
+        self.input_shape = None if input_shape is None or len(input_shape) < 2 else tuple(input_shape)
         self.device = torch.device(device) if device is not None else (
             tensors[0].device if tensors else torch.device("cpu"))
         self.dtype = next((t.dtype for t in tensors if t.is_floating_point()), torch.float32)
@@ -41,7 +44,7 @@ class TorchGradients:
 
     def forward(self, xt: torch.Tensor) -> torch.Tensor:
         """The module's logits ``(n, C)``; a single logit ``z`` becomes ``[0, z]``."""
-        z = self.module(xt)
+        z = self.module(xt if self.input_shape is None else xt.reshape(-1, *self.input_shape))
         if z.ndim == 1 or (z.ndim == 2 and z.shape[1] == 1):
             z = z.reshape(-1, 1)
             z = torch.cat([torch.zeros_like(z), z], dim=1)

@@ -12,6 +12,8 @@ agrees.  The vocabulary lives beside it: :mod:`attacks.criteria` (criterion, pro
 Conventions
 -----------
 - Inputs are flat rows ``(n, n_features)``; labels and target labels are the model's own labels.
+  Image-shaped inputs ``(n, C, H, W)`` or ``(n, H, W)`` are flattened at the boundary (the
+  oracle's ``input_shape``) and the returned examples have their shape again.
 - Per-sample state: attacks keep ``(n,)`` arrays and an ``active`` mask, and run every phase
   (binary searches, step searches, gradient estimation) in lock-step for all active samples,
   so the model sees a few large batches instead of many single rows.
@@ -69,8 +71,10 @@ class Attack:
         model : fitted classifier, torch module, callable or Oracle
             Wrapped in an :class:`~attacks.oracle.Oracle` unless it is one (then its budget
             and bounds apply, and ``bounds``/``max_queries``/``batch_size`` must be left unset).
-        x : array (n, n_features)
-            Inputs, inside ``bounds``.
+        x : array (n, n_features), or (n, *input_shape) for images
+            Inputs, inside ``bounds``.  Image-shaped ``x`` (more than two axes) is attacked as
+            flat rows (C order) and ``x_adv`` (with any per-feature extra field) comes back in
+            its shape; the model (a torch module or callable) receives its own shape.
         y : array (n,), optional
             True labels (model labels); default: the model's own predictions (asked with an
             uncounted query).  Samples the model already gets wrong are not attacked: they are
@@ -94,7 +98,7 @@ class Attack:
         """
         self.validate()
         seed = _positive_int("seed", seed, minimum=0)
-        oracle = _make_oracle(model, bounds, max_queries, batch_size)
+        oracle = _make_oracle(model, bounds, max_queries, batch_size, x)
         self._check_oracle(oracle)
         x = oracle.check(x)
         n = len(x)
@@ -142,6 +146,10 @@ class Attack:
         for name in dist:
             dist[name][~success] = np.nan
         after = _counts(oracle, ids)
+        if oracle.input_shape is not None and len(oracle.input_shape) > 1:
+            x_adv = oracle.unflatten(x_adv)
+            extra = {k: (oracle.unflatten(v) if isinstance(v, np.ndarray) and v.shape == x.shape else v)
+                     for k, v in extra.items()}
         return AttackResult(
             attack=self.name, params=self.get_params(), x_adv=x_adv, success=success,
             labels=oracle.classes[labels], targets=None if tgt is None else oracle.classes[tgt], **dist,
@@ -185,7 +193,7 @@ class Attack:
         return f"{type(self).__name__}({args})"
 
 
-def _make_oracle(model: Any, bounds: Any, max_queries: int | None, batch_size: int | None) -> Oracle:
+def _make_oracle(model: Any, bounds: Any, max_queries: int | None, batch_size: int | None, x: Any) -> Oracle:
     if isinstance(model, Oracle):
         if bounds is not None or max_queries is not None or batch_size is not None:
             raise ValueError("model is an Oracle: set bounds, the query budget and the batch size on the Oracle, "
@@ -193,7 +201,13 @@ def _make_oracle(model: Any, bounds: Any, max_queries: int | None, batch_size: i
         return model
     if bounds is None:
         raise ValueError("bounds=(lower, upper) is required: the attack must know the input box.")
-    return Oracle(model, bounds=bounds, budget=max_queries, batch_size=1024 if batch_size is None else batch_size)
+    # x's row shape tells the oracle the model's input shape: always for images, and for flat rows
+    # when the model cannot say how many features it takes (a torch module or callable)
+    shape = np.shape(x)[1:]
+    if not shape or (len(shape) == 1 and getattr(model, "n_features_in_", None) is not None):
+        shape = None
+    return Oracle(model, bounds=bounds, budget=max_queries, batch_size=1024 if batch_size is None else batch_size,
+                  input_shape=shape)
 
 
 def _counts(oracle: Oracle, ids: np.ndarray) -> dict[str, np.ndarray]:

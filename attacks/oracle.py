@@ -13,8 +13,18 @@ Conventions
 -----------
 - **Inputs** are 2-D numpy arrays ``(n_rows, n_features)``; they are cast to float32 and
   must be finite and inside ``bounds`` (:meth:`Oracle.check` raises ``ValueError``
-  otherwise; :meth:`Oracle.clip` projects onto the box).  Image models take flat rows too:
-  put ``torch.nn.Unflatten`` in front of a CNN.
+  otherwise; :meth:`Oracle.clip` projects onto the box).  **Images**: with
+  ``input_shape=(C, H, W)`` (or ``(H, W)``) :meth:`Oracle.check` also takes ``(n, C, H, W)``
+  arrays and flattens them (C order); attacks work on the flat rows, and a torch module or
+  plain callable receives them reshaped back to ``(n, *input_shape)``
+  (:meth:`Oracle.unflatten`).  Attacks called on image-shaped ``x`` set ``input_shape`` from
+  it and return image-shaped examples.
+- **What the model is** is read from it where possible: ``classes`` from ``classes_``,
+  ``n_features`` from ``n_features_in_``, per-feature bounds, ``input_shape``, or a torch
+  module whose first layer with weights is ``torch.nn.Linear``.  A torch module or callable
+  returning scores without ``classes_`` is asked **one probe query**, at the centre of the
+  box, and its number of output columns gives the classes ``0 .. k-1`` (a single logit: two
+  classes).  The probe is not counted anywhere; a label-only callable needs ``classes=``.
 - **Labels are class indices** ``0 .. n_classes - 1``, positions in :attr:`Oracle.classes`
   (the model's own labels, e.g. ``classes_``); :meth:`Oracle.encode` maps model labels to
   indices.  Score and logit columns follow the same order.
@@ -51,7 +61,7 @@ from typing import Any, Callable
 import numpy as np
 from sklearn import config_context
 
-from .adapters import adapt, softmax
+from .adapters import adapt, is_torch_module, softmax
 from .counting import QueryCounts, rank_within
 
 __all__ = ["REFUSED", "NoGradientError", "NoScoresError", "Oracle", "QueryBudgetExceeded"]
@@ -91,7 +101,8 @@ class Oracle:
         - an object with ``predict_proba`` and/or ``predict`` (SCD ensembles, scikit-learn);
           labels come from ``predict`` when it exists (the deployed decision), else from the
           argmax of ``predict_proba``; if the object also has ``logits(x)``,
-          ``loss_gradient(x, y)`` (``y`` class indices, returns ``(n, n_features)``) or
+          ``loss_gradient(x, y)`` (``y`` its labels, values of ``classes``; returns
+          ``(n, n_features)``) or
           ``logits_gradient(x, weights)`` (weights ``(n, n_classes)``, returns the gradient of
           each row's weighted logit sum, ``(n, n_features)``), those are used for the gradient
           oracle;
@@ -102,10 +113,12 @@ class Oracle:
         The input box, each a scalar or an array of shape ``(n_features,)``.  Required: there
         is no safe default.
     n_features : int, optional
-        Features per row; taken from ``model.n_features_in_`` or per-feature bounds if omitted.
+        Features per row; taken from ``model.n_features_in_``, per-feature bounds,
+        ``input_shape`` or a leading ``torch.nn.Linear`` if omitted.
     classes : int or array-like, optional
         The model's class labels in column order (an int ``k`` means ``0 .. k-1``); taken
-        from ``model.classes_`` if omitted.
+        from ``model.classes_`` if omitted, else from one uncounted probe query of a model
+        returning scores (see the module docstring).
     output : {"proba", "logits", "labels"}, default="proba"
         What a plain callable returns; ignored for other models.
     batch_size : int, default=1024
@@ -114,20 +127,24 @@ class Oracle:
         Hard per-sample limit on counted rows (see the module docstring).
     device : str or torch.device, optional
         Device of a torch module's inputs; default: where its parameters are.
+    input_shape : tuple of int, optional
+        The shape of one input as the model takes it, e.g. ``(1, 28, 28)``: rows are flat
+        ``prod(input_shape)`` features, reshaped to it for a torch module or callable.
     """
 
     def __init__(self, model: Any, *, bounds: tuple[Any, Any], n_features: int | None = None,
                  classes: Any = None, output: str = "proba", batch_size: int = 1024,
-                 budget: int | None = None, device: Any = None):
-        self._model = adapt(model, output, device)
+                 budget: int | None = None, device: Any = None, input_shape: tuple[int, ...] | None = None):
+        self.input_shape = _resolve_input_shape(input_shape)
+        self._model = adapt(model, output, device, self.input_shape)
         self.device = self._model.device
         self.model = model
-        self.classes = _resolve_classes(model, classes)
-        self.n_classes = len(self.classes)
-        self.n_features = _resolve_n_features(model, n_features, bounds)
+        self.n_features = _resolve_n_features(model, n_features, bounds, self.input_shape)
         self.lower, self.upper = _resolve_bounds(bounds, self.n_features)
         self.batch_size = _positive_int("batch_size", batch_size)
         self.budget = None if budget is None else _positive_int("budget", budget)
+        self.classes = _resolve_classes(model, classes, self._probe_width)
+        self.n_classes = len(self.classes)
         self._counts = QueryCounts()
 
     # ------------------------------------------------------------------ capabilities
@@ -165,8 +182,11 @@ class Oracle:
     # ------------------------------------------------------------------ input boundary
     def check(self, x: Any) -> np.ndarray:
         """``x`` as a float32 C-contiguous ``(n, n_features)`` array; ``ValueError`` if it has
-        the wrong shape, NaN/inf, or values outside the bounds."""
+        the wrong shape, NaN/inf, or values outside the bounds.  With an ``input_shape`` of two
+        or more axes, ``(n, *input_shape)`` arrays are flattened first."""
         x = np.asarray(x)
+        if self.input_shape is not None and len(self.input_shape) > 1 and x.shape[1:] == self.input_shape:
+            x = x.reshape(len(x), self.n_features)
         if x.ndim != 2:
             raise ValueError(f"x must be 2-D (n_rows, n_features={self.n_features}), got shape {x.shape}; "
                              "pass one sample as x[None].")
@@ -190,6 +210,11 @@ class Oracle:
     def _checked(self, x: Any, checked: bool) -> np.ndarray:
         """``x`` itself when the caller vouches for it (``checked``), else :meth:`check` of it."""
         return x if checked else self.check(x)
+
+    def unflatten(self, x: np.ndarray) -> np.ndarray:
+        """Flat rows ``(n, n_features)`` in the model's input shape ``(n, *input_shape)``
+        (unchanged without an ``input_shape``)."""
+        return x if self.input_shape is None else x.reshape(len(x), *self.input_shape)
 
     def clip(self, x: Any) -> np.ndarray:
         """``x`` cast to float32 and clipped into the bounds (NaN stays NaN, so check catches it)."""
@@ -394,7 +419,7 @@ class Oracle:
         return self._matrix(self._model.logits(x), len(x), "logits")
 
     def _grad(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        g = np.asarray(self._model.grad(x, y), dtype=np.float32)
+        g = np.asarray(self._model.grad(x, self.classes[y] if self._model.grad_takes_labels else y), dtype=np.float32)
         if g.shape != x.shape:
             raise ValueError(f"{self._model.name}.loss_gradient returned shape {g.shape} for inputs {x.shape}.")
         return g
@@ -421,13 +446,29 @@ class Oracle:
                 "and transfer the examples.")
 
 
+    def _probe_width(self) -> int | None:
+        """Output columns of the model at the centre of the box: the one uncounted probe query
+        (None for a label-only model, whose labels say nothing about the number of classes)."""
+        m = self._model
+        fn = m.proba or m.logits
+        if fn is None:
+            return None
+        centre = ((self.lower.astype(np.float64) + self.upper) / 2).astype(np.float32)[None]
+        out = np.asarray(fn(centre))
+        return int(out.shape[1]) if out.ndim == 2 and out.shape[0] == 1 else None
+
+
 # ---------------------------------------------------------------------- constructor helpers
-def _resolve_classes(model: Any, classes: Any) -> np.ndarray:
+def _resolve_classes(model: Any, classes: Any, probe: Callable[[], int | None]) -> np.ndarray:
     if classes is None:
         classes = getattr(model, "classes_", None)
-        if classes is None:
-            raise ValueError(f"Cannot tell the classes of {type(model).__name__}: pass classes=<number of "
-                             "classes> or classes=<labels in column order>.")
+    if classes is None:
+        width = probe()
+        if width is None or width < 2:
+            raise ValueError(f"Cannot tell the classes of {type(model).__name__}"
+                             f"{'' if width is None else f' (it returns {width} output column)'}: pass "
+                             "classes=<number of classes> or classes=<labels in column order>.")
+        classes = width
     if isinstance(classes, Integral) and not isinstance(classes, bool):
         classes = np.arange(int(classes))
     classes = np.asarray(classes)
@@ -438,18 +479,52 @@ def _resolve_classes(model: Any, classes: Any) -> np.ndarray:
     return classes
 
 
-def _resolve_n_features(model: Any, n_features: int | None, bounds: Any) -> int:
+def _resolve_input_shape(input_shape: Any) -> tuple[int, ...] | None:
+    if input_shape is None:
+        return None
+    shape = tuple(input_shape) if isinstance(input_shape, (tuple, list)) else None
+    if not shape or not all(isinstance(s, Integral) and not isinstance(s, bool) and s >= 1 for s in shape):
+        raise ValueError(f"input_shape must be a non-empty tuple of positive ints, got {input_shape!r}.")
+    return tuple(int(s) for s in shape)
+
+
+def _resolve_n_features(model: Any, n_features: int | None, bounds: Any,
+                        input_shape: tuple[int, ...] | None = None) -> int:
     fitted = getattr(model, "n_features_in_", None)
-    if n_features is not None and fitted is not None and int(fitted) != n_features:
-        raise ValueError(f"n_features={n_features} but the model was fitted on {int(fitted)} features.")
+    shaped = None if input_shape is None else int(np.prod(input_shape))
+    for name, value in (("the model was fitted on", fitted), ("input_shape holds", shaped)):
+        if n_features is not None and value is not None and int(value) != n_features:
+            raise ValueError(f"n_features={n_features} but {name} {int(value)} features.")
+    if fitted is not None and shaped is not None and int(fitted) != shaped:
+        raise ValueError(f"input_shape={input_shape} holds {shaped} features, but the model was fitted on "
+                         f"{int(fitted)}.")
     if n_features is None:
-        n_features = fitted
+        n_features = fitted if fitted is not None else shaped
     if n_features is None:
         sizes = {np.size(b) for b in bounds if np.ndim(b) == 1} if _is_pair(bounds) else set()
         n_features = sizes.pop() if len(sizes) == 1 else None
+    linear = _leading_linear_inputs(model)
+    if n_features is not None and linear is not None and linear != n_features:
+        raise ValueError(f"rows have {n_features} features, but the first layer of {type(model).__name__} "
+                         f"(torch.nn.Linear) takes {linear}.")
     if n_features is None:
-        raise ValueError(f"Cannot tell how many features {type(model).__name__} takes: pass n_features=.")
+        n_features = linear
+    if n_features is None:
+        raise ValueError(f"Cannot tell how many features {type(model).__name__} takes: pass n_features= (or "
+                         "input_shape=).")
     return _positive_int("n_features", n_features)
+
+
+def _leading_linear_inputs(model: Any) -> int | None:
+    """``in_features`` of a torch module whose first layer with weights is ``torch.nn.Linear``."""
+    if not is_torch_module(model):
+        return None
+    import torch
+
+    for layer in model.modules():
+        if next(layer.parameters(recurse=False), None) is not None:
+            return int(layer.in_features) if isinstance(layer, torch.nn.Linear) else None
+    return None
 
 
 def _is_pair(bounds: Any) -> bool:

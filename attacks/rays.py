@@ -61,15 +61,19 @@ from .search import Best, progress_bar
 
 __all__ = ["RayS"]
 
+_DEFAULT_QUERY_LIMIT = 10000
+"""The authors' query limit, used when neither ``query_limit`` nor the oracle's budget is set."""
+
 
 class RayS(Attack):
     """RayS hard-label L∞ attack (untargeted or targeted), deterministic.
 
     Parameters
     ----------
-    query_limit : int, default=10000
-        Most model rows per sample (the authors' default; 40000 for their ADBD leaderboard).
-        The oracle's ``max_queries`` also applies: a sample stops at whichever comes first.
+    query_limit : int, optional
+        Most model rows per sample (the authors' default is 10000; 40000 for their ADBD
+        leaderboard).  None (the default): the oracle's budget (``max_queries``) when it has
+        one, else 10000.  When both are set a sample stops at whichever comes first.
     tol : float, default=1e-3
         Binary-search tolerance on the radius, in L2 units along the unit ray ``s/‖s‖₂``
         (so about ``tol/√d`` in L∞).
@@ -93,7 +97,7 @@ class RayS(Attack):
 
     name = "rays"
 
-    def __init__(self, query_limit: int = 10000, tol: float = 1e-3):
+    def __init__(self, query_limit: int | None = None, tol: float = 1e-3):
         self.query_limit = query_limit
         self.tol = tol
 
@@ -103,7 +107,7 @@ class RayS(Attack):
 
     def _check_params(self) -> None:
         q = self.query_limit
-        if isinstance(q, bool) or not isinstance(q, Integral) or q < 1:
+        if q is not None and (isinstance(q, bool) or not isinstance(q, Integral) or q < 1):
             raise ValueError(f"query_limit must be a positive integer (rows per sample), got {q!r}.")
         t = self.tol
         if isinstance(t, bool) or not isinstance(t, (int, float, np.floating, np.integer)) or \
@@ -115,7 +119,7 @@ class RayS(Attack):
             active: np.ndarray, starting_points: np.ndarray | None, early_stop: float | None,
             progress: bool) -> dict[str, Any]:
         n, d = x.shape
-        limit = int(self.query_limit)
+        limit = int(self.query_limit or probe.oracle.budget or _DEFAULT_QUERY_LIMIT)
         tol = float(self.tol)
         width = float(np.max(np.asarray(probe.upper, np.float64) - np.asarray(probe.lower, np.float64)))
         corner = np.sqrt(d) * width  # from this radius on, every point of a ray is a box corner

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["AttackResult"]
+__all__ = ["AttackResult", "robust_accuracy"]
 
 
 @dataclass
@@ -57,6 +57,14 @@ class AttackResult:
         out[self.already_adversarial] = 0.0
         return out
 
+    def broken_at(self, distance: str, eps: float | None = None) -> np.ndarray:
+        """Each sample's distance (``"l0"``, ``"l1"``, ``"l2"`` or ``"linf"``) to its confirmed
+        adversarial example, inf where there is none; 0 for samples already misclassified.  With
+        ``eps`` (a run bounded by that budget) a success counts at most ``eps``, so float32
+        rounding of the projected example cannot push it past its own budget."""
+        d = np.where(self.success, getattr(self, distance), np.inf)
+        return d if eps is None else np.where(self.success, np.minimum(d, eps), np.inf)
+
     def summary(self) -> dict[str, Any]:
         """Success rate, mean and median distortions over successes, median queries, time."""
         ok = self.success
@@ -102,3 +110,12 @@ def _py(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def robust_accuracy(broken_at: list[np.ndarray] | np.ndarray, eps: Any) -> np.ndarray:
+    """Robust accuracy at each of ``eps``: the fraction of samples with no adversarial example
+    within that distance, given each sample's distance to one (:meth:`AttackResult.broken_at`; a
+    list of such arrays, one per run on the same samples, takes each sample's closest).  Non-
+    increasing in ε by construction: an example within ε is within every larger ε."""
+    d = np.min(np.atleast_2d(np.asarray(broken_at, np.float64)), axis=0)
+    return np.array([float(np.mean(~(d <= e))) for e in np.asarray(eps, np.float64)])

@@ -13,7 +13,7 @@ attack's per-sample budget); :meth:`AttackSpec.to_dict` is their JSON form.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 import numpy as np
@@ -63,15 +63,16 @@ class AttackSpec:
         if self.method not in ATTACKS:
             raise ValueError(f"Unknown attack method {self.method!r}; choose from {sorted(ATTACKS)}.")
         if self.eps is not None:
-            object.__setattr__(self, "eps", tuple(float(e) for e in self.eps))
+            eps = tuple(sorted({float(e) for e in self.eps}))
+            if not eps or any(not (np.isfinite(e) and e >= 0) for e in eps):
+                raise ValueError(f"--eps must be finite budgets >= 0, got {list(self.eps)}.")
+            object.__setattr__(self, "eps", eps)
         allowed = _NORMS[self.method]
         if self.norm is not None and parse_norm(self.norm) not in allowed:
             names = " or ".join({1.0: "L1", 2.0: "L2", np.inf: "Linf"}[a] for a in allowed)
             raise ValueError(f"{self.method} attacks the {names} norm only, not {self.norm!r}.")
-        if self.eps is not None and self.method not in ("fgsm", "pgd"):
-            raise ValueError(f"--eps is for fgsm, pgd and substitute; {self.method} finds its own distortion.")
-        if self.eps is not None and len(self.eps) != 1:
-            raise ValueError(f"{self.method} takes one --eps, got {list(self.eps)}.")
+        if self.eps is not None and self.method == "structure":
+            raise ValueError("--eps is not for structure: it finds each point's own distortion.")
         if self.init_size is not None and self.method not in ("hsj", "boundary"):
             raise ValueError(f"--init-size is for hsj and boundary, not {self.method}.")
         if self.theta is not None and self.method != "hsj":
@@ -100,6 +101,16 @@ class AttackSpec:
         return ATTACKS[self.method].needs
 
     @property
+    def bounded(self) -> bool:
+        """Whether the attack works inside an ε-ball (fgsm, pgd); the others minimise the distance,
+        and their ``eps`` are only the thresholds of the robust-accuracy curve."""
+        return self.method in ("fgsm", "pgd")
+
+    def at_eps(self, eps: float) -> "AttackSpec":
+        """This spec with the single budget ``eps`` (one run of a curve)."""
+        return replace(self, eps=(float(eps),))
+
+    @property
     def uses_starting_points(self) -> bool:
         return ATTACKS[self.method].uses_starting_points
 
@@ -125,7 +136,11 @@ class AttackSpec:
 
     def __call__(self, model: Any, x: Any, y: Any = None, **options: Any):
         """Run the attack on ``model`` with this spec's budget; ``options`` as for
-        :meth:`attacks.base.Attack.__call__` (``bounds``, ``seed``, ``sample_ids``, ...)."""
+        :meth:`attacks.base.Attack.__call__` (``bounds``, ``seed``, ``sample_ids``, ...).  A
+        bounded attack with several ``eps`` is one run per ε: call :meth:`at_eps` for each."""
+        if self.bounded and self.eps is not None and len(self.eps) > 1:
+            raise ValueError(f"{self.method} runs at one ε at a time; call spec.at_eps(e) for each of "
+                             f"{list(self.eps)}.")
         return self.attack(model, x, y, max_queries=self.budget, **options)
 
     # ------------------------------------------------------------------ JSON
@@ -169,6 +184,6 @@ class AttackSpec:
             kwargs["theta"] = self._theta()
         if self.method == "rays" and self.max_queries is not None:
             kwargs["query_limit"] = self.max_queries
-        if self.eps is not None:
-            kwargs["eps"] = self.eps[0]
+        if self.eps is not None and self.bounded:
+            kwargs["eps"] = self.eps[-1]
         return kwargs

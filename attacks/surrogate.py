@@ -121,8 +121,14 @@ class SurrogateGradients:
         return self._gradients.logits_gradient(x, weights).astype(np.float32)
 
     def loss_gradient(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        """Gradient of each row's cross-entropy for class index ``y[i]`` (sum over rows)."""
-        return self._gradients.loss_gradient(x, y).astype(np.float32)
+        """Gradient of each row's cross-entropy for its label ``y[i]`` (a value of ``classes_``, as
+        for the baselines' ``loss_gradient``; sum over rows)."""
+        classes = np.asarray(self.classes_)
+        y = np.asarray(y)
+        idx = np.clip(np.searchsorted(classes, y), 0, len(classes) - 1)
+        if y.shape != (len(x),) or np.any(classes[idx] != y):
+            raise ValueError(f"y must be {len(x)} labels among {classes.tolist()}, got shape {y.shape}.")
+        return self._gradients.loss_gradient(x, idx).astype(np.float32)
 
     def agreement(self, x: np.ndarray) -> float:
         """Fraction of rows where the surrogate's argmax equals the model's label."""

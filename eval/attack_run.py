@@ -1,18 +1,21 @@
 """One attack on one saved model: the computation behind ``scd attack``.
 
-``run(config)`` loads the model and the dataset, picks the first ``n_samples`` test points the
+``run(config)`` loads the model (a file this package saved, or any classifier as a ``.onnx``
+file: :mod:`eval.onnx_model`) and the dataset, picks the first ``n_samples`` test points the
 model classifies correctly (or the given indices), attacks them through a query-counted
 :class:`~attacks.oracle.Oracle`, and returns the :class:`~attacks.result.AttackResult`;
 ``main(config)`` also prints a table and writes the JSON record (and the adversarial
 examples as ``.npz``) atomically.
 
 Gradient attacks (``fgsm``, ``pgd``, ``ead``, ``cw``) use the model's own gradients when it
-has them (the CNN and BNN baselines).  Otherwise ``surrogate`` must name where they come from:
-``smooth`` (the SCD ensemble's own weights with sign replaced by tanh) or ``substitute`` (an
-MLP trained on the model's labels of ``seed_size`` other test points, with Jacobian
-augmentation); either way every label the attack asks for, and the final confirmation, come
-from the real model.  Without an attack (``attack=None``, ``scd attack --method
-substitute``) the run is the transfer curve of the paper's Figure 2 instead: FGSM on the
+has them (the MLP, CNN and BNN baselines).  ``surrogate`` names another source: ``smooth``
+(the SCD ensemble's own weights with sign replaced by tanh; the default for SCD ensembles) or
+``substitute`` (an MLP trained on the model's labels of ``seed_size`` other test points, with
+Jacobian augmentation; forests and ONNX models need it); either way every label the attack
+asks for, and the final confirmation, come from the real model.  With several ``eps`` the
+run also gives the robust-accuracy curve (fgsm/pgd: one run per ε; other attacks: read off
+their distances), and query-based attacks a query-budget table.  Without an attack
+(``attack=None``, ``scd attack --method substitute``) the run is the transfer curve of the paper's Figure 2 instead: FGSM on the
 substitute at each L∞ budget of ``substitute_eps``, the model's accuracy on the results and
 on Gaussian noise of the same size.
 """
@@ -27,13 +30,15 @@ from typing import Any
 
 import numpy as np
 
-from attacks import AttackResult, AttackSpec, nearest_other_class
+from attacks import AttackResult, AttackSpec, nearest_other_class, robust_accuracy
 
 from .points import choose_points, seed_set
 
-__all__ = ["AttackConfig", "format_table", "gradient_source", "main", "run"]
+__all__ = ["AttackConfig", "budget_curve", "format_table", "gradient_source", "main", "run"]
 
 SURROGATES = ("smooth", "substitute")
+QUERY_BUDGETS = (100, 1000, 10000)
+"""Query counts at which ``scd attack`` reports each sample's best distance so far (budget curve)."""
 SUBSTITUTE_EPS = (0.0, 0.015625, 0.03125, 0.0625, 0.125, 0.25)
 _GRADIENTS = ("gradients", "logit_gradients")
 
@@ -111,37 +116,48 @@ class AttackConfig:
         return {**attack, **out}
 
 
+SMOOTH_DEFAULT = "smooth relaxation (default for sign networks)"
+"""The gradient source of a gradient attack on an SCD ensemble run without ``--surrogate``."""
+WHITE_BOX = "model (white-box gradients)"
+
+
 def gradient_source(model: Any, spec: AttackSpec, surrogate: str | None, x_seed: np.ndarray | None = None, *,
                     rounds: int = 20, epochs: int = 20, seed: int = 0, progress: bool = False) -> tuple[Any, dict]:
     """The model ``spec``'s attack runs on, and a record of where its gradients come from.
 
-    Without ``surrogate`` the model must have the gradients the attack needs; ``smooth`` needs
-    an SCD ensemble; ``substitute`` trains one on the model's labels of ``x_seed`` (counted
-    queries).
+    Without ``surrogate`` a differentiable model gives its own gradients (a hard-voting
+    ensemble: those of the soft vote of its members, recorded under ``differentiated``), an SCD
+    ensemble its smooth relaxation (:data:`SMOOTH_DEFAULT`), and anything else (a forest) is
+    refused; ``smooth`` needs an SCD ensemble; ``substitute`` trains one on the model's labels
+    of ``x_seed`` (counted queries).
     """
     from attacks import Oracle
 
     if spec.needs not in _GRADIENTS:
         return model, {"source": "none (query-based attack)"}
-    if surrogate is None:
+    sign_network = hasattr(model, "W1_")
+    if surrogate is None and not sign_network:
         oracle = Oracle(model, bounds=(0.0, 1.0))
         logit = spec.needs == "logit_gradients"
         if not (oracle.has_logit_gradients if logit else oracle.has_gradients):
             raise ValueError(f"{type(model).__name__} has no gradients ({spec.method} needs "
-                             f"{'logit' if logit else 'loss'} gradients): choose where they come "
-                             "from with --surrogate smooth (SCD ensembles: the same weights with sign relaxed to "
-                             "tanh) or --surrogate substitute (a model trained on the attacked model's labels).")
-        return model, {"source": "model (white-box gradients)"}
+                             f"{'logit' if logit else 'loss'} gradients): choose where they come from with "
+                             "--surrogate substitute (a model trained on the attacked model's labels), or use a "
+                             "decision-based attack (hsj, boundary, rays).")
+        source = {"source": WHITE_BOX}
+        if getattr(model, "voting", None) == "hard":
+            source["differentiated"] = "the soft vote of the members (the hard vote is piecewise constant)"
+        return model, source
     from attacks.surrogate import SurrogateGradients, smooth_scd
 
-    if surrogate == "smooth":
-        if not hasattr(model, "W1_"):
+    if surrogate in (None, "smooth"):
+        if not sign_network:
             raise ValueError(f"--surrogate smooth relaxes an SCD ensemble; {type(model).__name__} is not one "
                              "(use --surrogate substitute).")
         module = smooth_scd(model)
         pair = SurrogateGradients(model, module, "smooth")
-        return pair, {"source": "smooth", "hidden_temperature": module.hidden_temperature,
-                      "vote_temperature": module.vote_temperature}
+        return pair, {"source": "smooth" if surrogate else SMOOTH_DEFAULT,
+                      "hidden_temperature": module.hidden_temperature, "vote_temperature": module.vote_temperature}
     from attacks.substitute import train_substitute
 
     oracle = Oracle(model, bounds=(0.0, 1.0))
@@ -160,7 +176,9 @@ def run(config: AttackConfig) -> tuple[Any, np.ndarray, Any, dict]:
     from eval.baselines import load_model
     from eval.datasets import load_dataset
 
-    model = load_model(config.model_path)
+    from .onnx_model import ONNXModel, is_onnx_path
+
+    model = ONNXModel(config.model_path) if is_onnx_path(config.model_path) else load_model(config.model_path)
     ds = load_dataset(config.data, classes=config.classes, data_dir=config.data_dir, path=config.data_path)
     if ds.x_test.shape[1] != model.n_features_in_:
         raise ValueError(f"the model takes {model.n_features_in_} features, but {ds.name} has {ds.x_test.shape[1]}.")
@@ -190,9 +208,45 @@ def run(config: AttackConfig) -> tuple[Any, np.ndarray, Any, dict]:
     if config.start == "nearest":
         # the closest training image of another (true) class, or of the target class: no model query
         starting_points = nearest_other_class(x, ds.x_train, y, ds.y_train, targets)
-    result = config.attack(attacked, x, y, targets=targets, bounds=(0.0, 1.0), seed=config.seed, sample_ids=idx,
-                           starting_points=starting_points, batch_size=config.batch_size, progress=not config.quiet)
+    spec = config.attack
+    runs = [spec.at_eps(e) for e in spec.eps] if spec.bounded and spec.eps else [spec]
+    results = [one(attacked, x, y, targets=targets, bounds=(0.0, 1.0), seed=config.seed, sample_ids=idx,
+                   starting_points=starting_points, batch_size=config.batch_size, progress=not config.quiet)
+               for one in runs]
+    result = results[-1]  # the run at the largest ε
+    if isinstance(model, ONNXModel) and len(model.input_shape_) > 1:  # examples in the model's own shape
+        result.x_adv = result.x_adv.reshape(len(x), *model.input_shape_)
+    if spec.eps is not None:
+        result.extra["robust_accuracy"] = _curve(spec, runs, results)
     return result, idx, ds, source
+
+
+def _curve(spec: AttackSpec, runs: list[AttackSpec], results: list[AttackResult]) -> dict[str, Any]:
+    """The robust-accuracy curve at ``spec.eps``: from one run per ε (bounded attacks; each
+    sample's closest success of any run), or from the distances of the one run."""
+    broken = [r.broken_at(spec.distance, one.eps[0] if spec.bounded else None) for one, r in zip(runs, results)]
+    curve = {"eps": list(spec.eps), "norm": spec.distance, "robust_accuracy": robust_accuracy(broken, spec.eps).tolist(),
+             "points": len(results[-1]),
+             "from": "one run per eps" if spec.bounded else "the distances of one run"}
+    if spec.bounded:
+        curve["success_rate"] = [float(r.success.mean()) for r in results]
+        curve["queries"] = [int(r.queries.sum()) for r in results]
+    return curve
+
+
+def budget_curve(result: AttackResult, budgets: tuple[int, ...] = QUERY_BUDGETS) -> dict[str, Any] | None:
+    """Success rate and median best distance (the attack's norm; None when infinite) within each
+    query budget, from the samples' budget curves; None when the attack records none (gradient
+    attacks at a fixed ε)."""
+    if not any(len(h) for h in result.history):
+        return None
+    medians, rates = [], []
+    for q in budgets:
+        d = result.distance_at(q)
+        med = float(np.median(d))
+        medians.append(med if np.isfinite(med) else None)
+        rates.append(float(np.mean(np.isfinite(d))))
+    return {"queries": list(budgets), "median_distance": medians, "success_rate": rates}
 
 
 def format_table(result: AttackResult, source: dict | None = None) -> str:
@@ -208,10 +262,24 @@ def format_table(result: AttackResult, source: dict | None = None) -> str:
         rows.append(("already misclassified", f"{s['already_adversarial']} (distance 0)"))
     if source is not None and source["source"] != "none (query-based attack)":
         rows.append(("gradient source", source["source"]))
-        if source["source"] != "model (white-box gradients)":
+        if "differentiated" in source:
+            rows.append(("differentiated", source["differentiated"]))
+        if source["source"] != WHITE_BOX:
             rows.append(("", "(queries above include the surrogate's gradient rows)"))
         if "training_queries" in source:
             rows.append(("substitute training queries", f"{source['training_queries']} (not in the counts above)"))
+    budget = budget_curve(result)
+    if budget is not None:
+        for q, med, rate in zip(budget["queries"], budget["median_distance"], budget["success_rate"]):
+            rows.append((f"within {q} queries: success / median dist.",
+                         f"{rate:.3f} / {'inf' if med is None else f'{med:.4f}'}"))
+    curve = result.extra.get("robust_accuracy")
+    if curve is not None:
+        norm = {"l1": "L1", "l2": "L2", "linf": "Linf"}[curve["norm"]]
+        for e, acc in zip(curve["eps"], curve["robust_accuracy"]):
+            rows.append((f"robust accuracy at {norm} eps={e:g}", f"{acc:.3f}"))
+        if "success_rate" in curve:
+            rows.append(("", f"(one run per eps; the rows above are the run at eps={curve['eps'][-1]:g})"))
     zero = result.extra.get("zero_gradient_steps")
     if zero is not None:
         rows.append(("samples with a zero-gradient step", f"{int(np.count_nonzero(zero))}"))
@@ -236,6 +304,11 @@ def main(config: AttackConfig) -> Any:
               f"queries, agreement {result.agreement:.3f}")
     if config.out:
         record = result.to_dict()
+        budget = None if curve else budget_curve(result)
+        if budget is not None:
+            record["budget_curve"] = budget
+        if "robust_accuracy" in record.get("extra", {}):
+            record["robust_accuracy"] = record["extra"].pop("robust_accuracy")
         record["gradient_source"] = source
         record["config"] = config.to_dict()
         record["dataset"] = {"name": ds.name, "classes": list(ds.classes), "split": "test",
@@ -247,7 +320,8 @@ def main(config: AttackConfig) -> Any:
         atomic_write_bytes(config.out, json.dumps(record, indent=1, allow_nan=False).encode())
     if config.save_examples:
         buffer = io.BytesIO()
-        np.savez_compressed(buffer, x=ds.x_test[idx], x_adv=result.x_adv, success=result.success,
+        np.savez_compressed(buffer, x=ds.x_test[idx].reshape(result.x_adv.shape), x_adv=result.x_adv,
+                            success=result.success,
                             labels=result.labels, indices=idx)
         atomic_write_bytes(config.save_examples, buffer.getvalue())
     return result

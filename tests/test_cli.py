@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -171,6 +172,54 @@ def test_gradient_attack_on_an_ensemble_names_its_gradient_source(tmp_path, scd_
         assert not set(record["gradient_source"]["seed_indices"]) & set(record["dataset"]["indices"])
 
 
+def test_ead_runs_on_the_default_output_of_train_through_the_smooth_relaxation(tmp_path, forest_file):
+    """The design's example: ``scd attack --method ead MODEL`` on what ``scd train`` makes by default
+    (an SCD01 ensemble) takes its gradients from the smooth relaxation and says so; a forest still
+    needs an explicit ``--surrogate substitute``."""
+    from eval.attack_run import SMOOTH_DEFAULT
+
+    runner = CliRunner()
+    model, out = tmp_path / "m.scd", tmp_path / "r.json"
+    result = runner.invoke(main, ["train", "--votes", "3", "--iters", "30", "--jobs", "1", "--quiet", "--out",
+                                  str(model)])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(main, ["attack", str(model), "--method", "ead", "--iters", "20", "--n-samples", "3",
+                                  "--quiet", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "| gradient source" in result.output and SMOOTH_DEFAULT in result.output
+    record = json.loads(out.read_text())
+    assert record["gradient_source"]["source"] == SMOOTH_DEFAULT and len(record["samples"]) == 3
+    result = runner.invoke(main, ["attack", str(forest_file), "--method", "pgd", "--quiet"])
+    assert result.exit_code == 1 and "--surrogate substitute" in result.output
+
+
+@pytest.mark.parametrize("method, extra", [("pgd", ["--iters", "5", "--eps", "0.1,0.03,0.3,0.01"]),
+                                           ("hsj", ["--iters", "5", "--norm", "inf", "--eps", "0.3,0.03,0.1,0.01"])])
+def test_robust_accuracy_curve_over_four_eps_in_one_run(tmp_path, scd_file, method, extra):
+    """pgd: one run per ε; hsj: read off its distances (recomputed here from the per-sample records)."""
+    out = tmp_path / "r.json"
+    result = CliRunner().invoke(main, ["attack", str(scd_file), "--method", method, "--n-samples", "6", "--quiet",
+                                       "--out", str(out), *extra])
+    assert result.exit_code == 0, result.output
+    assert "robust accuracy at Linf eps=0.01" in result.output
+    curve = json.loads(out.read_text())["robust_accuracy"]
+    acc = np.array(curve["robust_accuracy"])
+    assert curve["eps"] == [0.01, 0.03, 0.1, 0.3] and curve["norm"] == "linf" and len(acc) == 4
+    assert np.all(np.diff(acc) <= 0) and np.all((acc >= 0) & (acc <= 1))
+    samples = json.loads(out.read_text())["samples"]
+    if method == "hsj":
+        d = np.array([s["linf"] if s["success"] else np.inf for s in samples])
+        np.testing.assert_array_equal(acc, [np.mean(~(d <= e)) for e in curve["eps"]])
+        budget = json.loads(out.read_text())["budget_curve"]  # recomputed from the per-sample curves
+        best = [[min([dist for q, dist in s["history"] if q <= b], default=np.inf) for s in samples]
+                for b in budget["queries"]]
+        assert budget["success_rate"] == [np.mean(np.isfinite(row)) for row in best]
+        assert [np.inf if m is None else m for m in budget["median_distance"]] == [np.median(r) for r in best]
+        assert "within 1000 queries" in result.output
+    else:
+        assert len(curve["success_rate"]) == 4 and acc[-1] <= 1 - curve["success_rate"][-1] + 1e-12
+
+
 def test_substitute_curve_and_gradient_errors(tmp_path, scd_file):
     runner = CliRunner()
     out = tmp_path / "c.json"
@@ -180,8 +229,8 @@ def test_substitute_curve_and_gradient_errors(tmp_path, scd_file):
     assert result.exit_code == 0, result.output
     record = json.loads(out.read_text())
     assert record["eps"] == [0.0, 0.2] and record["adversarial_accuracy"][0] == 1.0
-    cases = [(["--method", "pgd"], "--surrogate"), (["--method", "hsj", "--surrogate", "smooth"], "surrogate"),
-             (["--method", "fgsm", "--iters", "3"], "one step"), (["--method", "hsj", "--eps", "0.1"], "eps"),
+    cases = [(["--method", "hsj", "--surrogate", "smooth"], "surrogate"),
+             (["--method", "fgsm", "--iters", "3"], "one step"), (["--method", "structure", "--eps", "0.1"], "eps"),
              (["--method", "substitute", "--save-examples", str(tmp_path / "x.npz")], "save-examples")]
     for args, message in cases:
         result = runner.invoke(main, ["attack", str(scd_file), "--quiet", *args])

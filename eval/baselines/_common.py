@@ -17,7 +17,7 @@ from sklearn.utils.validation import validate_data
 
 from scd.ensemble import VoteOutputs
 
-__all__ = ["_VotingBaseline", "label_indices", "member_seeds"]
+__all__ = ["_TorchDifferentiable", "_VotingBaseline", "label_indices", "member_seeds"]
 
 
 def label_indices(classes: np.ndarray, y, n: int) -> np.ndarray:
@@ -42,6 +42,52 @@ def member_seeds(seed: int, n: int) -> np.ndarray:
         [np.random.SeedSequence(entropy, spawn_key=(i,)).generate_state(1)[0] for i in range(n)],
         dtype=np.int64,
     )
+
+
+class _TorchDifferentiable:
+    """``logits``, ``loss_gradient`` and ``logits_gradient`` of a baseline whose forward pass is a
+    torch module: the class defines ``torch_module(member)`` (logits ``(n, 2)``) and ``_valid(X)``
+    (validated rows in the module's input dtype); gradients come from
+    :class:`~attacks.autograd.TorchGradients` on ``device_`` (CPU if the class has none)."""
+
+    def torch_module(self, member: int | None = None) -> Any:
+        """Abstract: the differentiable module of member ``member`` or of the whole ensemble."""
+        raise NotImplementedError
+
+    def _valid(self, X) -> np.ndarray:
+        """Abstract: ``X`` validated against the fitted feature count, in the module's input dtype."""
+        raise NotImplementedError
+
+    def _gradients(self, member) -> Any:
+        from attacks.autograd import TorchGradients
+
+        return TorchGradients(self.torch_module(member), device=getattr(self, "device_", "cpu"))
+
+    def logits(self, X, member: int | None = None) -> np.ndarray:
+        """Output of :meth:`torch_module` for ``X``: ``(n_samples, 2)``."""
+        gradients = self._gradients(member)
+        return gradients.logits(self._valid(X))
+
+    def loss_gradient(self, X, y, member: int | None = None) -> np.ndarray:
+        """Gradient of the cross-entropy of :meth:`torch_module`'s output w.r.t. ``X``.
+
+        ``y``: labels from ``classes_`` of shape ``(n_samples,)``, or one-hot ``(n_samples, 2)``.
+        Row ``i`` of the result ``(n_samples, n_features)`` is the gradient of sample ``i``'s
+        own loss (losses are summed, not averaged).
+        """
+        gradients = self._gradients(member)
+        X = self._valid(X)
+        return gradients.loss_gradient(X, label_indices(self.classes_, y, len(X)))
+
+    def logits_gradient(self, X, weights, member: int | None = None) -> np.ndarray:
+        """Gradient w.r.t. each row of ``sum_c weights[i, c] * logits[i, c]`` (:meth:`logits`),
+        ``(n_samples, n_features)``: the margin gradient EAD and C&W need."""
+        gradients = self._gradients(member)
+        X = self._valid(X)
+        w = np.asarray(weights, np.float64)
+        if w.shape != (len(X), 2):
+            raise ValueError(f"weights must have shape ({len(X)}, 2), got {tuple(w.shape)}.")
+        return gradients.logits_gradient(X, w)
 
 
 class _VotingBaseline(VoteOutputs, ClassifierMixin, BaseEstimator):

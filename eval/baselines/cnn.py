@@ -44,11 +44,10 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
-from attacks.autograd import TorchGradients
 from scd.ensemble import VoteOutputs, base_seed, binary_targets, fit_or_keep, resolve_devices
 from scd.persist import ModelFile, read_model_file, rebuild, register_loader, save_estimator
 
-from ._common import label_indices
+from ._common import _TorchDifferentiable
 
 __all__ = ["CNNEnsemble", "load"]
 
@@ -181,7 +180,7 @@ def _member_seeds(seed: int, n: int) -> list[int]:
 
 
 # --------------------------------------------------------------------------- estimator
-class CNNEnsemble(VoteOutputs, ClassifierMixin, BaseEstimator):
+class CNNEnsemble(_TorchDifferentiable, VoteOutputs, ClassifierMixin, BaseEstimator):
     """Ensemble of ``n_votes`` small CNNs trained independently with Adam (binary only).
 
     Parameters
@@ -337,35 +336,6 @@ class CNNEnsemble(VoteOutputs, ClassifierMixin, BaseEstimator):
             parts = [torch.stack([torch.softmax(m(Xt[i : i + _PREDICT_ROWS]).double(), 1)[:, 1] for m in members], 1)
                      for i in range(0, len(Xt), _PREDICT_ROWS)]
         return torch.cat(parts).cpu().numpy() if parts else np.zeros((0, len(members)))
-
-    def _gradients(self, member) -> TorchGradients:
-        return TorchGradients(self.torch_module(member), device=self.device_)
-
-    def logits(self, X, member: int | None = None) -> np.ndarray:
-        """Output of :meth:`torch_module` for ``X``: ``(n_samples, 2)`` float32."""
-        gradients = self._gradients(member)
-        return gradients.logits(self._valid(X))
-
-    def loss_gradient(self, X, y, member: int | None = None) -> np.ndarray:
-        """Gradient of the cross-entropy of :meth:`torch_module`'s output w.r.t. ``X``.
-
-        ``y``: labels from ``classes_`` of shape ``(n_samples,)``, or one-hot ``(n_samples, 2)``.
-        Row ``i`` of the result ``(n_samples, n_features)`` is the gradient of sample ``i``'s
-        own loss (losses are summed, not averaged).
-        """
-        gradients = self._gradients(member)
-        X = self._valid(X)
-        return gradients.loss_gradient(X, label_indices(self.classes_, y, len(X)))
-
-    def logits_gradient(self, X, weights, member: int | None = None) -> np.ndarray:
-        """Gradient w.r.t. each row of ``sum_c weights[i, c] * logits[i, c]`` (:meth:`logits`),
-        float32 ``(n_samples, n_features)``: the margin gradient EAD and C&W need."""
-        gradients = self._gradients(member)
-        X = self._valid(X)
-        w = np.asarray(weights, np.float32)
-        if w.shape != (len(X), 2):
-            raise ValueError(f"weights must have shape ({len(X)}, 2), got {tuple(w.shape)}.")
-        return gradients.logits_gradient(X, w)
 
     # ------------------------------------------------------------------ predict
     def _positive_fraction(self, X, member) -> np.ndarray:

@@ -14,6 +14,7 @@ as well; members are trained on 0/1 targets, so any two labels work.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 import warnings
@@ -21,6 +22,7 @@ from numbers import Integral
 
 import joblib
 import numpy as np
+import torch
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier
 from sklearn.preprocessing import LabelBinarizer
@@ -30,7 +32,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from scd.ensemble import base_seed, binary_targets, fit_or_keep
 from scd.persist import ModelFile, check_array, read_model_file, rebuild, register_loader, save_estimator
 
-from ._common import _VotingBaseline, member_seeds
+from ._common import _TorchDifferentiable, _VotingBaseline, member_seeds
 
 __all__ = ["MLPEnsemble", "load"]
 
@@ -43,7 +45,7 @@ _MLP_PARAMS = (
 )
 
 
-class MLPEnsemble(_VotingBaseline):
+class MLPEnsemble(_TorchDifferentiable, _VotingBaseline):
     """Ensemble of ``n_votes`` one-hidden-layer MLPs (the paper's MLP baseline).
 
     Binary classifier: ``fit`` accepts any two labels and raises ``ValueError`` otherwise.
@@ -86,6 +88,13 @@ learning_rate_init, max_iter, shuffle, tol, momentum, nesterovs_momentum, n_iter
         summary ``ConvergenceWarning`` is issued for them, not one per member).
     fit_time_ : float
         Seconds spent training.
+
+    Notes
+    -----
+    The ensemble is differentiable: :meth:`torch_module` is its forward pass in torch, built
+    from the fitted weights, and :meth:`logits`, :meth:`loss_gradient` and
+    :meth:`logits_gradient` are that module's outputs and exact input gradients, so every
+    gradient attack runs on it white-box.
     """
 
     _parameter_constraints: dict = {
@@ -193,6 +202,26 @@ learning_rate_init, max_iter, shuffle, tol, momentum, nesterovs_momentum, n_iter
                             for i in range(0, len(X), _STACK_ROWS)])
         return p.mean(axis=1) if self.voting == "soft" else (p > 0.5).mean(axis=1)
 
+    def torch_module(self, member: int | None = None) -> torch.nn.Module:
+        """The fitted forward pass as a torch module: ``(n, n_features) -> (n, 2)`` logits.
+
+        The logits are ``[log(1 - p), log(p)]``, where ``p`` is the mean member probability
+        of ``classes_[1]`` (``member=i``: member ``i``'s), so ``softmax`` of the output is
+        :meth:`predict_proba` with ``voting="soft"``, and the difference of the two logits is
+        the log-odds of ``p``.  With ``voting="hard"`` the ensemble's output, the fraction of
+        members voting for ``classes_[1]``, is piecewise constant (its gradient is zero almost
+        everywhere), so the module is the soft vote of the same members: attacks follow its
+        gradient, while labels and success still come from the hard vote (``predict``).
+        The module holds copies of the weights as buffers in their fitted dtype, in eval mode.
+        """
+        check_is_fitted(self)
+        member = self._checked_member(member)
+        members = self.estimators_ if member is None else [self.estimators_[member]]
+        return _TorchMLPVote(members).eval()
+
+    def _valid(self, X) -> np.ndarray:
+        return validate_data(self, X, reset=False, dtype=self._dtype, order="C")
+
     def save(self, path: str | os.PathLike) -> None:
         """Save the fitted ensemble to ``path``: weights as arrays plus JSON, no pickle."""
         check_is_fitted(self)
@@ -226,6 +255,41 @@ def _stacked_positive(members: list, X: np.ndarray) -> np.ndarray:
         z = np.einsum("nvh,vhk->nvk", h, W) + b
         h = z if layer == members[0].n_layers_ - 2 else act(z)
     return _ACTIVATIONS["logistic"](h[:, :, 0]).astype(np.float64)
+
+
+_TORCH_ACTIVATIONS = {"identity": lambda z: z, "logistic": torch.sigmoid, "tanh": torch.tanh, "relu": torch.relu}
+
+
+class _TorchMLPVote(torch.nn.Module):
+    """The soft vote of fitted ``MLPClassifier`` members (binary, one logistic output unit) in
+    torch, with the forward pass of :func:`_stacked_positive`: ``(n, d) -> (n, 2)`` logits
+    ``[log(1 - p), log(p)]``, ``p`` the mean member probability, computed in log space
+    (``logsumexp`` of each member's ``logsigmoid``) so neither logit underflows."""
+
+    def __init__(self, members: list):
+        super().__init__()
+        self.activation = members[0].activation
+        for j in range(len(members[0].coefs_)):
+            self.register_buffer(f"W{j}", torch.from_numpy(np.stack([m.coefs_[j] for m in members])))
+            self.register_buffer(f"b{j}", torch.from_numpy(np.stack([m.intercepts_[j] for m in members])))
+        self.n_layers = len(members[0].coefs_)
+
+    def member_outputs(self, x: torch.Tensor) -> torch.Tensor:
+        """Each member's output unit before its sigmoid, ``(n, V)``."""
+        act = _TORCH_ACTIVATIONS[self.activation]
+        h = x.to(self.W0.dtype).unsqueeze(0)  # (1, n, d), broadcast over the V members
+        for j in range(self.n_layers):
+            h = torch.matmul(h, getattr(self, f"W{j}")) + getattr(self, f"b{j}").unsqueeze(1)
+            if j < self.n_layers - 1:
+                h = act(h)
+        return h[:, :, 0].T
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.member_outputs(x)
+        log_v = math.log(z.shape[1])
+        log_p = torch.logsumexp(torch.nn.functional.logsigmoid(z), dim=1) - log_v
+        log_q = torch.logsumexp(torch.nn.functional.logsigmoid(-z), dim=1) - log_v
+        return torch.stack([log_q, log_p], dim=1)
 
 
 def _fit_member(X: np.ndarray, y01: np.ndarray, params: dict, seed: int) -> MLPClassifier:

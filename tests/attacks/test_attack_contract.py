@@ -110,6 +110,19 @@ def test_spec_round_trips_and_builds_its_attack_once():
     assert pgd.to_dict()["eps"] == [0.25] and (pgd.attack.eps, pgd.attack.steps, pgd.attack.norm) == (0.25, 4, 1.0)
 
 
+def test_spec_with_several_eps_runs_one_per_eps():
+    from attacks import AttackSpec
+
+    spec = AttackSpec("pgd", eps=(0.3, 0.1, 0.2, 0.1))
+    assert spec.eps == (0.1, 0.2, 0.3) and spec.bounded and spec.attack.eps == 0.3
+    assert spec.at_eps(0.2).attack.eps == 0.2 and spec.at_eps(0.2).iters == spec.iters
+    model, x = binary_linear(n=3, seed=3)
+    with pytest.raises(ValueError, match="at_eps"):
+        spec(model, x, bounds=BOX)
+    hsj = AttackSpec("hsj", eps=(0.2, 0.1))  # thresholds of the curve only
+    assert not hsj.bounded and "eps" not in hsj.attack.get_params()
+
+
 def test_spec_runs_its_attack_with_its_budget():
     from attacks import AttackSpec
 
@@ -125,7 +138,7 @@ def test_spec_runs_its_attack_with_its_budget():
     ({"method": "nope"}, "Unknown attack method"), ({"method": "boundary", "norm": "inf"}, "L2 norm only"),
     ({"method": "hsj", "norm": "1"}, "L2 or Linf"), ({"method": "rays", "iters": 3}, "max-queries"),
     ({"method": "hsj", "theta": "sometimes"}, "theta"), ({"method": "fgsm", "iters": 2}, "one step"),
-    ({"method": "hsj", "eps": [0.1]}, "eps"), ({"method": "pgd", "eps": [0.1, 0.2]}, "one --eps"),
+    ({"method": "structure", "eps": [0.1]}, "eps"), ({"method": "pgd", "eps": [0.1, -0.2]}, "eps"),
     ({"method": "zoo", "init_size": 5}, "init-size"), ({"method": "hsj", "colour": 1}, "unknown attack settings")])
 def test_spec_refuses_bad_settings_when_made(settings, message):
     from attacks import AttackSpec
@@ -165,3 +178,14 @@ def test_structure_attack_contract():
     linear, xl = binary_linear(n=2, seed=5)
     with pytest.raises(ValueError, match="SCD ensembles"):
         attack(linear, xl, bounds=BOX)
+
+
+def test_robust_accuracy_is_the_fraction_not_broken_within_each_eps():
+    from attacks import robust_accuracy
+
+    d = np.array([0.0, 0.05, 0.2, np.inf, 0.1])
+    other = np.array([np.inf, 0.01, 0.3, 0.15, np.inf])
+    eps = [0.0, 0.01, 0.1, 0.15, 1.0]
+    brute = [sum(min(a, b) > e for a, b in zip(d, other)) / 5 for e in eps]
+    np.testing.assert_array_equal(robust_accuracy([d, other], eps), brute)
+    assert np.all(np.diff(robust_accuracy(d, eps)) <= 0)

@@ -205,7 +205,9 @@ def test_bad_construction_raises():
     with pytest.raises(ValueError, match="pass n_features="):
         Oracle(lambda x: x, bounds=(0, 1), classes=2)
     with pytest.raises(ValueError, match="pass classes="):
-        Oracle(lambda x: x, bounds=(0, 1), n_features=D)
+        Oracle(lambda x: np.zeros(len(x), int), bounds=(0, 1), n_features=D, output="labels")
+    with pytest.raises(ValueError, match=r"1 output column\): pass classes="):
+        Oracle(lambda x: x[:, :1], bounds=(0, 1), n_features=D)
     with pytest.raises(ValueError, match="lower bound exceeds"):
         Oracle(CountingModel(), bounds=(1, 0))
     with pytest.raises(ValueError, match=r"shape \(4,\)"):
@@ -551,3 +553,89 @@ def test_score_and_gradient_attacks_check_their_inputs_once(monkeypatch, name):
              "ead": {"max_iter": 4, "binary_steps": 1}, "cw": {"max_iter": 4, "binary_steps": 1}}
     result = ATTACKS[name](**small[name])(oracle, x, seed=0)
     assert checks == [2] and result.queries.sum() > 0
+
+
+# ---------------------------------------------------------------------- inferred shape and classes, images
+class _Counting(torch.nn.Module):
+    """A module that counts the rows it really receives (to see the probe is the only one)."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net, self.rows = net, 0
+
+    def forward(self, x):
+        self.rows += len(x)
+        return self.net(x)
+
+
+def test_torch_module_and_callable_need_no_classes_or_n_features():
+    torch.manual_seed(0)
+    net = _Counting(torch.nn.Sequential(torch.nn.Linear(D, 8), torch.nn.ReLU(), torch.nn.Linear(8, C))).eval()
+    oracle = Oracle(net, bounds=(0, 1))
+    assert oracle.n_features == D and np.array_equal(oracle.classes, np.arange(C))
+    assert net.rows == 1 and oracle.summary()["rows"] == 0  # one probe query, counted nowhere
+    x = _x(5)
+    with torch.no_grad():
+        expected = net(torch.from_numpy(x)).argmax(1).numpy()
+    np.testing.assert_array_equal(oracle.labels(x), expected)
+    binary = Oracle(torch.nn.Linear(D, 1).eval(), bounds=(0, 1))  # one logit: two classes
+    assert binary.n_classes == 2
+    model = CountingModel()
+    scores = Oracle(model.predict_proba, bounds=(0, 1), n_features=D)
+    assert scores.n_classes == C and np.array_equal(scores.labels(x), model.predict_proba(x).argmax(1))
+
+
+class _SmallCNN(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = torch.nn.Conv2d(1, 3, 3)
+        self.head = torch.nn.Linear(3 * 6 * 6, 2)
+        with torch.no_grad():
+            self.head.weight.mul_(5.0)
+
+    def forward(self, x):
+        return self.head(torch.relu(self.conv(x)).flatten(1))
+
+
+@pytest.mark.parametrize("kind", ["torch", "callable"])
+def test_image_inputs_are_flattened_at_the_boundary_and_restored(kind):
+    """(n, 1, 8, 8) images for a CNN, or (n, 8, 8) for a callable, give the same attack as flat rows
+    through an explicit ``torch.nn.Unflatten`` in front of the same network."""
+    from attacks import PGD, HopSkipJump
+
+    cnn = _SmallCNN().eval()
+    x = np.random.default_rng(0).uniform(0.2, 0.8, (6, 1, 8, 8)).astype(np.float32)
+    flat_net = torch.nn.Sequential(torch.nn.Unflatten(1, (1, 8, 8)), cnn).eval()
+    flat = x.reshape(6, 64)
+    if kind == "torch":
+        model, images = cnn, x
+    else:
+        def model(z):
+            with torch.no_grad():
+                return torch.softmax(cnn(torch.from_numpy(z[:, None])), 1).numpy()
+
+        images = x[:, 0]
+
+    oracle = Oracle(model, bounds=(0, 1), input_shape=images.shape[1:])
+    assert oracle.n_features == 64 and oracle.n_classes == 2
+    np.testing.assert_array_equal(oracle.labels(images), Oracle(flat_net, bounds=(0, 1), n_features=64).labels(flat))
+    attack = HopSkipJump(max_iter=3, init_evals=20, max_evals=50)
+    ours = attack(model, images, bounds=(0, 1), seed=1)
+    reference = attack(flat_net, flat, bounds=(0, 1), seed=1)
+    assert ours.x_adv.shape == images.shape and ours.success.any()
+    np.testing.assert_array_equal(ours.x_adv.reshape(6, 64), reference.x_adv)
+    np.testing.assert_array_equal(ours.queries, reference.queries)
+    if kind == "torch":
+        grad = PGD(eps=0.1, steps=3)(model, images, bounds=(0, 1), seed=0)
+        assert grad.x_adv.shape == images.shape
+        np.testing.assert_array_equal(grad.x_adv.reshape(6, 64), PGD(eps=0.1, steps=3)(flat_net, flat, bounds=(0, 1),
+                                                                                         seed=0).x_adv)
+
+
+def test_rows_that_do_not_fit_a_leading_linear_layer_are_refused():
+    from attacks import HopSkipJump
+
+    net = torch.nn.Linear(D, 2).eval()
+    with pytest.raises(ValueError, match=f"takes {D}"):
+        HopSkipJump()(net, _x(2, d=D + 1), bounds=(0, 1))

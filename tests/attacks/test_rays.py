@@ -169,6 +169,18 @@ def test_budgets_are_exact():
     assert np.all(np.sign(model.margin(tiny.x_adv)) != np.sign(model.margin(x)))
 
 
+def test_max_queries_alone_sets_the_limit_beyond_the_default(monkeypatch):
+    """Without ``query_limit`` the oracle's budget is the limit, also above the authors' default
+    (made 100 here instead of 10000, to keep the test short)."""
+    import attacks.rays
+
+    monkeypatch.setattr(attacks.rays, "_DEFAULT_QUERY_LIMIT", 100)
+    model, x = binary_linear(d=8, n=2, seed=3)
+    assert np.all(RayS()(model, x, bounds=BOX, seed=0).queries == 100)
+    result = RayS()(model, x, bounds=BOX, seed=0, max_queries=150)
+    assert np.all(result.queries == 150) and result.params["query_limit"] is None
+
+
 def test_early_stop_stops_each_sample_at_epsilon():
     model, x = binary_linear(d=32, n=6, seed=2)
     eps = float(np.max(model.exact_distance(x, np.inf))) * 1.1  # reachable by every sample
@@ -244,5 +256,5 @@ def test_invalid_parameters_raise_before_any_query():
         RayS()(model, x, bounds=BOX, starting_points=x)
     attack = RayS()
     assert attack.name == "rays" and attack.norm == np.inf
-    assert attack.get_params() == {"query_limit": 10000, "tol": 1e-3}
-    assert repr(attack) == "RayS(query_limit=10000, tol=0.001)"
+    assert attack.get_params() == {"query_limit": None, "tol": 1e-3}
+    assert repr(attack) == "RayS(query_limit=None, tol=0.001)"
