@@ -50,8 +50,9 @@ NORMS = {"inf": "linf", "2": "l2"}  # certify's norm -> the attack distance it i
 # The bounds' code generation: --refresh-bounds re-measures the intervals of images measured
 # with an older one (the attacks stay).  2: the joint-crossing bound (scd.certify._gram); 3: it also
 # bounds the nodes of the branch and bound, and the L2 leaf searches its line exactly; 4: the
-# Gram eigenvalue bound proven by a Cholesky factorisation (one BLAS thread).
-BOUNDS_VERSION = 4
+# Gram eigenvalue bound proven by a Cholesky factorisation (one BLAS thread); 5: tie leaves bounded
+# by the multipliers of their own rows.
+BOUNDS_VERSION = 5
 _WEIGHTS = ("W1", "b1", "w2", "b2")
 
 
