@@ -8,7 +8,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from scd.files import ZIP_READ_ERRORS, atomic_open, atomic_write_bytes, exclusive, sweep_temporary
+from scd.files import (
+    ZIP_READ_ERRORS,
+    atomic_open,
+    atomic_write_bytes,
+    exclusive,
+    sweep_temporary,
+)
 
 __all__ = ["ZIP_READ_ERRORS", "atomic_open", "atomic_write_bytes", "default_data_dir", "exclusive", "sweep_temporary"]
 

@@ -109,7 +109,7 @@ def exclusive(path: str | os.PathLike[str], what: str) -> Iterator[None]:
 
     lock_path = f"{os.fspath(path).rstrip(os.sep) or os.sep}.lock"
     Path(lock_path).parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(lock_path, timeout=0, is_singleton=False)
+    lock = FileLock(lock_path, timeout=0)
     try:
         lock.acquire()
     except Timeout:

@@ -16,7 +16,8 @@ import os
 import struct
 import sys
 import zipfile
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -206,7 +207,7 @@ def cnn_cases(valid: bytes) -> Iterator[Case]:
     def with_meta(m: dict) -> bytes:
         return zip_bytes({**entries, "metadata.json": json.dumps(m).encode()})
 
-    import eval.baselines.cnn as cnn
+    from eval.baselines import cnn
 
     for shape in ([40000, 40000], [3_000_000_000], [1000, 1000, 3]):
         big = cnn._architecture(tuple(shape))

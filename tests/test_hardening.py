@@ -149,3 +149,135 @@ def test_crafted_files_and_option_sets_fail_cleanly_write_nothing_and_stay_small
     by_name = {r["name"]: r["error"]["message"] for r in results if r["error"]}
     assert "model.scd" in by_name["scd: no seed [load_model]"] and "'seed'" in by_name["scd: no seed [load_model]"]
     assert "more than" in by_name["scd: entry declares 4 GB [load_model]"]
+
+
+# ------------------------------------------------------------------------------ locks and kills
+def _spawn(code: str, cwd: Path) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen([sys.executable, "-c", code], cwd=cwd, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for(condition, proc: subprocess.Popen, seconds: float = 120) -> None:
+    end = time.monotonic() + seconds
+    while not condition():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < end, "the child never got there"
+        time.sleep(0.05)
+
+
+def _kill(proc: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
+    proc.send_signal(sig)
+    proc.communicate(timeout=60)
+
+
+_FILES = "import importlib.util, sys, time; spec = importlib.util.spec_from_file_location('f', 'scd/files.py'); " \
+         "f = importlib.util.module_from_spec(spec); spec.loader.exec_module(f)\n"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
+def test_a_killed_save_keeps_the_old_file_and_leaves_nothing_after_the_next_run(tmp_path, sig):
+    target = tmp_path / "m.scd"
+    target.write_bytes(b"the old model")
+    code = _FILES + f"""
+with f.atomic_open({str(target)!r}) as fh:
+    fh.write(b"x" * (1 << 20))
+    fh.flush()
+    print("writing", flush=True)
+    time.sleep(600)
+"""
+    proc = _spawn(code, ROOT)
+    _wait_for(lambda: any(p.suffix == ".tmp" and p.stat().st_size for p in tmp_path.iterdir()), proc)
+    _kill(proc, sig)
+    assert target.read_bytes() == b"the old model"
+    left = sorted(p.name for p in tmp_path.iterdir())
+    # Ctrl-C removes the temporary file at once; kill -9 cannot, and the next writer sweeps it
+    assert len(left) == (1 if sig == signal.SIGINT else 2)
+    from scd.files import exclusive, sweep_temporary
+
+    with exclusive(target, "model file"):
+        sweep_temporary(tmp_path, [target.name])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.scd"]
+
+
+def test_training_is_locked_and_a_killed_one_resumes_to_the_same_model(tmp_path, digits):
+    """A second fit to the same --out fails at once; kill -9 of the first keeps its
+    checkpoint, whose resumption gives the uninterrupted model and leaves only the model."""
+    from scd.persist import fit_and_save
+
+    out = tmp_path / "m.scd"
+    params = {"n_votes": 4, "n_iters": 20, "hidden_nodes": 3, "random_state": 1, "group_size": 1, "n_jobs": 1}
+    code = f"""
+import time
+import scd
+from scd import _parallel
+from eval.datasets import load_dataset
+from scd.persist import fit_and_save
+real = _parallel.train_votes
+def slow(*args, **kwargs):  # each group after the first takes a while: time to act
+    if args[2] != [0]:
+        time.sleep(2)
+    return real(*args, **kwargs)
+_parallel.train_votes = slow
+ds = load_dataset("digits")
+fit_and_save(scd.SCD01(**{params!r}), ds.x_train, ds.y_train, {str(out)!r})
+"""
+    proc = _spawn(code, tmp_path)
+    ckpt = Path(f"{out}.ckpt")
+    _wait_for(ckpt.exists, proc)
+    with pytest.raises(ValueError, match="in use by another process"):
+        fit_and_save(scd.SCD01(**params), digits.x_train, digits.y_train, out)
+    assert proc.poll() is None
+    _kill(proc)
+    assert ckpt.exists() and not out.exists()
+    model = fit_and_save(scd.SCD01(**params), digits.x_train, digits.y_train, out, resume=True)
+    assert 0 < model.n_votes_resumed_ < params["n_votes"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.scd"]
+    reference = scd.SCD01(**params).fit(digits.x_train, digits.y_train)
+    np.testing.assert_array_equal(scd.load(out).W1_, reference.W1_)
+
+
+def test_evaluation_is_locked_and_a_killed_one_resumes(tmp_path, templates):
+    """A second evaluation of one run directory fails at once; after kill -9 of the first, the
+    rerun does only the units left and its records equal an uninterrupted run's."""
+    from eval.suite import evaluate
+
+    model = tmp_path / "m.scd"
+    model.write_bytes(templates["scd"])
+    options = {"attack": {"method": "hsj", "iters": 1, "init_size": 10, "max_queries": 100}, "n": 4, "runs": 1,
+               "start": "uniform", "chunk": 1, "batch_size": 64, "seed": 0}
+    data = {"name": "digits", "classes": None, "data_dir": None, "path": None}
+    run = tmp_path / "run"
+    code = f"""
+import time
+from eval.suite import evaluate
+import eval.units as units
+real = units.run_unit
+def slow(unit):
+    time.sleep(0.3)
+    return real(unit)
+units.run_unit = slow
+import eval.suite
+eval.suite.run_unit = slow
+evaluate("distortion", {{"m": {str(model)!r}}}, {data!r}, {str(run)!r}, options={options!r}, backend="sequential",
+         quiet=True)
+"""
+    proc = _spawn(code, tmp_path)
+    records = run / "records.jsonl"
+    _wait_for(lambda: records.exists() and records.read_bytes().count(b"\n") >= 2, proc)
+    with pytest.raises(ValueError, match="in use by another process"):
+        evaluate("distortion", {"m": str(model)}, data, run, options=options, backend="sequential", quiet=True)
+    _kill(proc)
+    done = records.read_bytes().count(b"\n")
+    assert 2 <= done < 4
+    seen = []
+    evaluate("distortion", {"m": str(model)}, data, run, options=options, backend="sequential", quiet=True,
+             on_record=seen.append)
+    assert len(seen) == 4 - done
+    again = tmp_path / "again"
+    evaluate("distortion", {"m": str(model)}, data, again, options=options, backend="sequential", quiet=True)
+    def keyed(path):
+        return sorted((r["key"], r["l2"]) for r in map(json.loads, path.read_text().splitlines()))
+
+    assert keyed(records) == keyed(again / "records.jsonl")
+    assert not [p for p in tmp_path.rglob("*") if p.suffix in (".tmp", ".lock")]

@@ -106,7 +106,8 @@ def check_images(arrays: dict[str, np.ndarray], shape: tuple[int, ...], source: 
 def read_npz(path: Path, keys: Iterable[str]) -> dict[str, np.ndarray]:
     """Read the named arrays of an .npz file (never unpickling), each one's declared shape and
     dtype checked against the bytes it holds before it is read, and the whole against a zip bomb."""
-    from scd.persist import check_npy_header, check_zip_sizes  # imports torch: only when reading
+    # imported here, as importing scd imports torch
+    from scd.persist import check_npy_header, check_zip_sizes
 
     with open_npz(path) as archive:
         missing = [k for k in keys if k not in archive.files]
