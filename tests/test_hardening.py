@@ -281,3 +281,35 @@ evaluate("distortion", {{"m": {str(model)!r}}}, {data!r}, {str(run)!r}, options=
 
     assert keyed(records) == keyed(again / "records.jsonl")
     assert not [p for p in tmp_path.rglob("*") if p.suffix in (".tmp", ".lock")]
+
+
+def test_loky_workers_end_with_their_killed_parent(tmp_path):
+    """kill -9 of a run under ``--backend loky`` ends its busy workers too."""
+    code = f"""
+import os, time, joblib
+from eval.backends import parallel_backend, map_unordered
+
+def task(i):
+    open(os.path.join({str(tmp_path)!r}, f"worker{{os.getpid()}}"), "w").close()
+    time.sleep(600)
+
+with parallel_backend("loky", n_jobs=2) as jobs:
+    list(map_unordered(task, [0, 1], n_jobs=jobs))
+"""
+    proc = _spawn(code, tmp_path)
+    _wait_for(lambda: len(list(tmp_path.glob("worker*"))) == 2, proc)
+    workers = [int(p.name[6:]) for p in tmp_path.glob("worker*")]
+    _kill(proc)
+
+    def alive(pid):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        with open(f"/proc/{pid}/stat") as fh:  # a zombie is gone, awaiting its reaper
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+
+    end = time.monotonic() + 30
+    while any(map(alive, workers)) and time.monotonic() < end:
+        time.sleep(0.1)
+    assert not any(map(alive, workers))
