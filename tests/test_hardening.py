@@ -118,6 +118,11 @@ def test_crafted_files_and_option_sets_fail_cleanly_write_nothing_and_stay_small
         for call in ("load_model", "model_info"):
             cases.append({"name": f"{name} [{call}]", "call": call, "path": str(case_dir / "model.scd"),
                           "cwd": str(case_dir), "must_fail": call == "load_model"})
+        if i % 5 == 0:  # and a sample through the commands that read models
+            for command in (["predict", "model.scd"], ["info", "model.scd"],
+                            ["eval", "accuracy", "--model", "a=model.scd", "--out", "run", "--quiet"]):
+                cases.append({"name": f"{name} [scd {command[0]}]", "call": "cli", "args": command,
+                              "cwd": str(case_dir), "must_fail": command[0] != "info"})
     for i, (name, suffix, data) in enumerate(dataset_cases()):
         case_dir = tmp_path / f"d{i}"
         case_dir.mkdir()
@@ -146,6 +151,8 @@ def test_crafted_files_and_option_sets_fail_cleanly_write_nothing_and_stay_small
     assert not changed, "\n".join(changed)
     assert (work / "m.scd.ckpt").read_bytes() == b"the votes of an earlier run"
     assert report["peak_bytes"] < PEAK_LIMIT, report["peak_bytes"]
+    print(f"{len(cases)} cases ({len({c['name'].split(' [')[0] for c in cases})} files and option sets), "
+          f"peak {report['peak_bytes'] / 2**20:.0f} MiB")
     by_name = {r["name"]: r["error"]["message"] for r in results if r["error"]}
     assert "model.scd" in by_name["scd: no seed [load_model]"] and "'seed'" in by_name["scd: no seed [load_model]"]
     assert "more than" in by_name["scd: entry declares 4 GB [load_model]"]
@@ -313,3 +320,17 @@ with parallel_backend("loky", n_jobs=2) as jobs:
     while any(map(alive, workers)) and time.monotonic() < end:
         time.sleep(0.1)
     assert not any(map(alive, workers))
+
+
+@pytest.mark.parametrize("kind", ["scd", "mlp", "rf", "cnn"])
+def test_saving_onto_a_directory_is_a_value_error_that_writes_nothing(tmp_path, templates, kind):
+    from eval.baselines import load_model
+
+    source = tmp_path / "model.scd"
+    source.write_bytes(templates[kind])
+    model = load_model(source)
+    folder = tmp_path / "existing"
+    folder.mkdir()
+    with pytest.raises(ValueError, match="is a directory"):
+        model.save(folder)
+    assert list(folder.iterdir()) == [] and sorted(p.name for p in tmp_path.iterdir()) == ["existing", "model.scd"]
