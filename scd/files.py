@@ -107,7 +107,8 @@ def exclusive(path: str | os.PathLike[str], what: str) -> Iterator[None]:
     """
     from filelock import FileLock, Timeout
 
-    lock_path = f"{os.fspath(path).rstrip(os.sep) or os.sep}.lock"
+    lock_path = f"{Path(path).resolve()}.lock"
+    created = [p for p in Path(lock_path).parents if not p.exists()]  # removed again if left empty
     Path(lock_path).parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(lock_path, timeout=0)
     try:
@@ -121,6 +122,9 @@ def exclusive(path: str | os.PathLike[str], what: str) -> Iterator[None]:
         with contextlib.suppress(OSError):
             os.unlink(lock_path)
         lock.release()
+        for folder in created:  # deepest first; one that was written to stays
+            with contextlib.suppress(OSError):
+                folder.rmdir()
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -178,7 +178,10 @@ def _kill(proc: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
     proc.communicate(timeout=60)
 
 
-_FILES = "import importlib.util, sys, time; spec = importlib.util.spec_from_file_location('f', 'scd/files.py'); " \
+# scd.files alone (importing the scd package would import torch), with Ctrl-C raising
+# KeyboardInterrupt even where the test runs in the background (which ignores SIGINT)
+_FILES = "import importlib.util, signal, sys, time; signal.signal(signal.SIGINT, signal.default_int_handler); " \
+         "spec = importlib.util.spec_from_file_location('f', 'scd/files.py'); " \
          "f = importlib.util.module_from_spec(spec); spec.loader.exec_module(f)\n"
 
 
