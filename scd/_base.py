@@ -19,7 +19,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._checkpoint import VoteStore, check_writable, fit_identity
 from ._device import resolve_devices
-from ._memory import check_memory, fit_memory
+from .resources import check_memory, fit_memory
 from ._network import stack_units, unit_norms, vote_logits
 from ._parallel import auto_group_size, fingerprint, run_groups, split_groups
 from ._params import PARAMS, VOTE_PARAMS, constraints, keyword_init

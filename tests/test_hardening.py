@@ -34,7 +34,7 @@ def templates(tmp_path_factory, digits):
     models = {"scd": scd.SCD01(n_votes=3, n_iters=10, hidden_nodes=4, random_state=0, n_jobs=1),
               "mlp": MLPEnsemble(n_votes=2, hidden_layer_sizes=(3,), max_iter=5, random_state=0, n_jobs=1),
               "rf": RandomForestEnsemble(n_votes=2, max_depth=3, random_state=0, n_jobs=1),
-              "cnn": CNNEnsemble(n_votes=2, epochs=1, random_state=0, device="cpu")}
+              "cnn": CNNEnsemble(n_votes=2, epochs=1, batch_size=256, random_state=0, device="cpu")}
     out = {}
     for kind, model in models.items():
         import warnings
@@ -63,6 +63,9 @@ def _option_sets(folder: Path, model: Path) -> list[tuple[str, list[str]]]:
         ("train --votes 2 --hidden 2000000 --max-memory 1", [*train, "--votes", "2", "--hidden", "2000000",
                                                              "--max-memory", "1"]),
         ("train --max-memory 0", [*train, "--max-memory", "0"]),
+        ("train --model mlp --hidden 100000000", [*train, "--model", "mlp", "--hidden", "100000000"]),
+        ("train --model mlp --votes 1000000000", [*train, "--model", "mlp", "--votes", "1000000000"]),
+        ("train --model bnn --hidden 100000000", [*train, "--model", "bnn", "--hidden", "100000000"]),
         ("train --nrows 0", [*train, "--nrows", "0"]),
         ("train --nrows 2", [*train, "--nrows", "2"]),
         ("train --updated-features 0", [*train, "--updated-features", "0"]),

@@ -51,6 +51,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from scd.ensemble import VoteOutputs, base_seed, binary_targets, fit_or_keep
 from scd.files import ZIP_READ_ERRORS
 from scd.persist import KERAS_FORMAT, ModelFile, read_model_file, read_zip, rebuild, register_loader, save_estimator
+from scd.resources import check_memory, network_memory
 
 from ._common import label_indices
 
@@ -251,6 +252,8 @@ class BNNEnsemble(VoteOutputs, ClassifierMixin, BaseEstimator):
         """Train ``n_votes`` binarized networks on ``X (n_samples, n_features)`` and binary ``y``."""
         self._validate_params()
         X, y = validate_data(self, X, y, dtype=np.float32, order="C")
+        layers = [X.shape[1], self.hidden_nodes, 2]
+        check_memory(network_memory(self.n_votes, layers, 4), None, f"fitting {self.n_votes} BNNs of layers {layers}")
         classes, y01 = binary_targets(y, type(self).__name__)
         seed = base_seed(self.random_state)
         Y = np.eye(2, dtype=np.float32)[y01]

@@ -1,12 +1,13 @@
-"""Memory an SCD fit will need, checked against the machine's (or a given) limit before any
+"""Memory a fit will need, checked against the machine's (or a given) limit before any
 allocation, so that impossible sizes end in a ``ValueError`` instead of a ``MemoryError`` or
-a swapping machine."""
+a swapping machine: :func:`fit_memory` for the SCD ensembles, :func:`network_memory` for the
+networks of the baselines."""
 
 from __future__ import annotations
 
 import os
 
-__all__ = ["check_memory", "fit_memory", "machine_memory"]
+__all__ = ["check_memory", "fit_memory", "machine_memory", "network_memory"]
 
 _FLOAT = 4  # bytes of a float32
 
@@ -17,6 +18,14 @@ def fit_memory(n_votes: int, n_samples: int, n_features: int, hidden: int) -> in
     cached projections of every row (a few ``(n_samples, hidden)`` float32 arrays)."""
     weights = n_votes * hidden * (n_features + 3) * _FLOAT
     return 4 * weights + 4 * n_samples * hidden * _FLOAT
+
+
+def network_memory(n_members: int, layers: list[int], itemsize: int) -> int:
+    """Bytes a fit of ``n_members`` dense networks of layer widths ``layers`` (inputs first)
+    needs at least: every member's weights, and four more copies for the one in training
+    (gradients and the optimiser's moments), ``itemsize`` bytes each."""
+    weights = sum((fan_in + 1) * fan_out for fan_in, fan_out in zip(layers[:-1], layers[1:]))
+    return (n_members + 4) * weights * itemsize
 
 
 def machine_memory() -> int | None:
@@ -32,5 +41,5 @@ def check_memory(needed: int, limit: float | None, what: str) -> None:
     limit = machine_memory() if limit is None else limit
     if limit is not None and needed > limit:
         raise ValueError(f"{what} needs about {needed / 2**30:.1f} GiB, more than the {limit / 2**30:.1f} GiB "
-                         "allowed; use fewer votes or hidden units, or raise max_memory (scd train --max-memory) "
-                         "if the estimate is wrong for your machine.")
+                         "allowed; use fewer votes or hidden units (an SCD ensemble also takes max_memory, scd train "
+                         "--max-memory, if the estimate is wrong for your machine).")
