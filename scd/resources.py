@@ -6,6 +6,7 @@ networks of the baselines."""
 from __future__ import annotations
 
 import os
+from itertools import pairwise
 
 __all__ = ["check_memory", "fit_memory", "machine_memory", "network_memory"]
 
@@ -24,7 +25,7 @@ def network_memory(n_members: int, layers: list[int], itemsize: int) -> int:
     """Bytes a fit of ``n_members`` dense networks of layer widths ``layers`` (inputs first)
     needs at least: every member's weights, and four more copies for the one in training
     (gradients and the optimiser's moments), ``itemsize`` bytes each."""
-    weights = sum((fan_in + 1) * fan_out for fan_in, fan_out in zip(layers[:-1], layers[1:]))
+    weights = sum((fan_in + 1) * fan_out for fan_in, fan_out in pairwise(layers))
     return (n_members + 4) * weights * itemsize
 
 
