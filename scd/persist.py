@@ -39,7 +39,8 @@ from .files import ZIP_READ_ERRORS, atomic_open, exclusive, sweep_temporary
 
 __all__ = [
     "FORMAT", "FORMAT_VERSION", "KERAS_FORMAT", "MAX_EXPANSION", "MAX_HEADER_BYTES", "LoadedModel", "ModelFile",
-    "check_array", "check_npy_header", "check_zip_sizes", "checkpoint_path", "estimator_metadata", "fit_and_save", "json_params", "load_bundle", "load_model", "load_with_fingerprint",
+    "check_array", "check_npy_header", "check_zip_sizes", "checkpoint_path", "estimator_metadata", "fit_and_save",
+    "json_params", "load_bundle", "load_model", "load_with_fingerprint",
     "meta_number", "model_info", "read_model_file", "read_zip", "rebuild", "register_loader", "savable_classes",
     "save_bundle", "save_estimator",
 ]
@@ -311,7 +312,8 @@ def meta_number(meta: dict[str, Any], key: str, where: str, kind: type = int, *,
     if key not in meta and default is not _REQUIRED:
         return default
     value = meta.get(key)
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and (isinstance(value, int) or math.isfinite(value))
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    ok = number and (isinstance(value, int) or math.isfinite(value))
     if not ok or (kind is int and not isinstance(value, int)):
         raise ValueError(f"{where} is corrupt: metadata {key!r} is {value!r}, expected {kind.__name__}")
     if (low is not None and value < low) or (high is not None and value > high):

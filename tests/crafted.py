@@ -183,12 +183,13 @@ def model_cases(templates: dict[str, bytes]) -> Iterator[Case]:
         other_d = {} if kind == "rf" else {"n_features_in": [json.loads(entries_of(valid)["metadata.json"])
                                                               ["n_features_in"] + 1]}
         cases: list[Iterator[Case]] = [meta_cases(valid, "metadata.json", other_d), class_cases(valid)]
-        arrays = [k for k in entries_of(valid) if k.endswith(".npy") and k != "classes.npy"]
+        entries = entries_of(valid)
+        arrays = [k for k in entries if k.endswith(".npy") and k != "classes.npy"]
         if kind == "scd":
             cases += [container_cases(valid, "metadata.json")]
             cases += [npy_cases(valid, a) for a in arrays]
         else:  # the first plain float array (a forest's node table is a record)
-            weights = next(a for a in arrays if np.lib.format.read_array(io.BytesIO(entries_of(valid)[a])).dtype.kind == "f")
+            weights = next(a for a in arrays if np.lib.format.read_array(io.BytesIO(entries[a])).dtype.kind == "f")
             cases += [npy_cases(valid, weights)]
         if kind == "cnn":
             cases += [cnn_cases(valid)]
