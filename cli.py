@@ -80,15 +80,20 @@ _SCD_VARIANTS = {("01", False): "SCD01", ("ce", False): "SCDCE", ("01", True): "
               help="Where the CPU workers of --jobs run (scd, mlp, rf): local processes, a dask cluster or ray.")
 @click.option("--scheduler", default=None, help="dask: address of an existing scheduler (default: a local cluster).")
 @click.option("--ray-address", default=None, help="ray: address of an existing cluster (default: a local one).")
+@click.option("--max-memory", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="scd: GiB the training may plan to use (default: this machine's memory); its estimate is checked "
+                   "before training starts.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train(kind, loss, binary_weights, votes, hidden, iters, epochs, nrows, updated_features, data, classes,
-          data_dir, data_path, device, seed, jobs, out, resume, backend, scheduler, ray_address, quiet):
+          data_dir, data_path, device, seed, jobs, out, resume, backend, scheduler, ray_address, max_memory, quiet):
     """Train an SCD ensemble or a baseline and print its train/test accuracy and training time."""
     if resume and (out is None or kind != "scd"):
         raise click.UsageError("--resume needs --out and --model scd (the checkpoint is OUT.ckpt).")
-    ds = _load(data, classes, data_dir, data_path)
+    if out is not None and os.path.isdir(out):
+        raise click.BadParameter(f"{out!r} is a directory; give a file path.", param_hint="--out")
     model, name = _build_model(kind, loss, binary_weights, votes, hidden, iters, epochs, nrows, updated_features,
-                               device, seed, jobs, quiet)
+                               device, seed, jobs, quiet, max_memory)
+    ds = _load(data, classes, data_dir, data_path)
     size = f"{model.n_votes} members" + (f" x {model.n_iters} iterations" if kind == "scd" else "")
     click.echo(f"{name}: {size}, on {ds.name} {ds.classes} ({len(ds.x_train)} train / {len(ds.x_test)} test, "
                f"{ds.x_train.shape[1]} features)", err=True)
@@ -116,7 +121,7 @@ def train(kind, loss, binary_weights, votes, hidden, iters, epochs, nrows, updat
 
 
 def _build_model(kind, loss, binary_weights, votes, hidden, iters, epochs, nrows, updated_features, device, seed,
-                 jobs, quiet):
+                 jobs, quiet, max_memory=None):
     """The unfitted estimator that ``scd train`` options describe, and its display name."""
     verbose = 0 if quiet else 1
     if kind == "scd":
@@ -126,7 +131,7 @@ def _build_model(kind, loss, binary_weights, votes, hidden, iters, epochs, nrows
             loss=loss, binary_weights=binary_weights, n_votes=votes or 100, hidden_nodes=hidden,
             n_iters=iters or (10000 if binary_weights else 1000), nrows=nrows,
             updated_features=updated_features, random_state=seed, device=device, n_jobs=jobs,
-            verbose=verbose,
+            verbose=verbose, max_memory=None if max_memory is None else max_memory * 2**30,
         )
         return model, _SCD_VARIANTS[loss, binary_weights]
     from eval import baselines

@@ -13,6 +13,8 @@ import contextlib
 import os
 import shutil
 import tempfile
+import threading
+import time
 from typing import Any, Callable, Iterable, Iterator
 
 import joblib
@@ -80,8 +82,23 @@ def parallel_backend(
                 yield effective
     else:
         effective = 1 if name == "sequential" else (-1 if n_jobs is None else n_jobs)
-        with joblib.parallel_config(backend=name, n_jobs=effective):
+        extra = {"initializer": _end_with_parent} if name == "loky" else {}
+        with joblib.parallel_config(backend=name, n_jobs=effective, **extra):
             yield effective
+
+
+def _end_with_parent() -> None:
+    """Initializer of every loky worker: end it (at once, mid-task too) when the process that
+    started it is gone, which a ``kill -9`` of a run leaves no one else to do; loky alone lets
+    a busy worker compute until its task ends."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="scd-end-with-parent", daemon=True).start()
 
 
 @contextlib.contextmanager

@@ -1,6 +1,6 @@
 """Small file-system helpers shared by the evaluation modules.
 
-Atomic writes and the zip read errors live in the core (:mod:`scd.files`) and are re-exported
+Atomic writes, locks and the zip read errors live in the core (:mod:`scd.files`) and are re-exported
 here, so evaluation code keeps importing them from one place.
 """
 from __future__ import annotations
@@ -8,9 +8,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from scd.files import ZIP_READ_ERRORS, atomic_open, atomic_write_bytes
+from scd.files import (
+    ZIP_READ_ERRORS,
+    atomic_open,
+    atomic_write_bytes,
+    exclusive,
+    sweep_temporary,
+)
 
-__all__ = ["ZIP_READ_ERRORS", "atomic_open", "atomic_write_bytes", "default_data_dir"]
+__all__ = ["ZIP_READ_ERRORS", "atomic_open", "atomic_write_bytes", "default_data_dir", "exclusive", "sweep_temporary"]
 
 
 def default_data_dir() -> Path:

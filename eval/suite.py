@@ -32,6 +32,7 @@ import numpy as np
 
 from attacks import AttackSpec
 
+from .io import exclusive, sweep_temporary
 from .points import choose_points, seed_set
 from .runstore import RunStore
 from .units import fingerprint, json_floats, load_cached, load_data, run_unit
@@ -184,20 +185,16 @@ def evaluate(kind: str, models: dict[str, str] | None, data: dict[str, Any], out
     spec = _attack_spec(options)
     run_dir = Path(out)
     ds = load_data(data)
-    with parallel_backend(backend, n_jobs=n_jobs, scheduler=scheduler, ray_address=ray_address) as jobs:
+    with exclusive(run_dir, "run directory"), \
+            parallel_backend(backend, n_jobs=n_jobs, scheduler=scheduler, ray_address=ray_address) as jobs:
+        for folder in (run_dir, run_dir / "arrays", run_dir / "models"):
+            sweep_temporary(folder)
         if kind == "width":
             models = _train_widths({"data": data, **options}, ds, run_dir, quiet)
         if not models:
             raise ValueError("give at least one model (--model NAME=PATH).")
         loaded = {name: load_cached(path) for name, path in models.items()}
-        for name, model in loaded.items():
-            if model.n_features_in_ != ds.x_test.shape[1]:
-                raise ValueError(f"model {name!r} takes {model.n_features_in_} features, but {ds.name} has "
-                                 f"{ds.x_test.shape[1]}.")
-        if kind in ("transfer", "size"):
-            for name, model in loaded.items():
-                if getattr(model, "n_votes", 1) < 2:
-                    raise ValueError(f"model {name!r} has one member; {kind} needs ensembles.")
+        _check_models(kind, loaded, options, ds)
         config = _build_config(kind, models, data, options, spec)
         if kind != "accuracy":
             config["points"] = choose_points(list(loaded.values()), ds.x_test, ds.y_test, int(options["n"]),
@@ -205,8 +202,10 @@ def evaluate(kind: str, models: dict[str, str] | None, data: dict[str, Any], out
         if kind == "substitute":
             config["seed_points"] = seed_set(len(ds.x_test), config["points"], int(options["substitute"]["seed_size"]),
                                              int(options.get("seed", 0))).tolist()
-        store = RunStore(run_dir, config)
         units = _plan(config, loaded, ds, spec)
+        if not units:
+            raise ValueError(f"nothing to evaluate: these settings give no {kind} work unit for the models given.")
+        store = RunStore(run_dir, config)
         pending = [u for u in units if not store.done(u["key"])]
         from tqdm.auto import tqdm
 
@@ -218,6 +217,25 @@ def evaluate(kind: str, models: dict[str, str] | None, data: dict[str, Any], out
                 if on_record is not None:
                     on_record(record)
     return finish(store, models=loaded, ds=ds)
+
+
+def _check_models(kind: str, loaded: dict[str, Any], options: dict[str, Any], ds: Any) -> None:
+    """``ValueError`` for models the measurement cannot use: another feature count, a single
+    member where ensembles are compared, a member index or ensemble size they do not have."""
+    for name, model in loaded.items():
+        if model.n_features_in_ != ds.x_test.shape[1]:
+            raise ValueError(f"model {name!r} takes {model.n_features_in_} features, but {ds.name} has "
+                             f"{ds.x_test.shape[1]}.")
+        n_votes = int(getattr(model, "n_votes", 1))
+        if kind in ("transfer", "size") and n_votes < 2:
+            raise ValueError(f"model {name!r} has one member; {kind} needs ensembles.")
+        members = options.get("members") if kind == "transfer" else None
+        if members is not None and (not members or max(members) >= n_votes):
+            raise ValueError(f"members {members} are not all among the {n_votes} members (0 to {n_votes - 1}) "
+                             f"of model {name!r}.")
+    sizes = options.get("sizes") if kind == "size" else None
+    if sizes is not None and (not sizes or min(sizes) < 1):
+        raise ValueError(f"ensemble sizes must be integers >= 1, got {sizes}.")
 
 
 def finish(store: RunStore, models: dict[str, Any] | None = None, ds: Any = None) -> dict[str, Any]:

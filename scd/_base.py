@@ -19,12 +19,13 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._checkpoint import VoteStore, check_writable, fit_identity
 from ._device import resolve_devices
+from .resources import check_memory, fit_memory
 from ._network import stack_units, unit_norms, vote_logits
 from ._parallel import auto_group_size, fingerprint, run_groups, split_groups
 from ._params import PARAMS, VOTE_PARAMS, constraints, keyword_init
 from ._train import TrainConfig, train_scores
 from .ensemble import VoteOutputs, base_seed, binary_targets, fit_or_keep
-from .persist import ModelFile, check_array, read_model_file, rebuild, register_loader, save_estimator
+from .persist import ModelFile, check_array, meta_number, read_model_file, rebuild, register_loader, save_estimator
 
 __all__ = ["_BaseSCD", "load"]
 
@@ -89,6 +90,8 @@ class _BaseSCD(VoteOutputs, ClassifierMixin, BaseEstimator):
             X = X.copy()
         seed = base_seed(self.random_state)
         cfg = self._config()
+        check_memory(fit_memory(self.n_votes, X.shape[0], X.shape[1], self.hidden_nodes), self.max_memory,
+                     f"fitting {self.n_votes} votes of {self.hidden_nodes} hidden units on {X.shape[1]} features")
         state = VoteStore(self.n_votes, X.shape[1], self.hidden_nodes)
         prints = fingerprint(X, y01)
         if resume:
@@ -173,17 +176,18 @@ def _from_file(file: ModelFile) -> _BaseSCD:
 
     est = rebuild(file, [getattr(estimators, name) for name in estimators.__all__])
     where, arrays = file.where, file.arrays
-    W1 = check_array(arrays, "W1", (None, est.n_features_in_, None), "f", where)
+    W1 = check_array(arrays, "W1", (est.n_votes, est.n_features_in_, est.hidden_nodes), "f", where, finite=True)
     V, _, H = W1.shape
     shapes = {"b1": (V, H), "w2": (V, H), "b2": (V,), "vote_scores": (V,)}
     for name, shape in shapes.items():
-        check_array(arrays, name, shape, "f", where)
+        check_array(arrays, name, shape, "f", where, finite=True)
     for name in _WEIGHTS:
         setattr(est, f"{name}_", np.ascontiguousarray(arrays[name], dtype=np.float32))
     est.W1_.flags.writeable = False
     est.vote_scores_ = arrays["vote_scores"]
-    est.n_votes_resumed_ = int(file.header.get("n_votes_resumed", 0))
-    est.best_index_ = int(file.header.get("best_index", int(np.argmax(est.vote_scores_))))
+    est.n_votes_resumed_ = meta_number(file.header, "n_votes_resumed", where, low=0, high=V, default=0)
+    est.best_index_ = meta_number(file.header, "best_index", where, low=0, high=V - 1,
+                                  default=int(np.argmax(est.vote_scores_)))
     return est
 
 

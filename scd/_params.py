@@ -89,6 +89,9 @@ PARAMS: dict[str, Param] = {
     "checkpoint": Param(None, [str, os.PathLike, None], "run", "path or None",
                         "Save finished vote groups here; ``fit(X, y, resume=True)`` continues from it."),
     "verbose": Param(0, ["verbose"], "run", "int", "Show a progress bar over vote-iterations."),
+    "max_memory": Param(None, [Interval(Real, 0, None, closed="neither"), None], "run", "float or None",
+                        "Most bytes ``fit`` may plan to use (its estimate from votes, hidden units, features "
+                        "and rows is checked before anything is allocated); ``None``: the machine's memory."),
 }
 
 VOTE_PARAMS = tuple(name for name, p in PARAMS.items() if p.role == "vote")

@@ -27,18 +27,20 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import os
 import zipfile
 from dataclasses import dataclass
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import IO, Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 
-from .files import ZIP_READ_ERRORS, atomic_open
+from .files import ZIP_READ_ERRORS, atomic_open, exclusive, sweep_temporary
 
 __all__ = [
-    "FORMAT", "FORMAT_VERSION", "KERAS_FORMAT", "LoadedModel", "ModelFile", "check_array", "checkpoint_path",
-    "estimator_metadata", "fit_and_save", "json_params", "load_bundle", "load_model", "load_with_fingerprint",
+    "FORMAT", "FORMAT_VERSION", "KERAS_FORMAT", "MAX_EXPANSION", "MAX_HEADER_BYTES", "LoadedModel", "ModelFile",
+    "check_array", "check_npy_header", "check_zip_sizes", "checkpoint_path", "estimator_metadata", "fit_and_save",
+    "json_params", "load_bundle", "load_model", "load_with_fingerprint",
     "meta_number", "model_info", "read_model_file", "read_zip", "rebuild", "register_loader", "savable_classes",
     "save_bundle", "save_estimator",
 ]
@@ -47,6 +49,9 @@ FORMAT = "scd-bundle"
 FORMAT_VERSION = 1
 KERAS_FORMAT = "scd-keras-bundle"
 _HEADERS = {FORMAT: "metadata.json", KERAS_FORMAT: "manifest.json"}  # format -> header entry
+MAX_EXPANSION = 4  # most bytes a model archive's entries may declare, per byte of the archive
+MAX_HEADER_BYTES = 1 << 20  # largest metadata.json / manifest.json
+_ARRAY_KINDS = "biufUS"  # dtype kinds a model file's arrays may have
 
 Loader = Callable[..., Any]
 _LOADERS: dict[str, Loader] = {}
@@ -80,7 +85,10 @@ def read_model_file(path: str | os.PathLike, kind: str | None = None) -> ModelFi
 
     Raises ``FileNotFoundError`` when ``path`` does not exist and ``ValueError`` when it is not
     a model file, is truncated or corrupt, was written by a newer format version, or holds a
-    different ``kind`` than requested.
+    different ``kind`` than requested.  Nothing is allocated from a declaration before it is
+    checked: the archive's entries must decompress to at most :data:`MAX_EXPANSION` times the
+    file's size, the header to at most :data:`MAX_HEADER_BYTES`, and each array's declared shape
+    and dtype must account for exactly the bytes its entry holds (see :func:`read_zip`).
     """
     name = os.fspath(path)
     if not os.path.isfile(name):
@@ -90,40 +98,92 @@ def read_model_file(path: str | os.PathLike, kind: str | None = None) -> ModelFi
     fingerprint = hashlib.sha256(data).hexdigest()[:16]
     try:
         header, arrays, blobs = _unzip(data)
-    except (*ZIP_READ_ERRORS, KeyError, ValueError, TypeError, json.JSONDecodeError) as exc:
+    except (*ZIP_READ_ERRORS, KeyError, ValueError, TypeError, RecursionError) as exc:
         raise ValueError(f"{name!r} is not a readable scd model file (truncated or corrupt?): {exc}") from None
     version = header.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if not isinstance(version, int) or isinstance(version, bool) or version > FORMAT_VERSION:
         raise ValueError(
-            f"{name!r} was written with model format version {version}; this scd reads "
+            f"{name!r} was written with model format version {version!r}; this scd reads "
             f"versions up to {FORMAT_VERSION}. Upgrade scd to load it."
         )
+    if not isinstance(header.get("kind"), str):
+        raise ValueError(f"{name!r} is corrupt: metadata 'kind' is {header.get('kind')!r}, expected a string")
     if kind is not None and header.get("kind") != kind:
         raise ValueError(f"{name!r} holds a {header.get('kind')!r}, not a {kind!r}")
     return ModelFile(name, header, arrays, blobs, fingerprint)
 
 
-def read_zip(data: bytes) -> dict[str, bytes]:
+def read_zip(data: bytes, *, arrays: bool = False) -> dict[str, Any]:
     """Every entry of the zip archive ``data``, by name; each is read whole, which checks its
-    CRC.  Raises one of :data:`scd.files.ZIP_READ_ERRORS` for a damaged archive."""
+    CRC.  Raises one of :data:`scd.files.ZIP_READ_ERRORS` for a damaged archive and
+    ``ValueError`` for one that declares more than :data:`MAX_EXPANSION` times its own size
+    (a zip bomb) or an entry twice.  With ``arrays=True`` the ``.npy`` entries come back as
+    arrays (their headers checked first, see :func:`check_npy_header`)."""
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
-        return {name: zf.read(name) for name in zf.namelist()}
+        infos = check_zip_sizes(zf, len(data), MAX_EXPANSION)
+        out: dict[str, Any] = {}
+        for info in infos:
+            if arrays and info.filename.endswith(".npy"):
+                with zf.open(info) as fh:
+                    check_npy_header(fh, info.file_size, info.filename)
+                out[info.filename] = np.lib.format.read_array(io.BytesIO(zf.read(info)), allow_pickle=False)
+            else:
+                out[info.filename] = zf.read(info)
+        return out
+
+
+def check_zip_sizes(zf: zipfile.ZipFile, size: int, max_expansion: float) -> list[zipfile.ZipInfo]:
+    """The entries of the open archive ``zf`` (``size`` bytes), after checking that none is
+    named twice and that together they declare at most ``max_expansion`` times ``size`` bytes
+    (plus 1 MiB), so that a zip bomb is refused before anything is decompressed.  A declared
+    size also bounds what reading an entry yields (:mod:`zipfile` stops there)."""
+    infos = zf.infolist()
+    names = [info.filename for info in infos]
+    if len(set(names)) != len(names):
+        raise ValueError("the archive holds an entry twice")
+    declared = sum(info.file_size for info in infos)
+    if declared > max_expansion * size + (1 << 20):
+        raise ValueError(f"its entries declare {declared} bytes, more than {max_expansion:g} times the "
+                         f"archive's {size}")
+    return infos
+
+
+def check_npy_header(fh: IO[bytes], size: int, entry: str) -> None:
+    """Check the header of the ``.npy`` entry open in ``fh`` (``size`` bytes) before its array is
+    read: a dtype of kind ``b i u f U S``, or a record of such fields (a forest's node table), never
+    objects, complex numbers or dates, whose declared shape accounts for exactly the bytes after
+    the header."""
+    version = np.lib.format.read_magic(fh)
+    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    shape, _, dtype = read(fh)
+    parts = [dtype] if dtype.fields is None else [field[0] for field in dtype.fields.values()]
+    if dtype.hasobject or any(p.fields is not None or p.subdtype is not None or p.kind not in _ARRAY_KINDS
+                              for p in parts):
+        raise ValueError(f"array {entry} has dtype {dtype}; only real numeric (or string) arrays are read")
+    if any(not isinstance(s, int) or s < 0 for s in shape) or len(shape) > 8:
+        raise ValueError(f"array {entry} declares shape {shape}")
+    payload = size - fh.tell()
+    if math.prod(shape) * dtype.itemsize != payload:
+        raise ValueError(f"array {entry} declares shape {shape} of {dtype} ({math.prod(shape) * dtype.itemsize} "
+                         f"bytes) but holds {payload} bytes")
 
 
 def _unzip(data: bytes) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, bytes]]:
     """``(header, arrays, other entries)`` of the model file ``data``.  A header that names
     another format is an error too: a truncated BNN file can look like one of its members (a
     Keras zip with a ``metadata.json`` of its own)."""
-    entries = read_zip(data)
+    entries = read_zip(data, arrays=True)
     header_name = next((h for h in _HEADERS.values() if h in entries), None)
     if header_name is None:
         raise KeyError(f"no {' or '.join(_HEADERS.values())}")
-    header = json.loads(entries.pop(header_name))
+    raw = entries.pop(header_name)
+    if len(raw) > MAX_HEADER_BYTES:
+        raise ValueError(f"{header_name} has {len(raw)} bytes, more than {MAX_HEADER_BYTES}")
+    header = json.loads(raw)
     found = header.get("format") if isinstance(header, dict) else None
     if _HEADERS.get(found) != header_name:
         raise ValueError(f"{header_name} names format {found!r}, not an scd model file")
-    arrays = {name[:-4]: np.lib.format.read_array(io.BytesIO(entries.pop(name)), allow_pickle=False)
-              for name in [n for n in entries if n.endswith(".npy")]}
+    arrays = {name[:-4]: entries.pop(name) for name in [n for n in entries if n.endswith(".npy")]}
     return header, arrays, entries
 
 
@@ -215,36 +275,49 @@ def rebuild(file: ModelFile, classes: Sequence[type], *, tuples: tuple[str, ...]
     ``n_features_in_``, ``seed_`` and ``fit_time_``.  ``ValueError`` for anything unexpected.
     """
     meta, where = file.header, file.where
-    cls = {c.__name__: c for c in classes}.get(meta.get("estimator"))
+    for key in ("estimator", "params", "n_features_in", "seed", "fit_time"):
+        if key not in meta:
+            raise ValueError(f"{where} is corrupt: its metadata has no {key!r}")
+    cls = {c.__name__: c for c in classes}.get(meta["estimator"]) if isinstance(meta["estimator"], str) else None
     if cls is None:
         raise ValueError(f"{where} names an unknown estimator {meta.get('estimator')!r}")
     params = meta.get("params")
     if not isinstance(params, dict):
         raise ValueError(f"{where} is corrupt: its metadata has no parameters")
-    unknown = sorted(set(params) - set(cls().get_params()))
+    unknown = sorted(map(str, set(params) - set(cls().get_params())))
     if unknown:
         raise ValueError(f"{where} names unknown {cls.__name__} parameters {unknown}")
     params = {k: tuple(v) if k in tuples and isinstance(v, list) else v for k, v in params.items()}
-    est = cls(**{**params, **overrides})
     try:
+        est = cls(**{**params, **overrides})
         est._validate_params()
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{where} is corrupt: {exc}") from None
-    est.classes_ = check_array(file.arrays, "classes", (2,), "biufUS", where)
+    est.classes_ = check_array(file.arrays, "classes", (2,), "biufUS", where, finite=True)
     if est.classes_[0] == est.classes_[1]:
         raise ValueError(f"{where} is corrupt: the two classes are equal")
-    est.n_features_in_ = meta_number(meta, "n_features_in", where)
-    est.seed_ = meta_number(meta, "seed", where)
-    est.fit_time_ = meta_number(meta, "fit_time", where, float)
+    est.n_features_in_ = meta_number(meta, "n_features_in", where, low=1, high=1 << 62)
+    est.seed_ = meta_number(meta, "seed", where, low=-(1 << 63), high=(1 << 63) - 1)
+    est.fit_time_ = meta_number(meta, "fit_time", where, float, low=0.0)
     return est
 
 
-def meta_number(meta: dict[str, Any], key: str, where: str, kind: type = int) -> Any:
-    """``meta[key]`` as ``kind`` (int or float), or a ``ValueError`` naming the file."""
+_REQUIRED = object()
+
+
+def meta_number(meta: dict[str, Any], key: str, where: str, kind: type = int, *, low: float | None = None,
+                high: float | None = None, default: Any = _REQUIRED) -> Any:
+    """``meta[key]`` as ``kind`` (int or float), finite and in ``[low, high]``, or a
+    ``ValueError`` naming the file and the field; ``default`` when the key is absent, if given."""
+    if key not in meta and default is not _REQUIRED:
+        return default
     value = meta.get(key)
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    ok = number and (isinstance(value, int) or math.isfinite(value))
     if not ok or (kind is int and not isinstance(value, int)):
         raise ValueError(f"{where} is corrupt: metadata {key!r} is {value!r}, expected {kind.__name__}")
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise ValueError(f"{where} is corrupt: metadata {key!r} is {value!r}, outside [{low}, {high}]")
     return kind(value)
 
 
@@ -260,7 +333,7 @@ def check_array(
     if not same or array.dtype.kind not in kinds or array.dtype.fields is not None:
         raise ValueError(f"{where} is corrupt: {name} has shape {array.shape} and dtype {array.dtype}, "
                          f"expected shape {shape} and dtype kind {kinds!r}")
-    if finite and not np.all(np.isfinite(array)):
+    if finite and array.dtype.kind == "f" and not np.all(np.isfinite(array)):
         raise ValueError(f"{where} is corrupt: {name} holds NaN or infinite values")
     return array
 
@@ -314,21 +387,43 @@ def checkpoint_path(out: str | os.PathLike) -> str:
 def fit_and_save(model: Any, X: Any, y: Any, out: str | os.PathLike, *, resume: bool = False) -> Any:
     """Fit ``model`` and save it to ``out``; returns the fitted model.
 
-    A model with a ``checkpoint`` parameter (the SCD estimators) checkpoints to
-    :func:`checkpoint_path` ``(out)``: with ``resume=True`` it continues from that file when it
-    exists, otherwise a stale one is deleted first.  The checkpoint is removed once the model
-    is saved, and kept when the fit is interrupted.
+    The model's parameters (and device) are checked first, before any file is touched; then
+    ``out`` is locked (:func:`scd.files.exclusive`: a second fit to the same ``out`` fails at
+    once) and temporary files a killed save left beside it are deleted.  A model with a
+    ``checkpoint`` parameter (the SCD estimators) checkpoints to :func:`checkpoint_path`
+    ``(out)``: with ``resume=True`` it continues from that file when it exists, otherwise the
+    new fit's first finished votes replace a stale one.  The checkpoint is removed once the
+    model is saved, and kept when the fit is interrupted.
     """
     ckpt = checkpoint_path(out) if "checkpoint" in model.get_params() else None
-    if ckpt is None:
-        if resume:
-            raise ValueError(f"{type(model).__name__} has no checkpoint to resume from.")
-        model.fit(X, y)
-    else:
-        if not resume and os.path.exists(ckpt):
+    if ckpt is None and resume:
+        raise ValueError(f"{type(model).__name__} has no checkpoint to resume from.")
+    _check_options(model)
+    out = os.fspath(out)
+    if os.path.isdir(out):
+        raise ValueError(f"cannot save to {out!r}: it is a directory; give a file path.")
+    with exclusive(out, "model file"):
+        sweep_temporary(os.path.dirname(out) or ".", [os.path.basename(out), os.path.basename(ckpt or out)])
+        if ckpt is None:
+            model.fit(X, y)
+        else:
+            model.set_params(checkpoint=ckpt).fit(X, y, resume=resume)
+        model.save(out)
+        if ckpt is not None and os.path.exists(ckpt):
             os.remove(ckpt)
-        model.set_params(checkpoint=ckpt).fit(X, y, resume=resume)
-    model.save(out)
-    if ckpt is not None and os.path.exists(ckpt):
-        os.remove(ckpt)
     return model
+
+
+def _check_options(model: Any) -> None:
+    """``ValueError`` for parameters ``model.fit`` would refuse that can be checked without data:
+    scikit-learn's parameter constraints and a ``device`` this machine lacks."""
+    from ._device import resolve_devices
+
+    if hasattr(model, "_validate_params"):
+        try:
+            model._validate_params()
+        except (TypeError, ValueError) as exc:  # scikit-learn raises InvalidParameterError, a ValueError
+            raise ValueError(str(exc)) from None
+    device = model.get_params().get("device")
+    if isinstance(device, str):
+        resolve_devices(device)

@@ -34,6 +34,7 @@ reads the members with ``safe_mode=True`` (no Python lambdas) and checks the lay
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -50,6 +51,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from scd.ensemble import VoteOutputs, base_seed, binary_targets, fit_or_keep
 from scd.files import ZIP_READ_ERRORS
 from scd.persist import KERAS_FORMAT, ModelFile, read_model_file, read_zip, rebuild, register_loader, save_estimator
+from scd.resources import check_memory, network_memory
 
 from ._common import label_indices
 
@@ -250,6 +252,8 @@ class BNNEnsemble(VoteOutputs, ClassifierMixin, BaseEstimator):
         """Train ``n_votes`` binarized networks on ``X (n_samples, n_features)`` and binary ``y``."""
         self._validate_params()
         X, y = validate_data(self, X, y, dtype=np.float32, order="C")
+        layers = [X.shape[1], self.hidden_nodes, 2]
+        check_memory(network_memory(self.n_votes, layers, 4), None, f"fitting {self.n_votes} BNNs of layers {layers}")
         classes, y01 = binary_targets(y, type(self).__name__)
         seed = base_seed(self.random_state)
         Y = np.eye(2, dtype=np.float32)[y01]
@@ -412,11 +416,12 @@ def _from_file(file: ModelFile) -> BNNEnsemble:
     d = est.n_features_in_
     reference = _build_member(d, est.hidden_nodes, est.input_quantizer)
     allowed = _config_objects(tf.keras.saving.serialize_keras_object(reference))
+    weight_bytes = sum(math.prod(w.shape) * 4 for w in reference.get_weights())
     members = []
     with tempfile.TemporaryDirectory() as tmp:
         for v, member_file in enumerate(files):
             blob = file.blobs[member_file]
-            _check_keras_file(blob, allowed, name, v)
+            _check_keras_file(blob, allowed, weight_bytes, name, v)
             path = os.path.join(tmp, member_file)
             with open(path, "wb") as fh:
                 fh.write(blob)
@@ -435,6 +440,7 @@ register_loader(_KIND, _from_file)
 
 
 _KERAS_ENTRIES = {"config.json", "metadata.json", "model.weights.h5"}
+_KERAS_NEEDED = {"config.json", "model.weights.h5"}
 
 
 def _config_objects(node) -> set[tuple]:
@@ -452,8 +458,9 @@ def _config_objects(node) -> set[tuple]:
     return found
 
 
-def _check_keras_file(blob: bytes, allowed: set[tuple], name: str, v: int) -> None:
-    """Refuse a member ``.keras`` file that names any object a BNN member does not use.
+def _check_keras_file(blob: bytes, allowed: set[tuple], weight_bytes: int, name: str, v: int) -> None:
+    """Refuse a member ``.keras`` file that names any object a BNN member does not use, or whose
+    weights file is not plain HDF5 data of at most about ``weight_bytes`` (:func:`_check_weights`).
 
     Needed on top of ``safe_mode=True``: Keras 2.15 imports whatever ``module`` a config
     names (and a module's import runs its code) before it checks the class.
@@ -461,13 +468,48 @@ def _check_keras_file(blob: bytes, allowed: set[tuple], name: str, v: int) -> No
     try:
         entries = read_zip(blob)
         config = json.loads(entries["config.json"])
-    except (*ZIP_READ_ERRORS, KeyError, ValueError) as exc:
+    except (*ZIP_READ_ERRORS, KeyError, ValueError, RecursionError) as exc:
         raise ValueError(f"{name!r}: member {v} is not a readable .keras file: {exc}") from None
     unknown = sorted(map(str, _config_objects(config) - allowed))
-    if not set(entries) <= _KERAS_ENTRIES or unknown:
+    if not _KERAS_NEEDED <= set(entries) <= _KERAS_ENTRIES or unknown:
         extra = sorted(set(entries) - _KERAS_ENTRIES)
         raise ValueError(f"{name!r}: member {v} cannot be loaded safely: it is not a BNN member "
                          f"(unexpected objects {unknown[:5]}, files {extra[:5]}).")
+    _check_weights(entries["model.weights.h5"], 2 * weight_bytes + (1 << 16), f"{name!r}: member {v}")
+
+
+def _check_weights(data: bytes, limit: int, where: str) -> None:
+    """Refuse an HDF5 weights file that Keras could not read from its own bytes alone (external
+    storage, external or soft links, virtual datasets: they name other files, which the load
+    would copy in, or hang on) or whose datasets declare more than ``limit`` bytes in all.
+    Inspected with h5py, which reads only the file's metadata here."""
+    import h5py
+
+    found: list[str] = []
+    declared = 0
+
+    def visit(path: str, obj: Any) -> None:
+        nonlocal declared
+        if isinstance(obj, h5py.Dataset):
+            if obj.external or obj.is_virtual:
+                found.append(f"{path} stores its data in other files")
+            declared += math.prod(obj.shape or ()) * obj.dtype.itemsize
+        elif isinstance(obj, h5py.Group):
+            for key in obj:
+                if not isinstance(obj.get(key, getlink=True), h5py.HardLink):
+                    found.append(f"{path}/{key} is a link to elsewhere")
+
+    try:
+        with h5py.File(io.BytesIO(data), "r") as f:
+            visit("", f)
+            f.visititems(visit)
+    except (OSError, ValueError, TypeError, KeyError, RuntimeError) as exc:
+        raise ValueError(f"{where} has an unreadable weights file: {exc}") from None
+    if found:
+        raise ValueError(f"{where} cannot be loaded safely: {found[0]}.")
+    if declared > limit:
+        raise ValueError(f"{where} is not a BNN member: its weights declare {declared} bytes, expected about "
+                         f"{limit // 2}.")
 
 
 def _check_structure(model, reference, name: str, v: int) -> None:
@@ -478,5 +520,7 @@ def _check_structure(model, reference, name: str, v: int) -> None:
     if types != expected or shapes != [w.shape for w in reference.get_weights()]:
         raise ValueError(f"{name!r}: member {v} is not a BNN member of the saved shape "
                          f"(layers {types}, expected {expected}).")
+    if not all(np.all(np.isfinite(w)) for w in model.get_weights()):
+        raise ValueError(f"{name!r}: member {v} holds NaN or infinite weights.")
     if model.layers[-1].get_config().get("activation") != "softmax":
         raise ValueError(f"{name!r}: member {v} does not end in a softmax.")

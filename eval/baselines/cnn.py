@@ -45,7 +45,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
 from scd.ensemble import VoteOutputs, base_seed, binary_targets, fit_or_keep, resolve_devices
-from scd.persist import ModelFile, read_model_file, rebuild, register_loader, save_estimator
+from scd.persist import ModelFile, check_array, meta_number, read_model_file, rebuild, register_loader, save_estimator
 
 from ._common import _TorchDifferentiable
 
@@ -374,33 +374,38 @@ def _from_file(file: ModelFile, *, device: str | None = None) -> CNNEnsemble:
     est = rebuild(file, [CNNEnsemble], tuples=("input_shape",), **({} if device is None else {"device": device}))
     try:
         arch = meta["architecture"]
-        n_members = int(meta["n_members"])
+        shape = tuple(arch["input_shape"])
+        if not 1 <= len(shape) <= 3 or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in shape):
+            raise ValueError(f"input_shape {list(shape)} is not 1 to 3 positive integers")
+        if math.prod(shape) != est.n_features_in_:
+            raise ValueError("the architecture does not match n_features_in")
         # only the networks this code builds: an edited architecture could allocate anything
-        if arch != _architecture(tuple(int(s) for s in arch["input_shape"])):
+        if arch != _architecture(shape):
             raise ValueError("the architecture is not the one built for its input shape")
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        with torch.device("meta"):  # the parameter shapes, without allocating them
+            shapes = {k: tuple(v.shape) for k, v in _ConvNet(arch).state_dict().items()}
+    except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as exc:
         raise ValueError(f"{name!r} has corrupt metadata: {type(exc).__name__}: {exc}") from None
+    n_members = meta_number(meta, "n_members", file.where, low=1)
+    if n_members != est.n_votes:
+        raise ValueError(f"{name!r} is corrupt: it holds {n_members} members for n_votes={est.n_votes}.")
+    if n_members * len(shapes) + 1 != len(arrays):
+        raise ValueError(f"{name!r} is corrupt: {len(arrays)} arrays for {n_members} members.")
+    expected = {f"m{v}.{k}": s for v in range(n_members) for k, s in shapes.items()}
+    if set(arrays) != set(expected) | {"classes"}:
+        raise ValueError(f"{name!r} is corrupt: its arrays do not match the saved architecture.")
+    for key, s in expected.items():
+        check_array(arrays, key, s, "f", file.where, finite=True)
     try:
         target = resolve_devices(est.device)[0]
     except ValueError as exc:
         raise ValueError(f"{exc} To load {name!r} here, pass load(path, device='cpu').") from None
-    if n_members < 1:
-        raise ValueError(f"{name!r} is corrupt: it holds {n_members} members.")
-    try:
-        members = []
-        for v in range(n_members):
-            net = _ConvNet(arch)
-            state = {k: torch.from_numpy(np.ascontiguousarray(arrays[f"m{v}.{k}"], np.float32))
-                     for k in net.state_dict()}
-            net.load_state_dict(state, strict=True)
-            members.append(net.to(target).eval().requires_grad_(False))
-    except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
-        raise ValueError(f"{name!r} is corrupt or incomplete: {type(exc).__name__}: {exc}") from None
-    expected = {f"m{v}.{k}" for v in range(n_members) for k in members[0].state_dict()} | {"classes"}
-    if set(arrays) != expected:
-        raise ValueError(f"{name!r} is corrupt: its arrays do not match the saved architecture.")
-    if math.prod(arch["input_shape"]) != est.n_features_in_:
-        raise ValueError(f"{name!r} is corrupt: the architecture does not match n_features_in.")
+    members = []
+    for v in range(n_members):
+        net = _ConvNet(arch)
+        net.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(arrays[f"m{v}.{k}"], np.float32))
+                             for k in shapes}, strict=True)
+        members.append(net.to(target).eval().requires_grad_(False))
     est.input_shape_ = tuple(arch["input_shape"])
     est.architecture_ = arch
     est.members_ = members

@@ -31,6 +31,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from scd.ensemble import base_seed, binary_targets, fit_or_keep
 from scd.persist import ModelFile, check_array, read_model_file, rebuild, register_loader, save_estimator
+from scd.resources import check_memory, network_memory
 
 from ._common import _TorchDifferentiable, _VotingBaseline, member_seeds
 
@@ -158,6 +159,10 @@ learning_rate_init, max_iter, shuffle, tol, momentum, nesterovs_momentum, n_iter
         self._validate_params()
         kept = self._warm_members()
         X, y = validate_data(self, X, y, dtype=(np.float64, np.float32), reset=not kept)
+        hidden = self.hidden_layer_sizes
+        layers = [X.shape[1], *(hidden if np.iterable(hidden) else [hidden]), 1]
+        check_memory(network_memory(self.n_votes, layers, X.dtype.itemsize), None,
+                     f"fitting {self.n_votes} MLPs of layers {layers}")
         classes, y01 = binary_targets(y, type(self).__name__)
         if kept and not np.array_equal(classes, self.classes_):
             raise ValueError(f"warm_start: y has classes {classes.tolist()}, the fitted members "

@@ -16,6 +16,7 @@ from eval.datasets.dataset import Dataset
 from eval.io import ZIP_READ_ERRORS, default_data_dir
 
 SPLIT_KEYS = ("x_train", "y_train", "x_test", "y_test")
+_NPZ_EXPANSION = 100  # most bytes an .npz's arrays may declare per byte of the file (a zip bomb's is ~1000)
 
 
 def resolve_dir(data_dir: str | os.PathLike[str] | None) -> Path:
@@ -72,9 +73,10 @@ def scale_unit(x_train: np.ndarray, x_test: np.ndarray) -> tuple[np.ndarray, np.
     x_test = x_test.astype(np.float64)
     if all(a.size == 0 or (a.min() >= 0.0 and a.max() <= 1.0) for a in (x_train, x_test)):
         return x_train.astype(np.float32), x_test.astype(np.float32)
-    low, high = x_train.min(axis=0), x_train.max(axis=0)
+    # in halves, so that features near the float64 limits (+-1e308) do not overflow the span
+    low, high = x_train.min(axis=0) / 2, x_train.max(axis=0) / 2
     span = np.where(high > low, high - low, 1.0)
-    return tuple(np.clip((a - low) / span, 0.0, 1.0).astype(np.float32) for a in (x_train, x_test))
+    return tuple(np.clip((a / 2 - low) / span, 0.0, 1.0).astype(np.float32) for a in (x_train, x_test))
 
 
 def image_dataset(
@@ -102,11 +104,25 @@ def check_images(arrays: dict[str, np.ndarray], shape: tuple[int, ...], source: 
 
 
 def read_npz(path: Path, keys: Iterable[str]) -> dict[str, np.ndarray]:
-    """Read the named arrays of an .npz file (never unpickling)."""
+    """Read the named arrays of an .npz file (never unpickling), each one's declared shape and
+    dtype checked against the bytes it holds before it is read, and the whole against a zip bomb."""
+    # imported here, as importing scd imports torch
+    from scd.persist import check_npy_header, check_zip_sizes
+
     with open_npz(path) as archive:
         missing = [k for k in keys if k not in archive.files]
         if missing:
             raise ValueError(f"{path}: missing arrays {missing} (found {archive.files})")
+        try:
+            check_zip_sizes(archive.zip, path.stat().st_size, _NPZ_EXPANSION)
+            for k in keys:  # declared shapes and dtypes before anything is allocated from them
+                info = archive.zip.getinfo(f"{k}.npy" if f"{k}.npy" in archive.zip.namelist() else k)
+                with archive.zip.open(info) as fh:
+                    check_npy_header(fh, info.file_size, info.filename)
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from None
+        except (*ZIP_READ_ERRORS, KeyError) as exc:
+            raise ValueError(f"{path} is corrupt or truncated: {exc}") from exc
         try:
             return {k: archive[k] for k in keys}
         except (*ZIP_READ_ERRORS, ValueError) as exc:

@@ -450,3 +450,88 @@ def test_bnn_bad_input_raises(tf, bnn, digits):
         bnn.logits(digits.x_test, member=7)
     with pytest.raises(ValueError, match="shape"):
         bnn.loss_gradient(digits.x_test[:3], digits.y_test[:2])
+
+
+def _bnn_weight_files(h5py, secret, fifo):
+    """``model.weights.h5`` files that name other files, hide links or declare gigabytes."""
+
+    def h5(build):
+        buf = io.BytesIO()
+        with h5py.File(buf, "w") as f:
+            build(f)
+        return buf.getvalue()
+
+    def virtual(f):
+        layout = h5py.VirtualLayout(shape=(10,), dtype="f4")
+        layout[:] = h5py.VirtualSource(str(secret), "data", shape=(10,))
+        f.create_virtual_dataset("layers/quant_dense/vars/0", layout)
+
+    return {
+        "external storage": h5(lambda f: f.create_dataset("layers/quant_dense/vars/0", shape=(10,), dtype="f4",
+                                                          external=[(str(secret), 0, 40)])),
+        "external storage on a FIFO": h5(lambda f: f.create_dataset("layers/x", shape=(10,), dtype="f4",
+                                                                    external=[(str(fifo), 0, 40)])),
+        "external link": h5(lambda f: f.__setitem__("layers", h5py.ExternalLink(str(secret), "/"))),
+        "soft link": h5(lambda f: (f.create_group("a"), f.__setitem__("layers", h5py.SoftLink("/a")))),
+        "virtual dataset": h5(virtual),
+        "declares 40 GB": h5(lambda f: f.create_dataset("layers/big", shape=(10**5, 10**5), dtype="f4")),
+        "not hdf5": b"not an hdf5 file",
+    }
+
+
+def test_bnn_crafted_weights_and_manifests_are_refused_before_keras_reads_them(tf, bnn, tmp_path):
+    """Issue 32: a weights file copying a local file of the crafter's choosing (or hanging on a
+    FIFO) is refused by inspecting it with h5py; manifests that are not the schema too."""
+    import os
+
+    import h5py
+
+    from eval.baselines.bnn import load
+
+    secret = tmp_path / "secret.h5"
+    with h5py.File(secret, "w") as f:
+        f["data"] = np.arange(10, dtype="f4")
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    path = tmp_path / "bnn.scd"
+    bnn.save(path)
+    with zipfile.ZipFile(path) as zf:
+        entries = {n: zf.read(n) for n in zf.namelist()}
+    with zipfile.ZipFile(io.BytesIO(entries["member_000.keras"])) as zf:
+        inner = {n: zf.read(n) for n in zf.namelist()}
+    manifest = json.loads(entries["manifest.json"])
+
+    def write(outer):
+        with zipfile.ZipFile(path, "w") as zf:
+            for n, d in outer.items():
+                zf.writestr(n, d)
+
+    def member(weights):
+        blob = io.BytesIO()
+        with zipfile.ZipFile(blob, "w") as zf:
+            for n, d in inner.items():
+                if weights is not None or n != "model.weights.h5":
+                    zf.writestr(n, weights if n == "model.weights.h5" else d)
+        return blob.getvalue()
+
+    bad_members = {**_bnn_weight_files(h5py, secret, fifo), "no weights file": None}
+    nan = bnn.members_[0].get_weights()
+    nan[0][0, 0] = np.nan
+    clone_ = tf.keras.models.clone_model(bnn.members_[0])
+    clone_.set_weights(nan)
+    clone_.save(tmp_path / "nan.keras")
+    cases = {f"member: {k}": {**entries, "member_000.keras": member(v)} for k, v in bad_members.items()}
+    cases["member: NaN weights"] = {**entries, "member_000.keras": (tmp_path / "nan.keras").read_bytes()}
+    for label, value in [("a list", [manifest]), ("without members", {k: v for k, v in manifest.items()
+                                                                     if k != "members"}),
+                         ("members not a list", {**manifest, "members": "member_000.keras"}),
+                         ("one member too many", {**manifest, "members": manifest["members"] + ["x"]}),
+                         ("without seed", {k: v for k, v in manifest.items() if k != "seed"}),
+                         ("n_votes 1e9", {**manifest, "params": {**manifest["params"], "n_votes": 10**9}})]:
+        cases[f"manifest {label}"] = {**entries, "manifest.json": json.dumps(value).encode()}
+    for label, outer in cases.items():
+        write(outer)
+        with pytest.raises(ValueError) as info:
+            load(path)
+        assert "bnn.scd" in str(info.value), label
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bnn.scd", "fifo", "nan.keras", "secret.h5"]
