@@ -2,9 +2,10 @@
 
 A node's output is ``h = [v > theta]`` for its projection ``v``.  Choosing ``theta`` means
 choosing a *cut* in the sorted projections: every row below the cut gets ``h = 0``, every row
-at or above it ``h = 1``.  Cuts are allowed only between *distinct* values, plus "all above"
-and "all below" (this is the deliberate tie rule of the package; the reference also evaluates
-impossible splits inside groups of equal values, see ``docs/algorithm.md``).
+at or above it ``h = 1``.  Cuts are allowed only between values that have a float32 strictly
+between them, plus "all above" and "all below" (this is the deliberate tie rule of the
+package: no row lies on a threshold, so every cut is realised by the model; the reference
+also evaluates impossible splits inside groups of equal values, see ``docs/algorithm.md``).
 
 Every objective handled here (except the cross-entropy output bias, see :func:`ce_best_cuts`)
 is *decomposable*: a row contributes a fixed payoff when it is below the cut and another
@@ -109,15 +110,16 @@ def cut_thresholds(seq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     ``seq`` is ``(..., L)`` ascending and may start with ``-inf`` and end with ``+inf``
     (padding meaning "no row there").  Cut ``q`` lies between ``seq[q]`` and ``seq[q+1]``:
     its threshold is their midpoint, or a margin beyond the extreme value when one side is
-    infinite.  A cut is valid only between distinct values.  Returns ``(theta, valid)``,
-    both ``(..., L-1)``.
+    infinite.  A cut is valid only where its threshold lies *strictly* between the two
+    values: not inside a group of equal values, and not between two adjacent floats, whose
+    midpoint rounds onto one of them (a row there would get ``sign(0)``, a half unit, not
+    the side the search counted).  Returns ``(theta, valid)``, both ``(..., L-1)``.
     """
     lo, hi = seq[..., :-1], seq[..., 1:]
-    valid = lo < hi
     mid = (lo + hi) / 2
     theta = torch.where(torch.isinf(lo), hi - cut_margin(hi), mid)
     theta = torch.where(torch.isinf(hi), lo + cut_margin(lo), theta)
-    return theta, valid & torch.isfinite(theta)
+    return theta, (lo < theta) & (theta < hi) & torch.isfinite(theta)
 
 
 def full_sequence(
