@@ -614,7 +614,7 @@ def window_search(
         near, density = near_rows(base, theta, n_near)
         kernel = _window_search
         args = (*args, _as_np(theta, np.float64), _as_np(near, np.int64), _as_np(density, np.float64), k, band_rows,
-                n_pos, n_neg, plus, ce, objective.unit)
+                n_pos, n_neg, plus, ce, float(objective.unit))
     return _in_blocks(kernel, args, B, C)
 
 

@@ -89,21 +89,24 @@ def _fused_kernel(device: torch.device) -> bool:
 
 
 class _Batch:
-    """Random draws of one iteration for every vote of the group."""
+    """Random draws of one iteration for every vote of the group, drawn from each vote's numpy
+    stream (the same on every device) and sent to the device in one copy, which on a GPU is
+    asynchronous (from pinned memory), so the host does not wait for the GPU."""
 
     def __init__(self, rngs, pos, neg, P, N, H, d, uf, device, first):
-        rows, init, perm, node, feats = [], [], [], [], []
+        draws = []
         for rng in rngs:
-            rows.append(np.concatenate([rng.choice(pos, P, replace=False), rng.choice(neg, N, replace=False)]))
-            if first:
-                init.append(rng.permutation(H))
-            perm.append(rng.permutation(H))
-            node.append(rng.integers(H))
-            feats.append(rng.choice(d, uf, replace=False))
-        as_t = lambda a: torch.as_tensor(np.stack(a), dtype=torch.long, device=device)  # noqa: E731
-        self.rows, self.perm, self.feats = as_t(rows), as_t(perm), as_t(feats)
-        self.node = torch.as_tensor(np.array(node), dtype=torch.long, device=device)
-        self.init_order = as_t(init) if first else None
+            rows = [rng.choice(pos, P, replace=False), rng.choice(neg, N, replace=False)]
+            init = [rng.permutation(H)] if first else []
+            draws.append(np.concatenate([*rows, *init, rng.permutation(H), [rng.integers(H)],
+                                         rng.choice(d, uf, replace=False)]))
+        table = torch.from_numpy(np.stack(draws).astype(np.int64))
+        if device.type == "cuda":
+            table = table.pin_memory().to(device, non_blocking=True)
+        widths = [P + N, H if first else 0, H, 1, uf]
+        self.rows, init, self.perm, node, self.feats = torch.split(table, widths, dim=1)
+        self.node = node[:, 0]
+        self.init_order = init if first else None
 
 
 class _Group:
@@ -335,15 +338,17 @@ class _Group:
         norm = self._norm(delta, w_f)
         best, thr = self._window_search(u, theta, delta, self.XT, feats, rows, gains, start, obj)
         score, c = best.max(dim=1)
-        a = torch.nonzero(score > J).squeeze(-1)
-        if a.numel() == 0:
-            return
-        ca, ja = c[a], node[a]
-        fa, da, na = coords[a, ca], delta[a, ca], norm[a, ca]
-        self.W1[a, fa, ja] += da
-        self.W1[a, :, ja] /= na.unsqueeze(-1)
-        self.b1[a, ja] = -thr[a, ca] / na
-        self.U[a, :, ja] = (self.U[a, :, ja] + da.unsqueeze(-1) * self.XT[fa]) / na.unsqueeze(-1)
+        # every vote updated, the rejected ones by a step of 0 and a norm of 1 (no host
+        # synchronisation to find the accepted ones)
+        accept = score > J
+        fa = coords[ar, c]
+        da = torch.where(accept, delta[ar, c], 0.0)
+        na = torch.where(accept, norm[ar, c], 1.0)
+        self.W1[ar, fa, node] += da
+        self.W1[ar, :, node] /= na.unsqueeze(-1)
+        self.b1[ar, node] = torch.where(accept, -thr[ar, c] / na, self.b1[ar, node])
+        u_new = (self.U[ar, :, node] + da.unsqueeze(-1) * self.XT[fa]) / na.unsqueeze(-1)
+        self.U[ar, :, node] = torch.where(accept.unsqueeze(-1), u_new, self.U[ar, :, node])
 
     def _norm(self, delta, w):
         """Norm of a unit weight vector after adding ``delta`` to coordinate ``w`` (SCD01 only)."""
@@ -359,10 +364,9 @@ class _Group:
         score, bal = train_scores(pred, self.y_full)
         select = bal if iteration < int(cfg.n_iters * cfg.b_ratio) else score
         better = select > self.best_select
-        if bool(better.any()):
-            for name, value in self.weights().items():
-                self.best[name][better] = value[better]
-            self.best_select = torch.where(better, select, self.best_select)
+        for name, value in self.weights().items():  # no host synchronisation (no better.any())
+            self.best[name] = torch.where(better.view(-1, *[1] * (value.dim() - 1)), value, self.best[name])
+        self.best_select = torch.where(better, select, self.best_select)
 
     def step(self, iteration: int):
         cfg = self.cfg

@@ -154,7 +154,7 @@ def test_ce_hidden_searches_realise_their_scores():
         gains, start, unit = integer_losses(l0, l1)
         obj = Objective("ce", "balanced", int(y.sum()), int(m - y.sum()), unit)
         base, theta, source, coords, rows, delta, rank, values = _candidates(rng, B, Cd, m)
-        tol = {"rel": 0, "abs": unit}  # each row's loss is rounded to half a unit
+        tol = {"rel": 0, "abs": float(unit)}  # each row's loss is rounded to half a unit
 
         seq, g = full_sequence(base, gains)
         score, thr = best_cuts(seq, g, start.unsqueeze(1), obj)
