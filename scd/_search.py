@@ -283,8 +283,8 @@ def rank_window(
     dest = torch.where(band > 0, slot - 1, width).clamp_(max=width).long()
     band_v = V.new_full((B * C, width + 1), _POS).scatter_(1, dest, V)[:, :width]
     band_v, order = torch.sort(band_v, dim=-1)
-    cols = torch.arange(m, device=device).expand(B * C, m)
-    band_col = torch.zeros((B * C, width + 1), dtype=torch.long, device=device).scatter_(1, dest, cols)
+    row_index = torch.arange(m, device=device).expand(B * C, m)
+    band_col = torch.zeros((B * C, width + 1), dtype=torch.long, device=device).scatter_(1, dest, row_index)
     band_col = torch.gather(band_col[:, :width], 1, order)
 
     # centre value, first row at or above it, and the window's ranks
@@ -305,7 +305,7 @@ def rank_window(
         n_skip = (first - k - n_low).clamp(min=0)
         skip = torch.arange(width, device=device) < n_skip.unsqueeze(-1)
         below = below + (gains[vote.unsqueeze(-1), band_col] * skip.unsqueeze(-1)).sum(1)
-    if not bool(ok.all()):  # again with a band 8 times as wide, then by selection
+    if not bool(ok.all()):  # again with a band 8 times as wide, then by sorting
         bad = torch.nonzero(~ok).squeeze(-1)
         again = {"guess": center[bad].unsqueeze(1), "density": rho[bad], "band_rows": 8 * band_rows} \
             if band_rows < m else {}
