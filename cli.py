@@ -109,7 +109,10 @@ def train(kind, loss, binary_weights, votes, hidden, iters, epochs, nrows, updat
             else:
                 model.fit(ds.x_train, ds.y_train)
     except KeyboardInterrupt:
-        hint = f" Resume with: --out {out} --resume" if out and kind == "scd" else ""
+        from scd.persist import checkpoint_path
+
+        saved = out and kind == "scd" and os.path.exists(checkpoint_path(out))  # something to resume
+        hint = f" Resume with: --out {out} --resume" if saved else " Nothing was saved yet."
         click.echo(f"\ninterrupted.{hint}", err=True)
         sys.exit(130)
     train_acc, test_acc = model.score(ds.x_train, ds.y_train), model.score(ds.x_test, ds.y_test)

@@ -8,6 +8,7 @@ and weight domain) and its defaults, like ``RandomForestClassifier`` over ``Base
 from __future__ import annotations
 
 import os
+import threading
 import time
 import weakref
 
@@ -21,7 +22,7 @@ from ._checkpoint import VoteStore, check_writable, fit_identity
 from ._device import resolve_devices
 from .resources import check_memory, fit_memory
 from ._network import stack_units, unit_norms, vote_logits
-from ._parallel import auto_group_size, fingerprint, run_groups, split_groups
+from ._parallel import auto_group_size, fingerprint, run_groups
 from ._params import PARAMS, VOTE_PARAMS, constraints, keyword_init
 from ._train import TrainConfig, train_scores
 from .ensemble import VoteOutputs, base_seed, binary_targets, fit_or_keep
@@ -71,9 +72,11 @@ class _BaseSCD(VoteOutputs, ClassifierMixin, BaseEstimator):
     def fit(self, X, y, *, resume: bool = False):
         """Train ``n_votes`` votes on ``X (n_samples, n_features)`` and binary ``y``.
 
-        With ``checkpoint`` set, finished vote groups are saved there as they complete;
-        ``resume=True`` continues from that file (same parameters, seed and data) instead of
-        starting over.  Ctrl-C stops training and leaves the checkpoint in place.
+        With ``checkpoint`` set, finished vote groups are saved there as they complete, and
+        the state of the groups in flight every few hundred iterations; ``resume=True``
+        continues from that file (same parameters, seed and data) instead of starting over,
+        with the result of an uninterrupted fit.  Ctrl-C stops training and leaves the
+        checkpoint in place.
         """
         self._validate_params()
         loss, _ = self._variant()
@@ -99,19 +102,27 @@ class _BaseSCD(VoteOutputs, ClassifierMixin, BaseEstimator):
         gpu = devices[0].type == "cuda"
         workers = len(devices) if gpu else joblib.effective_n_jobs(self.n_jobs or 1)
         size = self.group_size or auto_group_size(self.n_votes, X.shape[0], X.shape[1], cfg, workers, gpu)
-        groups = split_groups(state.missing(), size)
+        groups = state.groups(size)
         identity = fit_identity(self, seed, prints)
+        lock = threading.Lock()  # snapshots may arrive from worker threads
 
         def on_group(votes, arrays):
-            state.add(votes, arrays)
-            if self.checkpoint is not None:
+            with lock:
+                state.add(votes, arrays)
+                if self.checkpoint is not None:
+                    state.save(self.checkpoint, identity)
+
+        def on_snapshot(votes, arrays):
+            with lock:
+                state.add_snapshot(votes, arrays)
                 state.save(self.checkpoint, identity)
 
         resumed = state.done_count()
         start = time.perf_counter()
-        with _progress(self.n_votes * self.n_iters, resumed * self.n_iters, self.verbose) as bar:
+        with _progress(self.n_votes * self.n_iters, state.iterations_done(self.n_iters), self.verbose) as bar:
             run_groups(X, y01, groups, seed, cfg, devices, self.n_jobs, on_group,
-                       bar.update if self.verbose else None)
+                       bar.update if self.verbose else None, [state.start_of(g) for g in groups],
+                       None if self.checkpoint is None else on_snapshot)
         self.fit_time_ = time.perf_counter() - start
         self.n_votes_resumed_ = resumed
         self.classes_ = classes

@@ -1,11 +1,13 @@
-"""Checkpoints of an SCD fit: the votes trained so far, saved group by group, and what resuming
-from them must match.
+"""Checkpoints of an SCD fit: the votes trained so far, saved group by group and inside a vote
+every few hundred iterations, and what resuming from them must match.
 
 A checkpoint is a model file of kind ``"scd-checkpoint"`` (:mod:`scd.persist`) holding the
-weights of every vote, a ``done`` mask, and the fit it belongs to: estimator class, variant, the
-parameters that decide the votes (:data:`scd._params.CHECKPOINT_PARAMS`), the base seed and a
-fingerprint of the training data.  Where a checkpoint lives next to a saved model, and when it
-is removed, is :func:`scd.persist.fit_and_save`'s business.
+weights of every vote, a ``done`` mask, the mid-vote state of the unfinished votes
+(:data:`scd._train.SNAPSHOT_STATE`, as ``state_*`` arrays; ``state_iters`` is 0 for a vote not
+started), and the fit it belongs to: estimator class, variant, the parameters that decide the
+votes (:data:`scd._params.CHECKPOINT_PARAMS`), the base seed and a fingerprint of the training
+data.  Where a checkpoint lives next to a saved model, and when it is removed, is
+:func:`scd.persist.fit_and_save`'s business.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ._params import CHECKPOINT_PARAMS
+from ._train import SNAPSHOT_STATE
 from .persist import json_params, read_model_file, save_bundle
 
 __all__ = ["VoteStore", "check_writable", "fit_identity"]
@@ -46,7 +49,8 @@ def check_writable(path: str | os.PathLike) -> None:
 
 
 class VoteStore:
-    """Trained votes collected group by group, saved to and restored from a checkpoint."""
+    """Trained votes collected group by group, and the mid-vote state of unfinished ones, saved
+    to and restored from a checkpoint."""
 
     def __init__(self, n_votes: int, d: int, H: int):
         self.weights = {
@@ -55,22 +59,54 @@ class VoteStore:
             "w2": np.zeros((n_votes, H), np.float32),
             "b2": np.zeros(n_votes, np.float32),
         }
+        shapes = {"best_select": ((n_votes,), np.float64), "rng": ((n_votes, 6), np.uint64),
+                  "iters": ((n_votes,), np.int64)}
+        self.state = {f"state_{k}": (np.zeros_like(self.weights[k]) if k in self.weights
+                                     else np.zeros(*shapes[k])) for k in SNAPSHOT_STATE}
         self.done = np.zeros(n_votes, bool)
 
     def add(self, votes: list[int], arrays: dict[str, np.ndarray]) -> None:
+        """Votes ``votes`` finished with best snapshots ``arrays``."""
         for name, value in arrays.items():
             self.weights[name][votes] = value
         self.done[votes] = True
 
-    def missing(self) -> list[int]:
-        return [int(v) for v in np.flatnonzero(~self.done)]
+    def add_snapshot(self, votes: list[int], arrays: dict[str, np.ndarray]) -> None:
+        """Mid-vote state of ``votes`` (:meth:`scd._train._Group.snapshot`); ignored for votes
+        already finished (a late message from a worker)."""
+        keep = ~self.done[votes]
+        rows = np.asarray(votes)[keep]
+        for name, value in arrays.items():
+            (self.weights if name in self.weights else self.state)[name][rows] = value[keep]
+
+    def start_of(self, votes: list[int]) -> dict[str, np.ndarray] | None:
+        """The state to continue unfinished ``votes`` from (all at the same iteration), or
+        None for votes not started."""
+        if self.state["state_iters"][votes[0]] == 0:
+            return None
+        return {name: value[votes] for name, value in {**self.weights, **self.state}.items()}
+
+    def groups(self, size: int) -> list[list[int]]:
+        """The unfinished votes in consecutive groups of at most ``size`` votes that stopped at
+        the same iteration (a group advances its votes together)."""
+        missing = np.flatnonzero(~self.done)
+        iters = self.state["state_iters"][missing]
+        groups = []
+        for it in np.unique(iters)[::-1]:
+            votes = [int(v) for v in missing[iters == it]]
+            groups += [votes[i : i + size] for i in range(0, len(votes), size)]
+        return groups
 
     def done_count(self) -> int:
         return int(self.done.sum())
 
+    def iterations_done(self, n_iters: int) -> int:
+        """Vote-iterations already trained, finished votes and mid-vote states together."""
+        return self.done_count() * n_iters + int(self.state["state_iters"][~self.done].sum())
+
     def save(self, path: str | os.PathLike, identity: dict[str, Any]) -> None:
         """Write every vote trained so far to checkpoint ``path`` (atomically)."""
-        save_bundle(path, _KIND, identity, {**self.weights, "done": self.done})
+        save_bundle(path, _KIND, identity, {**self.weights, **self.state, "done": self.done})
 
     def restore(self, path: str | os.PathLike, expected: dict[str, Any]) -> int:
         """Load finished votes from checkpoint ``path`` if it exists; returns the seed the votes
@@ -82,10 +118,11 @@ class VoteStore:
         if differ:
             raise ValueError(f"checkpoint {os.fspath(path)!r} does not match this fit ({', '.join(differ)} "
                              "differ); delete it or fit without resume.")
-        for name in self.weights:
-            if file.arrays[name].shape != self.weights[name].shape:
+        stored = {**self.weights, **{k: v for k, v in self.state.items() if k in file.arrays}}  # older: no state
+        for name, array in stored.items():
+            if file.arrays[name].shape != array.shape:
                 raise ValueError(f"checkpoint {os.fspath(path)!r} is corrupt: {name} has shape "
                                  f"{file.arrays[name].shape}")
-            self.weights[name][...] = file.arrays[name]
+            array[...] = file.arrays[name]
         self.done[...] = file.arrays["done"]
         return int(file.header["seed"])

@@ -197,12 +197,13 @@ def _margin(x):
 @njit(cache=True, nogil=True, error_model="numpy")
 def _cut_before(w, e, p):
     """``(valid, threshold)`` of the cut just below distinct value ``e`` (sorted position
-    ``p``): the midpoint with the value before it, or "all above" before the smallest."""
+    ``p``): the midpoint with the value before it, or "all above" before the smallest; valid
+    only strictly between the two (:func:`scd._search.cut_thresholds`)."""
     if e > 0:
         theta = (w[e - 1] + w[e]) / np.float32(2.0)
-        return w[e - 1] < w[e] and np.isfinite(theta), theta
+        return w[e - 1] < theta < w[e] and np.isfinite(theta), theta
     theta = w[0] - _margin(w[0])
-    return p == 0 and np.isfinite(theta), theta
+    return p == 0 and theta < w[0] and np.isfinite(theta), theta
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -212,7 +213,7 @@ def _cut_after(w, G, p, m, lo_p, hi_p):
     if G == 0 or p != m or not lo_p <= m <= hi_p:
         return False, w[0]
     theta = w[G - 1] + _margin(w[G - 1])
-    return np.isfinite(theta), theta
+    return w[G - 1] < theta and np.isfinite(theta), theta
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -613,7 +614,7 @@ def window_search(
         near, density = near_rows(base, theta, n_near)
         kernel = _window_search
         args = (*args, _as_np(theta, np.float64), _as_np(near, np.int64), _as_np(density, np.float64), k, band_rows,
-                n_pos, n_neg, plus, ce, objective.unit)
+                n_pos, n_neg, plus, ce, float(objective.unit))
     return _in_blocks(kernel, args, B, C)
 
 

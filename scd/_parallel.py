@@ -4,19 +4,24 @@ Each group is one batched tensor program (:func:`scd._train.train_votes`).  On o
 groups run one after another with torch using every core (``n_jobs=None``), or as
 ``n_jobs`` joblib tasks that share the cores; under ``joblib.parallel_config(backend="dask"
 | "ray")`` the same tasks go to a cluster.  With several GPUs each GPU trains its own groups
-in a thread.  Groups finish in order, and ``on_group`` sees each finished group (the
-checkpoint hook), so an interrupted fit loses at most the groups in flight.  Worker
-processes on this machine report their iterations to the progress bar through a queue, so
-the bar moves while a group trains (a 10,000-iteration vote takes minutes).
+in a thread, taking whichever GPU is free.  Groups finish in order, and ``on_group`` sees each
+finished group (the checkpoint hook); ``on_snapshot`` sees each group's mid-vote state every
+few hundred iterations, so an interrupted fit loses at most those iterations of the groups
+in flight.  Worker processes on this machine report their iterations to the progress bar,
+and their snapshots, through a queue, so the bar moves while a group trains (a
+10,000-iteration vote takes minutes); cluster backends (dask, ray) checkpoint whole groups
+only.
 """
 
 from __future__ import annotations
 
 import os
+import queue as queues
 import signal
 import threading
+from contextlib import contextmanager
 from multiprocessing.managers import SyncManager
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import joblib
 import numpy as np
@@ -24,7 +29,7 @@ import torch
 
 from ._train import TrainConfig, train_votes
 
-__all__ = ["auto_group_size", "run_groups", "split_groups"]
+__all__ = ["auto_group_size", "run_groups"]
 
 
 _CPU_GROUP_ELEMENTS = 1 << 21  # candidate-matrix elements per CPU group: larger groups lose cache
@@ -43,18 +48,15 @@ def auto_group_size(n_votes: int, n_samples: int, n_features: int, cfg: TrainCon
     return int(max(1, min(share, _CPU_GROUP_ELEMENTS // max(1, n_candidates * batch))))
 
 
-def split_groups(votes: Sequence[int], size: int) -> list[list[int]]:
-    """Consecutive groups of at most ``size`` votes."""
-    votes = list(votes)
-    return [votes[i : i + size] for i in range(0, len(votes), size)]
-
-
-def _train_on_cpu(XT: np.ndarray, y: np.ndarray, votes, seed, cfg, threads, queue=None) -> dict:
+def _train_on_cpu(XT: np.ndarray, y: np.ndarray, votes, seed, cfg, threads, start, queue=None,
+                  progress=True) -> dict:
     """A joblib task: train one group on this worker's CPU with ``threads`` torch threads,
-    putting its iteration counts on ``queue`` when the parent shows progress."""
+    putting its snapshots, and its iteration counts when the parent shows ``progress``, on
+    ``queue``."""
     torch.set_num_threads(threads)
-    report = None if queue is None else _QueueReport(queue, every=max(1, cfg.n_iters // 1000))
-    arrays = train_votes(torch.from_numpy(np.array(XT)), y, votes, seed, cfg, report)
+    report = None if queue is None or not progress else _QueueReport(queue, every=max(1, cfg.n_iters // 1000))
+    snap = None if queue is None else lambda v, arrays: queue.put((v, arrays))
+    arrays = train_votes(torch.from_numpy(np.array(XT)), y, votes, seed, cfg, report, start, snap)
     if report is not None:
         report.flush()
     return arrays
@@ -81,12 +83,13 @@ class _QueueReport:
 
 
 class _ProgressRelay:
-    """A queue that worker processes put iteration counts on, and a thread in this process
-    that passes them to ``progress``.  The queue lives in a manager process that ignores
-    SIGINT, so Ctrl-C interrupts the fit, not the relay."""
+    """A queue that worker processes put iteration counts and snapshots ``(votes, arrays)``
+    on, and a thread in this process that passes them to ``progress`` and ``on_snapshot``.
+    The queue lives in a manager process that ignores SIGINT, so Ctrl-C interrupts the fit,
+    not the relay."""
 
-    def __init__(self, progress: Callable[[int], None]):
-        self.progress = progress
+    def __init__(self, progress: Callable[[int], None] | None, on_snapshot: Callable | None):
+        self.progress, self.on_snapshot = progress, on_snapshot
         self.manager = SyncManager()
         self.manager.start(signal.signal, (signal.SIGINT, signal.SIG_IGN))
         self.queue = self.manager.Queue()
@@ -94,8 +97,11 @@ class _ProgressRelay:
         self.thread.start()
 
     def _drain(self) -> None:
-        while (n := self.queue.get()) is not None:
-            self.progress(n)
+        while (item := self.queue.get()) is not None:
+            if isinstance(item, tuple):
+                self.on_snapshot(*item)
+            else:
+                self.progress(item)
 
     def close(self) -> None:
         try:
@@ -122,28 +128,35 @@ def run_groups(
     n_jobs: int | None,
     on_group: Callable[[list[int], dict], None],
     progress: Callable[[int], None] | None = None,
+    starts: Sequence[dict | None] | None = None,
+    on_snapshot: Callable[[list[int], dict], None] | None = None,
 ) -> None:
     """Train every group and hand each result to ``on_group`` in group order; ``progress``
-    (if given) sees every finished vote-iteration."""
+    (if given) sees every finished vote-iteration, ``on_snapshot`` every mid-vote snapshot
+    (from other threads than the caller's where the groups run in parallel); group ``i``
+    continues from ``starts[i]`` (see :func:`scd._train.train_votes`)."""
     XT = np.ascontiguousarray(X.T)  # feature-major, computed once for all groups
+    starts = list(starts) if starts is not None else [None] * len(groups)
     if devices[0].type == "cuda":
-        results = _run_on_gpus(XT, y, groups, seed, cfg, devices, progress)
+        results = _run_on_gpus(XT, y, groups, seed, cfg, devices, progress, starts, on_snapshot)
     elif n_jobs in (None, 1):
         XT_t = torch.from_numpy(XT)
-        results = ((g, train_votes(XT_t, y, g, seed, cfg, progress)) for g in groups)
+        results = ((g, train_votes(XT_t, y, g, seed, cfg, progress, s, on_snapshot)) for g, s in zip(groups, starts))
     else:
-        results = _run_on_cpu_workers(XT, y, groups, seed, cfg, n_jobs, progress)
+        results = _run_on_cpu_workers(XT, y, groups, seed, cfg, n_jobs, progress, starts, on_snapshot)
     for votes, arrays in results:
         on_group(votes, arrays)
 
 
-def _run_on_cpu_workers(XT, y, groups, seed, cfg, n_jobs, progress) -> Iterable:
+def _run_on_cpu_workers(XT, y, groups, seed, cfg, n_jobs, progress, starts, on_snapshot) -> Iterable:
     n_workers = joblib.effective_n_jobs(n_jobs)
     threads = max(1, (os.cpu_count() or 1) // n_workers)
-    relay = _ProgressRelay(progress) if progress is not None and _local_processes() else None
+    wanted = progress is not None or on_snapshot is not None
+    relay = _ProgressRelay(progress, on_snapshot) if wanted and _local_processes() else None
     queue = None if relay is None else relay.queue
     try:
-        tasks = (joblib.delayed(_train_on_cpu)(XT, y, g, seed, cfg, threads, queue) for g in groups)
+        tasks = (joblib.delayed(_train_on_cpu)(XT, y, g, seed, cfg, threads, s, queue, progress is not None)
+                 for g, s in zip(groups, starts))
         outputs = joblib.Parallel(n_jobs=n_jobs, return_as="generator")(tasks)
         for votes, arrays in zip(groups, outputs):
             if relay is None and progress is not None:
@@ -154,17 +167,36 @@ def _run_on_cpu_workers(XT, y, groups, seed, cfg, n_jobs, progress) -> Iterable:
             relay.close()
 
 
-def _run_on_gpus(XT, y, groups, seed, cfg, devices, progress) -> Iterable:
+def _run_on_gpus(XT, y, groups, seed, cfg, devices, progress, starts, on_snapshot) -> Iterable:
     data = {d: torch.from_numpy(XT).to(d) for d in devices}
+    free = _DevicePool(devices)
 
-    def task(i: int, votes: list[int]) -> dict:
-        device = devices[i % len(devices)]
-        with torch.cuda.device(device):
-            return train_votes(data[device], y, votes, seed, cfg, progress)
+    def task(votes: list[int], start) -> dict:
+        with free.take() as device, torch.cuda.device(device):
+            return train_votes(data[device], y, votes, seed, cfg, progress, start, on_snapshot)
 
-    tasks = (joblib.delayed(task)(i, g) for i, g in enumerate(groups))
+    tasks = (joblib.delayed(task)(g, s) for g, s in zip(groups, starts))
     outputs = joblib.Parallel(n_jobs=len(devices), backend="threading", return_as="generator")(tasks)
     yield from zip(groups, outputs)
+
+
+class _DevicePool:
+    """Devices handed to one task at a time: a task takes whichever is free (one thread per
+    device), so no device trains two groups while another waits.  A group's result does not
+    depend on which device trains it."""
+
+    def __init__(self, devices):
+        self.free = queues.SimpleQueue()
+        for d in devices:
+            self.free.put(d)
+
+    @contextmanager
+    def take(self) -> Iterator[torch.device]:
+        device = self.free.get()
+        try:
+            yield device
+        finally:
+            self.free.put(device)
 
 
 def fingerprint(X: np.ndarray, y: np.ndarray) -> str:

@@ -87,7 +87,8 @@ PARAMS: dict[str, Param] = {
                         "Votes trained together as one batched program (and saved together in the "
                         "checkpoint).  ``None`` picks the largest group that fits the memory budget."),
     "checkpoint": Param(None, [str, os.PathLike, None], "run", "path or None",
-                        "Save finished vote groups here; ``fit(X, y, resume=True)`` continues from it."),
+                        "Save finished vote groups here, and the groups in flight every few hundred iterations "
+                        "(not under dask or ray); ``fit(X, y, resume=True)`` continues from it."),
     "verbose": Param(0, ["verbose"], "run", "int", "Show a progress bar over vote-iterations."),
     "max_memory": Param(None, [Interval(Real, 0, None, closed="neither"), None], "run", "float or None",
                         "Most bytes ``fit`` may plan to use (its estimate from votes, hidden units, features "

@@ -2,9 +2,10 @@
 
 A node's output is ``h = [v > theta]`` for its projection ``v``.  Choosing ``theta`` means
 choosing a *cut* in the sorted projections: every row below the cut gets ``h = 0``, every row
-at or above it ``h = 1``.  Cuts are allowed only between *distinct* values, plus "all above"
-and "all below" (this is the deliberate tie rule of the package; the reference also evaluates
-impossible splits inside groups of equal values, see ``docs/algorithm.md``).
+at or above it ``h = 1``.  Cuts are allowed only between values that have a float32 strictly
+between them, plus "all above" and "all below" (this is the deliberate tie rule of the
+package: no row lies on a threshold, so every cut is realised by the model; the reference
+also evaluates impossible splits inside groups of equal values, see ``docs/algorithm.md``).
 
 Every objective handled here (except the cross-entropy output bias, see :func:`ce_best_cuts`)
 is *decomposable*: a row contributes a fixed payoff when it is below the cut and another
@@ -28,7 +29,6 @@ Conventions (all functions are pure; inputs are trusted, shapes are asserted):
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -63,7 +63,7 @@ class Objective:
     metric: str
     n_pos: int
     n_neg: int
-    unit: float = 1.0
+    unit: float | torch.Tensor = 1.0
 
     def score(self, totals: torch.Tensor) -> torch.Tensor:
         """Map summed payoffs ``(..., k)`` to scores ``(...)`` in float64."""
@@ -80,7 +80,7 @@ class Objective:
 _LOSS_BITS = 32  # fractional bits of the integer losses, at most
 
 
-def integer_losses(l0: torch.Tensor, l1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:
+def integer_losses(l0: torch.Tensor, l1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Cross-entropy gains of a hidden node as integers, so that every sum of them is exact.
 
     ``l0``/``l1 (B, m)`` are each row's float64 loss with the node at 0 and at 1.  Both are
@@ -90,12 +90,14 @@ def integer_losses(l0: torch.Tensor, l1: torch.Tensor) -> tuple[torch.Tensor, to
     exactly, and a candidate that keeps the incumbent's partition of the rows ties with it
     (it is not accepted) instead of winning or losing by the rounding of one sum.
     Returns ``gains (B, m, 1)`` (``l0 - l1``, in units), ``start (B, 1)`` (the total of
-    ``l1``, in units) and ``unit``.
+    ``l1``, in units) and ``unit`` (a float64 scalar tensor on the losses' device: computed
+    there, so that the host does not wait for the GPU).
     """
-    total = float((l0.sum(1) + l1.sum(1)).max())
-    k = min(_LOSS_BITS, 52 - math.frexp(total)[1])  # total < 2**frexp(total)[1]; frexp(0) = (0, 0)
-    q0, q1 = torch.round(l0 * 2.0**k), torch.round(l1 * 2.0**k)  # scaling by 2**k is exact
-    return (q0 - q1).unsqueeze(-1), q1.sum(dim=1, keepdim=True), 2.0**-k
+    total = (l0.sum(1) + l1.sum(1)).max()
+    # total < 2**e for frexp's exponent e (0 for a zero total)
+    k = torch.clamp(52 - torch.frexp(total).exponent, max=_LOSS_BITS).to(l0.dtype)
+    q0, q1 = torch.round(torch.ldexp(l0, k)), torch.round(torch.ldexp(l1, k))  # scaling by 2**k is exact
+    return (q0 - q1).unsqueeze(-1), q1.sum(dim=1, keepdim=True), torch.ldexp(torch.ones_like(k), -k)
 
 
 def cut_margin(v: torch.Tensor) -> torch.Tensor:
@@ -109,15 +111,16 @@ def cut_thresholds(seq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     ``seq`` is ``(..., L)`` ascending and may start with ``-inf`` and end with ``+inf``
     (padding meaning "no row there").  Cut ``q`` lies between ``seq[q]`` and ``seq[q+1]``:
     its threshold is their midpoint, or a margin beyond the extreme value when one side is
-    infinite.  A cut is valid only between distinct values.  Returns ``(theta, valid)``,
-    both ``(..., L-1)``.
+    infinite.  A cut is valid only where its threshold lies *strictly* between the two
+    values: not inside a group of equal values, and not between two adjacent floats, whose
+    midpoint rounds onto one of them (a row there would get ``sign(0)``, a half unit, not
+    the side the search counted).  Returns ``(theta, valid)``, both ``(..., L-1)``.
     """
     lo, hi = seq[..., :-1], seq[..., 1:]
-    valid = lo < hi
     mid = (lo + hi) / 2
     theta = torch.where(torch.isinf(lo), hi - cut_margin(hi), mid)
     theta = torch.where(torch.isinf(hi), lo + cut_margin(lo), theta)
-    return theta, valid & torch.isfinite(theta)
+    return theta, (lo < theta) & (theta < hi) & torch.isfinite(theta)
 
 
 def full_sequence(
@@ -215,14 +218,16 @@ def rank_window(
     ``rank - half_width - 1 .. rank + half_width``).  Same outputs as
     :func:`window_sequence`.
 
-    Without a guess, every centre is found by a selection (``kthvalue``), which costs many
-    passes over the rows.  With a ``guess (B, C)`` of each centre value and the incumbent's
-    row ``density (B,)`` (rows per unit near its threshold), two counting passes correct the
-    guess (a Newton step on that density, then a secant step); the rows within about
-    ``band_rows`` rows of the corrected value are gathered and sorted, and their exact ranks
-    follow from the count of rows below the band.  A candidate whose band misses part of its
-    window (rare for continuous projections) is redone with a band 8 times as wide, and at
-    last by selection.  Every path gives the same window.
+    Without a guess, every candidate's rows are sorted and the window is read off at its
+    rank (:func:`_sorted_window`).  With a ``guess (B, C)`` of each centre value and the
+    incumbent's row ``density (B,)`` (rows per unit near its threshold), two counting passes
+    correct the guess (a Newton step on that density, then a secant step); the rows within
+    about ``band_rows`` rows of the corrected value are gathered (at most ``8 * band_rows +
+    2 * (half_width + 1)`` of them) and sorted, and their exact ranks follow from the count
+    of rows below the band.  A candidate whose band misses part of its window, or holds too
+    many rows (rare for continuous projections), is redone with a band 8 times as wide, and
+    at last by sorting.  Every path gives the same window.  The host waits for the device
+    once per call with a guess (to find the candidates to redo), and never without one.
 
     ``workspace``: optional scratch memory of at least ``2 * values.numel()`` elements of
     ``values.dtype``; reusing it across calls avoids the page faults of fresh allocations,
@@ -234,13 +239,7 @@ def rank_window(
     V = values.reshape(B * C, m)
     r = rank.to(torch.long).reshape(B, 1).expand(B, C).reshape(-1)
     if guess is None:
-        centers = torch.empty((B, C), dtype=values.dtype, device=device)
-        for b, rb in enumerate(rank.tolist()):
-            if rb < m:
-                centers[b] = torch.kthvalue(values[b], int(rb) + 1, dim=-1).values
-            else:  # every row below: just above the largest (window_sequence needs a finite centre)
-                centers[b] = torch.nextafter(values[b].amax(-1), values.new_tensor(_POS))
-        return window_sequence(values, centers, gains, half_width)
+        return _sorted_window(values, rank, gains, k)
     rho = density.reshape(B, 1).expand(B, C).reshape(-1).clamp(min=1e-12)
     if workspace is None or workspace.numel() < 2 * V.numel():
         workspace = V.new_empty(2 * V.numel())
@@ -274,24 +273,19 @@ def rank_window(
         below, n_low = sums[:, :kc], sums[:, kc].long()
     band = torch.le(diff, hi, out=diff).sub_(buf)  # rows in the band (0/1, in place of diff)
     count = band.sum(-1).long()
-    ok = (n_low <= (r - k).clamp(min=0)) & (n_low + count >= (r + k).clamp(max=m))
+    width = min(m, 8 * band_rows + 2 * k)  # a fixed width: no host synchronisation to size it
+    ok = (n_low <= (r - k).clamp(min=0)) & (n_low + count >= (r + k).clamp(max=m)) & (count <= width)
 
-    # the band's rows of every candidate that is ok, sorted, padded with +inf (flat indices:
-    # a boolean nonzero and one-dimensional gathers are several times faster than 2-D ones)
-    if not bool(ok.all()):
-        band.index_fill_(0, torch.nonzero(~ok).squeeze(-1), 0.0)
-        count = torch.where(ok, count, 0)
-    flat = torch.nonzero(band.view(-1) > 0).squeeze(-1)
-    row = flat // m
-    width = max(1, int(count.max()))
-    start = torch.cumsum(count, 0) - count
-    dest = row * width + torch.arange(len(flat), device=device) - start[row]
-    band_v = V.new_full((B * C * width,), _POS)
-    band_v[dest] = torch.take(V, flat)
-    band_v, order = torch.sort(band_v.view(B * C, width), dim=-1)
-    band_col = torch.zeros(B * C * width, dtype=torch.long, device=device)
-    band_col[dest] = flat - row * m
-    band_col = torch.gather(band_col.view(B * C, width), 1, order)
+    # the band's rows of every candidate, sorted, padded with +inf: each band row goes to its
+    # place among the band's rows (a running count), every other row (and any row past the
+    # width, in a candidate that is redone below) to a spare last column
+    slot = torch.cumsum(band, dim=-1, out=buf)  # exact: counts below 2**24
+    dest = torch.where(band > 0, slot - 1, width).clamp_(max=width).long()
+    band_v = V.new_full((B * C, width + 1), _POS).scatter_(1, dest, V)[:, :width]
+    band_v, order = torch.sort(band_v, dim=-1)
+    row_index = torch.arange(m, device=device).expand(B * C, m)
+    band_col = torch.zeros((B * C, width + 1), dtype=torch.long, device=device).scatter_(1, dest, row_index)
+    band_col = torch.gather(band_col[:, :width], 1, order)
 
     # centre value, first row at or above it, and the window's ranks
     at = (r - n_low).clamp(0, width - 1)
@@ -309,11 +303,9 @@ def rank_window(
         out_g = gains[vote.unsqueeze(-1), rows_w] * inside.unsqueeze(-1)
         # rows below the window: those below the band, then the band's first entries
         n_skip = (first - k - n_low).clamp(min=0)
-        reach = int(n_skip.max())
-        if reach:
-            skip = torch.arange(reach, device=device) < n_skip.unsqueeze(-1)
-            below = below + (gains[vote.unsqueeze(-1), band_col[:, :reach]] * skip.unsqueeze(-1)).sum(1)
-    if not bool(ok.all()):  # again with a band 8 times as wide, then by selection
+        skip = torch.arange(width, device=device) < n_skip.unsqueeze(-1)
+        below = below + (gains[vote.unsqueeze(-1), band_col] * skip.unsqueeze(-1)).sum(1)
+    if not bool(ok.all()):  # again with a band 8 times as wide, then by sorting
         bad = torch.nonzero(~ok).squeeze(-1)
         again = {"guess": center[bad].unsqueeze(1), "density": rho[bad], "band_rows": 8 * band_rows} \
             if band_rows < m else {}
@@ -327,6 +319,32 @@ def rank_window(
     if gains is None:
         return seq, None, None
     return seq, out_g.reshape(B, C, 2 * k, -1), below.reshape(B, C, -1)
+
+
+def _sorted_window(
+    values: torch.Tensor, rank: torch.Tensor, gains: torch.Tensor | None, k: int
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """:func:`rank_window` by sorting every candidate's rows: the window is the sorted
+    positions ``first - k .. first + k - 1``, ``first`` being the number of rows below the
+    value at position ``rank`` (just above the largest value when ``rank == m``).  Rows
+    tied with a window's end may be taken in any order: only cuts between distinct values
+    are valid, and the integer gains sum exactly in any order."""
+    B, C, m = values.shape
+    sv, order = torch.sort(values, dim=-1)
+    r = rank.to(torch.long).view(B, 1, 1).expand(B, C, 1)
+    top = sv[..., -1:]
+    center = torch.where(r < m, torch.gather(sv, -1, r.clamp(max=m - 1)), torch.nextafter(top, top.new_tensor(_POS)))
+    first = torch.searchsorted(sv, center)
+    pos = first - k + torch.arange(2 * k, device=values.device)
+    at = pos.clamp(0, m - 1)
+    seq = torch.gather(sv, -1, at).masked_fill(pos < 0, _NEG).masked_fill(pos >= m, _POS)
+    if gains is None:
+        return seq, None, None
+    g = _gather_rows(gains, torch.gather(order, -1, at)) * ((pos >= 0) & (pos < m)).unsqueeze(-1)
+    # the gains of the rows below the window: those below the centre, less the window's lower half
+    cols = gains.transpose(1, 2).contiguous()  # (B, k, m), used transposed: as in window_sequence
+    below = torch.bmm((values < center).to(gains.dtype), cols.transpose(1, 2)) - g[:, :, :k].sum(dim=2)
+    return seq, g, below
 
 
 def near_rows(values: torch.Tensor, theta: torch.Tensor, count: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -24,9 +24,10 @@ from ._network import hidden_units, project
 from ._params import PARAMS, VARIANT_PARAMS, VOTE_PARAMS
 from ._search import Objective, best_cuts, ce_best_cuts, full_sequence, integer_losses, near_rows, rank_window
 
-__all__ = ["TrainConfig", "train_scores", "train_votes", "vote_rng"]
+__all__ = ["SNAPSHOT_STATE", "TrainConfig", "train_scores", "train_votes", "vote_rng"]
 
 _REFRESH_EVERY = 64  # iterations between exact recomputations of the cached projections
+_SNAPSHOT_EVERY = 256  # iterations between mid-vote snapshots (a multiple of _REFRESH_EVERY)
 _NEAR_ROWS = 64  # rows near the incumbent threshold that guess where each candidate's window is
 _GUESS_FROM_ROWS = 2048  # smaller batches find their windows by selection: fewer, larger steps
 
@@ -58,6 +59,28 @@ def vote_rng(seed: int, vote: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(vote,)))
 
 
+_WEIGHTS = ("W1", "b1", "w2", "b2")
+SNAPSHOT_STATE = ("W1", "b1", "w2", "b2", "best_select", "rng", "iters")
+"""The arrays of a mid-vote snapshot besides the best snapshot's weights: the current weights,
+the best snapshot's selection score, the random streams' states and the iterations done."""
+
+
+def _rng_state(rng: np.random.Generator) -> np.ndarray:
+    """The state of a PCG64 stream as six uint64 words (exact: its 128-bit state and increment
+    in two words each, then its cached 32-bit half)."""
+    st = rng.bit_generator.state
+    words = [st["state"]["state"] >> 64, st["state"]["state"], st["state"]["inc"] >> 64, st["state"]["inc"],
+             st["has_uint32"], st["uinteger"]]
+    return np.array([w & 0xFFFFFFFFFFFFFFFF for w in words], dtype=np.uint64)
+
+
+def _set_rng_state(rng: np.random.Generator, words: np.ndarray) -> None:
+    """Restore a state written by :func:`_rng_state`."""
+    w = [int(x) for x in words]
+    rng.bit_generator.state = {"bit_generator": "PCG64", "state": {"state": w[0] << 64 | w[1], "inc": w[2] << 64 | w[3]},
+                               "has_uint32": w[4], "uinteger": w[5]}
+
+
 def _fused_kernel(device: torch.device) -> bool:
     """Whether the node searches use the fused CPU kernels (:mod:`scd._kernels`) where they
     have one (the windowed searches, and the cross-entropy output's full search): on a CPU
@@ -66,21 +89,24 @@ def _fused_kernel(device: torch.device) -> bool:
 
 
 class _Batch:
-    """Random draws of one iteration for every vote of the group."""
+    """Random draws of one iteration for every vote of the group, drawn from each vote's numpy
+    stream (the same on every device) and sent to the device in one copy, which on a GPU is
+    asynchronous (from pinned memory), so the host does not wait for the GPU."""
 
     def __init__(self, rngs, pos, neg, P, N, H, d, uf, device, first):
-        rows, init, perm, node, feats = [], [], [], [], []
+        draws = []
         for rng in rngs:
-            rows.append(np.concatenate([rng.choice(pos, P, replace=False), rng.choice(neg, N, replace=False)]))
-            if first:
-                init.append(rng.permutation(H))
-            perm.append(rng.permutation(H))
-            node.append(rng.integers(H))
-            feats.append(rng.choice(d, uf, replace=False))
-        as_t = lambda a: torch.as_tensor(np.stack(a), dtype=torch.long, device=device)  # noqa: E731
-        self.rows, self.perm, self.feats = as_t(rows), as_t(perm), as_t(feats)
-        self.node = torch.as_tensor(np.array(node), dtype=torch.long, device=device)
-        self.init_order = as_t(init) if first else None
+            rows = [rng.choice(pos, P, replace=False), rng.choice(neg, N, replace=False)]
+            init = [rng.permutation(H)] if first else []
+            draws.append(np.concatenate([*rows, *init, rng.permutation(H), [rng.integers(H)],
+                                         rng.choice(d, uf, replace=False)]))
+        table = torch.from_numpy(np.stack(draws).astype(np.int64))
+        if device.type == "cuda":
+            table = table.pin_memory().to(device, non_blocking=True)
+        widths = [P + N, H if first else 0, H, 1, uf]
+        self.rows, init, self.perm, node, self.feats = torch.split(table, widths, dim=1)
+        self.node = node[:, 0]
+        self.init_order = init if first else None
 
 
 class _Group:
@@ -122,6 +148,28 @@ class _Group:
 
     def weights(self) -> dict[str, torch.Tensor]:
         return {"W1": self.W1, "b1": self.b1, "w2": self.w2, "b2": self.b2}
+
+    def snapshot(self, iters: int) -> dict[str, np.ndarray]:
+        """Everything that decides the rest of the votes' training after ``iters`` iterations
+        (a multiple of ``_REFRESH_EVERY``, so the cached projections are recomputed from the
+        weights on resuming): the best snapshot's weights under their own names, and
+        :data:`SNAPSHOT_STATE`."""
+        arrays = {k: v.cpu().numpy() for k, v in self.best.items()}
+        state = {k: v.cpu().numpy() for k, v in self.weights().items()}
+        return {**arrays, **{f"state_{k}": v for k, v in state.items()},
+                "state_best_select": self.best_select.cpu().numpy(),
+                "state_rng": np.stack([_rng_state(r) for r in self.rngs]),
+                "state_iters": np.full(len(self.rngs), iters, dtype=np.int64)}
+
+    def restore(self, arrays: dict[str, np.ndarray]) -> int:
+        """Continue from :meth:`snapshot`'s ``arrays``; returns the iterations already done."""
+        for name in _WEIGHTS:
+            self.best[name] = torch.tensor(arrays[name], device=self.device)
+            setattr(self, name, torch.tensor(arrays[f"state_{name}"], device=self.device))
+        self.best_select = torch.tensor(arrays["state_best_select"], dtype=torch.float64, device=self.device)
+        for rng, words in zip(self.rngs, arrays["state_rng"]):
+            _set_rng_state(rng, words)
+        return int(arrays["state_iters"][0])  # a multiple of _REFRESH_EVERY: step() recomputes U
 
     # ----------------------------------------------------------------- node gains
     def _objective(self, metric: str) -> Objective:
@@ -290,15 +338,17 @@ class _Group:
         norm = self._norm(delta, w_f)
         best, thr = self._window_search(u, theta, delta, self.XT, feats, rows, gains, start, obj)
         score, c = best.max(dim=1)
-        a = torch.nonzero(score > J).squeeze(-1)
-        if a.numel() == 0:
-            return
-        ca, ja = c[a], node[a]
-        fa, da, na = coords[a, ca], delta[a, ca], norm[a, ca]
-        self.W1[a, fa, ja] += da
-        self.W1[a, :, ja] /= na.unsqueeze(-1)
-        self.b1[a, ja] = -thr[a, ca] / na
-        self.U[a, :, ja] = (self.U[a, :, ja] + da.unsqueeze(-1) * self.XT[fa]) / na.unsqueeze(-1)
+        # every vote updated, the rejected ones by a step of 0 and a norm of 1 (no host
+        # synchronisation to find the accepted ones)
+        accept = score > J
+        fa = coords[ar, c]
+        da = torch.where(accept, delta[ar, c], 0.0)
+        na = torch.where(accept, norm[ar, c], 1.0)
+        self.W1[ar, fa, node] += da
+        self.W1[ar, :, node] /= na.unsqueeze(-1)
+        self.b1[ar, node] = torch.where(accept, -thr[ar, c] / na, self.b1[ar, node])
+        u_new = (self.U[ar, :, node] + da.unsqueeze(-1) * self.XT[fa]) / na.unsqueeze(-1)
+        self.U[ar, :, node] = torch.where(accept.unsqueeze(-1), u_new, self.U[ar, :, node])
 
     def _norm(self, delta, w):
         """Norm of a unit weight vector after adding ``delta`` to coordinate ``w`` (SCD01 only)."""
@@ -314,10 +364,9 @@ class _Group:
         score, bal = train_scores(pred, self.y_full)
         select = bal if iteration < int(cfg.n_iters * cfg.b_ratio) else score
         better = select > self.best_select
-        if bool(better.any()):
-            for name, value in self.weights().items():
-                self.best[name][better] = value[better]
-            self.best_select = torch.where(better, select, self.best_select)
+        for name, value in self.weights().items():  # no host synchronisation (no better.any())
+            self.best[name] = torch.where(better.view(-1, *[1] * (value.dim() - 1)), value, self.best[name])
+        self.best_select = torch.where(better, select, self.best_select)
 
     def step(self, iteration: int):
         cfg = self.cfg
@@ -345,17 +394,26 @@ def train_votes(
     seed: int,
     cfg: TrainConfig,
     progress: Callable[[int], None] | None = None,
+    start: dict[str, np.ndarray] | None = None,
+    on_snapshot: Callable[[list[int], dict[str, np.ndarray]], None] | None = None,
 ) -> dict[str, np.ndarray]:
     """Train votes ``votes`` of the ensemble with base seed ``seed`` on ``XT = X.T (d, n)``.
 
     Returns the best snapshot of every vote as numpy arrays ``W1 (B, d, H)``, ``b1 (B, H)``,
     ``w2 (B, H)`` and ``b2 (B,)``.  ``progress(k)`` is called after every iteration with the
-    number of vote-iterations done.
+    number of vote-iterations done.  ``on_snapshot(votes, arrays)`` is called every
+    ``_SNAPSHOT_EVERY`` iterations (not after the last) with the group's state; training
+    from ``start=arrays`` continues from there and ends with the uninterrupted result.
     """
+    every = _SNAPSHOT_EVERY
+    assert every % _REFRESH_EVERY == 0, (every, _REFRESH_EVERY)
     with torch.no_grad():
         group = _Group(XT, y, list(votes), seed, cfg)
-        for iteration in range(cfg.n_iters):
+        done = 0 if start is None else group.restore(start)
+        for iteration in range(done, cfg.n_iters):
             group.step(iteration)
             if progress is not None:
                 progress(len(votes))
+            if on_snapshot is not None and (iteration + 1) % every == 0 and iteration + 1 < cfg.n_iters:
+                on_snapshot(list(votes), group.snapshot(iteration + 1))
         return {k: v.cpu().numpy() for k, v in group.best.items()}
