@@ -17,7 +17,8 @@ operations that make a CUDA host wait for the GPU: reading a tensor's value into
 (``item``, ``tolist``, ``bool``, ``int``, ``float``), ``nonzero`` and boolean-mask indexing
 (their result's size is data-dependent), and copies of numpy arrays to the device
 (``as_tensor``, ``from_numpy``; the trainer's one ``from_numpy`` per iteration goes to a GPU
-asynchronously, from pinned memory).  Writes ``benchmarks/results/gpu_syncs.json``.
+asynchronously, from pinned memory).  Writes ``benchmarks/results/gpu_syncs.json``, under
+``--as after`` (the default) or ``--as before`` (the same counter run on older code), with the commit.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -139,17 +141,37 @@ def _fit(cls, ds, votes: int, iters: int, device: str) -> dict:
             "test_accuracy": float(est.score(ds.x_test, ds.y_test))}
 
 
+def _commit() -> str:
+    """The git commit of the code measured (with "+" when the tree has changes), or "unknown"."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                              check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                               capture_output=True, text=True, check=True).stdout.strip()
+        return head + ("+" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--iters", type=int, default=None, help="default: each variant's full vote")
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
     parser.add_argument("--votes", nargs="+", type=int, default=[1, 100])
     parser.add_argument("--count-syncs", action="store_true", help="count the tensor path's host synchronisations")
+    parser.add_argument("--as", dest="label", choices=("before", "after"), default="after",
+                        help="--count-syncs: record the counts as the code before or after a change")
+    parser.add_argument("--results", default=str(RESULTS), help="where the records go")
     parser.add_argument("--data-dir", default=None)
     args = parser.parse_args()
     if args.count_syncs:
-        record = {"machine": machine(), "iters": args.iters or 20, "variants": count_syncs(args.iters or 20)}
-        atomic_write_bytes(RESULTS / "gpu_syncs.json", json.dumps(record, indent=1).encode())
+        path = Path(args.results) / "gpu_syncs.json"
+        record = json.loads(path.read_text()) if path.exists() else {}
+        record = record if "after" in record or "before" in record else {}  # an older layout: start again
+        iters = args.iters or 20
+        record[args.label] = {"machine": machine(), "iters": iters, "commit": _commit(), "variants": count_syncs(iters),
+                              "command": " ".join(["python", "benchmarks/bench_gpu.py", *sys.argv[1:]])}
+        atomic_write_bytes(path, json.dumps(record, indent=1).encode())
         return
     if not torch.cuda.is_available():
         print("No CUDA GPU here: nothing measured.  This benchmark needs a CUDA GPU with torch built for it "

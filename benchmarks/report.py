@@ -253,6 +253,48 @@ def _kernel_section(r: dict) -> list[str]:
     return lines
 
 
+def _syncs_section(r: dict) -> list[str]:
+    before, after = r.get("before"), r.get("after")
+    if not (before and after):
+        return ["(needs both `--as before` and `--as after` records of `bench_gpu.py --count-syncs`)"]
+    lines = [
+        f"Operations that make a CUDA host wait for the GPU, per training iteration of the tensor path (4 votes, a "
+        f"3,000-row batch, 20 hidden units, iterations 2 to {after['iters']}), counted on the CPU. Before: commit "
+        f"{before['commit']} (`{before['command']}`); after: commit {after['commit']} (`{after['command']}`). "
+        "The trained votes are identical before and after (`tests/scd/test_gpu_ready.py`).",
+        "",
+        "| variant | before | after | left after |",
+        "|---|---|---|---|",
+    ]
+    for name, row in after["variants"].items():
+        left = ", ".join(f"{k} {v:.2f}" for k, v in row["by_source"].items())
+        lines.append(f"| {name} | {before['variants'][name]['per_iteration']:.1f} | **{row['per_iteration']:.1f}** "
+                     f"| {left} |")
+    return lines
+
+
+def _tie_rule_section(records: list[dict]) -> list[str]:
+    lines = [
+        "Cuts between distinct projection values (ours) against the reference's positional cuts inside tie groups, "
+        "on a validation split of the CIFAR-10 0 vs 1 training set (" + records[0]["split"] + "). Validation "
+        "accuracy of the members (mean) and of the ensemble; the test accuracy only for the rule kept, from the "
+        "longest run. Pilot scale: 4 votes, at most 3,000 of the default 10,000 iterations.",
+        "",
+        "| variant | rule | votes | iterations | members (validation) | ensemble (validation) | command |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in sorted(records, key=lambda r: r["rows"][0]["iters"]):
+        for row in r["rows"]:
+            command = f"`python benchmarks/bench_tie_rule.py --votes {row['votes']} --iters {row['iters']}`"
+            lines.append(f"| {row['variant']} | {row['rule']} | {row['votes']} | {row['iters']} "
+                         f"| {row['val_member_mean']:.3f} | {row['val_ensemble']:.3f} | {command} |")
+    longest = max(records, key=lambda r: r["rows"][0]["iters"])
+    tests = ", ".join(f"{k} {v:.3f}" for k, v in longest["test_accuracy_of_better"].items())
+    lines += ["", f"Kept: {longest['better_on_validation']} cuts. Test accuracy of the kept rule "
+              f"({longest['rows'][0]['iters']} iterations, 4 votes): {tests}."]
+    return lines
+
+
 _CERTIFY_NORMS = (("inf", "linf", "L∞", "RayS"), ("2", "l2", "L2", "HopSkipJump"))  # certify's key, record key, name, attack
 
 
@@ -358,6 +400,10 @@ _SECTIONS = [  # (heading, record prefix, the script that records it, the sectio
     ("Training speed against scikit-learn's MLP, and prediction throughput", "speed", "bench_speed.py",
      _speed_section, False),
     ("The fused CPU kernels against the tensor path", "kernels", "bench_kernels.py", _kernel_section, False),
+    ("Host synchronisations of the tensor path (GPU readiness)", "gpu_syncs", "bench_gpu.py --count-syncs",
+     _syncs_section, False),
+    ("Tie rule: distinct-value against positional cuts (validation split)", "tie_rule_", "bench_tie_rule.py",
+     _tie_rule_section, True),
     ("Decision-based attacks against ART (digits, 2-core CPU)", "attacks_art", "bench_attacks_art.py",
      _attack_art_section, False),
     ("HopSkipJump minimum L2 on CIFAR-10 0 vs 1", "attack_cifar", "bench_attack_cifar.py", _attack_cifar_section,
