@@ -12,8 +12,8 @@ the first ``--n`` test images that sub-ensemble classifies correctly: per image 
 alone (``time_limit=0``) with its time; HopSkipJump's L2 and RayS's L∞ distance; optionally
 the structure attack (``--structure S`` seconds, 0: skipped; a rerun with it adds it to the
 images already measured).  ``--refresh-bounds`` re-measures the intervals and certificates of
-images measured by an older generation of the bounds code (``BOUNDS_VERSION``), keeping their
-attack results.  ``--checkpoint`` reads the finished votes of a training checkpoint
+images measured by an older generation of the bounds code (``BOUNDS_VERSION``), and those named
+by ``--remeasure I,J`` (on a quieter machine, say), keeping their attack results.  ``--checkpoint`` reads the finished votes of a training checkpoint
 instead of a model file.
 
 The record of size ``k`` is ``benchmarks/results/certify_cifar_<k>v.json``, rewritten
@@ -212,7 +212,8 @@ def run_size(full, k: int, source: dict, ds, args: argparse.Namespace) -> dict:
     for i in correct:
         if int(i) in by_index:
             entry = by_index[int(i)]
-            if args.refresh_bounds and entry.get("bounds_version", 1) != BOUNDS_VERSION:
+            stale = entry.get("bounds_version", 1) != BOUNDS_VERSION or int(i) in args.remeasure
+            if args.refresh_bounds and stale:
                 measure_bounds(model, ds.x_test[i], int(ds.y_test[i]), entry, args.time_limit)
                 entry["violations"] = violations(entry)
                 _report_violations(k, entry)
@@ -276,6 +277,8 @@ def main() -> None:
     parser.add_argument("--restart", action="store_true", help="replace the records instead of resuming them")
     parser.add_argument("--refresh-bounds", action="store_true",
                         help="re-measure the intervals of held images measured by older bounds code (attacks kept)")
+    parser.add_argument("--remeasure", type=lambda v: {int(i) for i in v.split(",")}, default=set(),
+                        help="with --refresh-bounds: also these test indices (comma-separated), whatever their code")
     parser.add_argument("--no-report", action="store_true", help="do not regenerate docs/benchmarks.md")
     args = parser.parse_args()
 
