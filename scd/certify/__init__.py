@@ -76,7 +76,7 @@ class Bound:
 
     def record(self) -> dict:
         """JSON-ready fields (without the example)."""
-        finite = lambda v: float(v) if np.isfinite(v) else None  # noqa: E731
+        finite = lambda v: float(v) if np.isfinite(v) else None
         return {"lower": finite(self.lower), "upper": finite(self.upper), "exact": self.exact,
                 "lower_method": self.lower_method, "upper_method": self.upper_method,
                 "complete": self.complete, "nodes": self.nodes, "seconds": self.seconds}

@@ -31,7 +31,8 @@ class Problem:
     as +-1, ``h0 (K, H)`` the states at ``x0`` (units within ``tau`` of zero count as
     undecided: 1/2), ``toward (K, H, d)``
     the direction ``-sign(pre) w`` that moves a unit across its hyperplane, ``dist (K, H)``
-    the crossing distances (sound lower bounds; 0 for undecided units).
+    the crossing distances (sound lower bounds; 0 for undecided units), ``favourable (K, H)``
+    the units whose crossing moves their vote towards the other class.
     """
 
     model: SignEnsemble
@@ -58,6 +59,9 @@ class Problem:
         dist = crossing_distances(self.toward.reshape(K * H, d), need.reshape(-1), self.l, self.u, self.norm)
         self.dist = dist.reshape(K, H)
         self.dist[self.undecided] = 0.0
+        # units whose crossing moves their vote's logit towards the other class
+        change = m.v * (1.0 - 2.0 * self.side)
+        self.favourable = change < 0 if self.label == 1 else change > 0
         # a vote whose logit is within rounding of zero may be read either way
         self.z_slack = 1e-12 * (np.abs(m.v).sum(axis=1) + np.abs(m.c))
 
@@ -74,7 +78,7 @@ def changeable(p: Problem, zmin: np.ndarray, zmax: np.ndarray) -> bool:
     """Whether some logits within the ranges give the other class (with rounding slack)."""
     K = len(zmin)
     if p.model.soft:
-        sig = lambda z: 1.0 / (1.0 + np.exp(-z))  # noqa: E731
+        sig = lambda z: 1.0 / (1.0 + np.exp(-z))
         slack = 1e-12 * K
         if p.label == 1:
             return float(sig(zmin - p.z_slack).sum()) <= K / 2 + slack
@@ -92,7 +96,7 @@ def certified_radius(p: Problem, lo_h: np.ndarray | None = None, hi_h: np.ndarra
     ``lo_h, hi_h``: the unit-state ranges before any unit moves (default: the states at
     ``x0``); ``moving (K, H)``: the units swept in at their crossing distance (default: all).
     """
-    K, H = p.dist.shape
+    H = p.dist.shape[1]
     lo_h = p.h0.copy() if lo_h is None else lo_h.copy()
     hi_h = p.h0.copy() if hi_h is None else hi_h.copy()
     if changeable(p, *logit_ranges(p, lo_h, hi_h)):

@@ -119,12 +119,6 @@ def _rows(p: Problem, fixed: dict, mu: np.ndarray):
     return (np.array(A).reshape(-1, d), np.array(c), np.array(m))
 
 
-def _favourable(p: Problem) -> np.ndarray:
-    """Units whose crossing moves their vote towards the other class."""
-    change = p.model.v * (1.0 - 2.0 * p.side)
-    return change < 0 if p.label == 1 else change > 0
-
-
 def greedy_upper(p: Problem, search: Search, deadline: float, swaps: int = 6) -> None:
     """Upper bounds from the structure (the "structure" attack).
 
@@ -137,7 +131,7 @@ def greedy_upper(p: Problem, search: Search, deadline: float, swaps: int = 6) ->
     search swaps the costliest chosen vote for the next one while that gives a closer point.
     """
     mu = _margins(p)
-    fav = _favourable(p)
+    fav = p.favourable
     plans, costs = _plans(p, fav)
     if not plans:
         return
@@ -227,7 +221,7 @@ def branch_and_bound(p: Problem, search: Search, deadline: float, rtol: float = 
     best point is that close.  ``joint``: the joint-crossing bound, a third relaxation of each
     node (L2 and L1, hard voting)."""
     mu = _margins(p)
-    fav = _favourable(p)
+    fav = p.favourable
     heap: list[tuple[float, int, dict, tuple | None]] = [(0.0, 0, {}, None)]
     pushed = 1
     solved_min = np.inf

@@ -40,8 +40,6 @@ class JointCrossing:
         self.directions = p.toward / safe[..., None]  # unit L2 norm
         self.c = np.maximum(p.gap - p.tau, 0.0) / safe  # L2 distance to the hyperplane, no box
         self.need, self.counting, self.required = _requirements(p)
-        change = p.model.v * (1.0 - 2.0 * p.side)
-        self.favourable = change < 0 if p.label == 1 else change > 0
         self._gram = (np.zeros(0, dtype=np.int64), np.zeros((0, 0)))
 
     def best(self, radius: float, upper: float = np.inf, steps: int = 8, rtol: float = 0.03) -> float:
@@ -79,7 +77,7 @@ class JointCrossing:
         if p.model.soft or self.need <= 0:
             return 0.0
         required = self.required.copy()
-        crossing = np.zeros_like(self.counting[:, None] & self.favourable)  # fixed units that reach their hyperplane
+        crossing = np.zeros(p.dist.shape, dtype=bool)  # fixed units that reach their hyperplane
         fixed_units = np.zeros_like(crossing)
         for (k, j), state in (fixed or {}).items():
             h = {"keep": p.side[k, j], "cross": 1.0 - p.side[k, j], "tie": 0.5}[state]
@@ -89,7 +87,7 @@ class JointCrossing:
             fixed_units[k, j] = True
             crossing[k, j] = state != "keep" and not p.undecided[k, j]
         reachable = np.isfinite(p.dist) & (p.dist <= upper)
-        usable = self.favourable & reachable & ~p.undecided & self.counting[:, None] & ~fixed_units
+        usable = p.favourable & reachable & ~p.undecided & self.counting[:, None] & ~fixed_units
         costs = np.sort(_vote_costs(self.c, self.counting, required, usable, p.model.v))
         if not np.isfinite(costs[self.need - 1]):
             return float(upper)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["crossing_distances", "dual_bound", "NORMS", "norm_of"]
+__all__ = ["NORMS", "crossing_distances", "dual_bound", "norm_of"]
 
 NORMS = ("inf", "2", "1")
 _EPS = np.finfo(np.float64).eps

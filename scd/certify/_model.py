@@ -35,7 +35,7 @@ class SignEnsemble:
     soft: bool
 
     @classmethod
-    def from_estimator(cls, model) -> "SignEnsemble":
+    def from_estimator(cls, model) -> SignEnsemble:
         """The ensemble of a fitted SCD estimator (``ValueError`` for any other model)."""
         from .._base import _BaseSCD
 
