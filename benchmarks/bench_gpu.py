@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import collections
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -37,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np
 import torch
-from bench_train import RESULTS, data_dir, machine
+from bench_train import RESULTS, commit, data_dir, machine
 
 import scd
 from eval.datasets import load_dataset
@@ -141,18 +140,6 @@ def _fit(cls, ds, votes: int, iters: int, device: str) -> dict:
             "test_accuracy": float(est.score(ds.x_test, ds.y_test))}
 
 
-def _commit() -> str:
-    """The git commit of the code measured (with "+" when the tree has changes), or "unknown"."""
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                              check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                               capture_output=True, text=True, check=True).stdout.strip()
-        return head + ("+" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--iters", type=int, default=None, help="default: each variant's full vote")
@@ -169,7 +156,7 @@ def main() -> None:
         record = json.loads(path.read_text()) if path.exists() else {}
         record = record if "after" in record or "before" in record else {}  # an older layout: start again
         iters = args.iters or 20
-        record[args.label] = {"machine": machine(), "iters": iters, "commit": _commit(), "variants": count_syncs(iters),
+        record[args.label] = {"machine": machine(), "iters": iters, "commit": commit(), "variants": count_syncs(iters),
                               "command": " ".join(["python", "benchmarks/bench_gpu.py", *sys.argv[1:]])}
         atomic_write_bytes(path, json.dumps(record, indent=1).encode())
         return

@@ -8,7 +8,10 @@ tensor path alone (what CUDA uses), in the same process, after a short warm-up t
 the kernels.  It records both times, their ratio, and whether the two votes are identical
 (the kernels are meant to give the tensor path's models).  ``--iters`` defaults to each
 variant's full vote (1000, or 10,000 for the binary-weight variants).  Writes
-``benchmarks/results/kernels.json`` and regenerates ``docs/benchmarks.md``.
+``benchmarks/results/kernels.json`` (or ``--out``) and regenerates ``docs/benchmarks.md``.  The
+trainer's CPU timings before and after a change are two such records, ``--label before`` and
+``--label after``, written to ``benchmarks/results/trainer_cpu_<label>.json`` by the same
+script run on the two commits.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from bench_train import RESULTS, data_dir, machine  # noqa: E402
+from bench_train import RESULTS, commit, data_dir, machine  # noqa: E402
 from eval.datasets import load_dataset  # noqa: E402
 from eval.io import atomic_write_bytes  # noqa: E402
 from scd import _train  # noqa: E402
@@ -51,6 +54,10 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=None, help="default: each variant's full vote")
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--out", default=str(RESULTS / "kernels.json"),
+                        help="the record (default benchmarks/results/kernels.json)")
+    parser.add_argument("--label", default=None, help="a name for the code measured, kept in the record")
+    parser.add_argument("--no-report", action="store_true", help="do not regenerate docs/benchmarks.md")
     args = parser.parse_args()
     torch.set_num_threads(1)
     ds = load_dataset("cifar10", data_dir=data_dir(args.data_dir))
@@ -71,11 +78,14 @@ def main() -> None:
                      "speedup": t_tensor / t_fused, "identical": same})
         print(f"{name}: {iters} iterations, kernels {t_fused:.1f} s, tensor path {t_tensor:.1f} s, "
               f"{t_tensor / t_fused:.2f}x, votes {'identical' if same else 'DIFFERENT'}", flush=True)
-    record = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine(),
+    record = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine(), "label": args.label, "commit": commit(),
               "command": "python benchmarks/bench_kernels.py" + "".join(
                   f" {a}" for a in sys.argv[1:]), "rows": rows}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(RESULTS / "kernels.json", (json.dumps(record, indent=1) + "\n").encode())
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out, (json.dumps(record, indent=1) + "\n").encode())
+    if args.no_report:
+        return
     from report import write_report
 
     write_report()

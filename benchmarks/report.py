@@ -273,6 +273,36 @@ def _syncs_section(r: dict) -> list[str]:
     return lines
 
 
+def _trainer_cpu_section(records: list[dict]) -> list[str]:
+    runs = {label: [r for r in records if r.get("label") == label] for label in ("before", "after")}
+    if not (runs["before"] and runs["after"]):
+        return ["(needs `--label before` and `--label after` records of `bench_kernels.py`)"]
+    lines = [
+        "Vote 0 of each variant on CIFAR-10 0 vs 1, one thread: the fused kernels (what a CPU fit uses) and the "
+        "tensor path (what CUDA runs; on a CPU only in tests), timed by the same script on the code before and "
+        "after, runs alternating on the same machine. Every run is listed; the ratio is of the medians.",
+        "",
+        *[f"- {label}: {r['date']}, commit {r['commit']}, `{r['command']}`" for label in runs for r in runs[label]],
+        "",
+        "| variant | iterations | kernels before | kernels after | after/before | tensor path before "
+        "| tensor path after | after/before |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+
+    def times(label, variant, key):
+        return [row[key] for r in runs[label] for row in r["rows"] if row["variant"] == variant]
+
+    for row in runs["after"][0]["rows"]:
+        name, cells = row["variant"], [f"| {row['variant']} | {row['iters']}"]
+        for key in ("kernel_seconds", "tensor_seconds"):
+            before, after = times("before", name, key), times("after", name, key)
+            ratio = float(np.median(after) / np.median(before)) if before and after else float("nan")
+            cells.append(" | " + ", ".join(f"{t:.1f} s" for t in before) + " | " +
+                         ", ".join(f"{t:.1f} s" for t in after) + f" | **{ratio:.2f}**")
+        lines.append("".join(cells) + " |")
+    return lines
+
+
 def _tie_rule_section(records: list[dict]) -> list[str]:
     lines = [
         "Cuts between distinct projection values (ours) against the reference's positional cuts inside tie groups, "
@@ -402,6 +432,9 @@ _SECTIONS = [  # (heading, record prefix, the script that records it, the sectio
     ("The fused CPU kernels against the tensor path", "kernels", "bench_kernels.py", _kernel_section, False),
     ("Host synchronisations of the tensor path (GPU readiness)", "gpu_syncs", "bench_gpu.py --count-syncs",
      _syncs_section, False),
+    ("Trainer CPU timings before and after the exact-threshold and GPU-readiness changes (#33)", "trainer_cpu_",
+     "bench_kernels.py --iters N --label before|after --out benchmarks/results/trainer_cpu_LABEL.json",
+     _trainer_cpu_section, True),
     ("Tie rule: distinct-value against positional cuts (validation split)", "tie_rule_", "bench_tie_rule.py",
      _tie_rule_section, True),
     ("Decision-based attacks against ART (digits, 2-core CPU)", "attacks_art", "bench_attacks_art.py",
