@@ -119,7 +119,8 @@ class Attack:
         before = {k: v[ids] for k, v in _counts(oracle, ids).items()}
         clean = oracle.confirm(x, ids, checked=True)  # the model's own answers, uncounted
         labels = clean if given is None else given
-        _check_targets(tgt, labels)
+        if given is None:  # with y given, the targets were checked before any query
+            _check_targets(tgt, labels)
 
         criterion = Criterion(labels, tgt)
         probe = Probe(oracle, criterion, ids)

@@ -115,9 +115,7 @@ def _plan(config: dict[str, Any], models: dict[str, Any], ds: Any, attack: Attac
                                           seed=int(config["seed"]) + r))
             elif kind == "transfer":
                 members = config.get("members") or list(range(int(models[name].n_votes)))
-                for i in members:
-                    if i >= models[name].n_votes:
-                        continue
+                for i in members:  # _check_models has refused members past n_votes
                     units.append(dict(rows, key=f"{name}.m{i}.c{c}", kind="transfer", member=int(i),
                                       seed=int(config["seed"]), starts=None))
     return units

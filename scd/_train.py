@@ -29,7 +29,7 @@ __all__ = ["SNAPSHOT_STATE", "TrainConfig", "train_scores", "train_votes", "vote
 _REFRESH_EVERY = 64  # iterations between exact recomputations of the cached projections
 _SNAPSHOT_EVERY = 256  # iterations between mid-vote snapshots (a multiple of _REFRESH_EVERY)
 _NEAR_ROWS = 64  # rows near the incumbent threshold that guess where each candidate's window is
-_GUESS_FROM_ROWS = 2048  # smaller batches find their windows by selection: fewer, larger steps
+_GUESS_FROM_ROWS = 2048  # smaller batches find their windows by sorting: fewer, larger steps
 
 
 TrainConfig = make_dataclass(
@@ -215,7 +215,7 @@ class _Group:
         candidates, then ``-step``); the fused kernel reads them in place.  ``levels``: every
         direction is in {0, 1/2, 1} (hidden activations).  ``guess`` rows nearest the
         incumbent threshold guess where each window is (see :func:`rank_window`); ``guess=0``
-        finds the windows by selection, which is faster for projections with many ties and
+        finds the windows by sorting, which is faster for projections with many ties and
         for small batches.
         """
         B, C = delta.shape
@@ -306,7 +306,7 @@ class _Group:
             up = torch.full(perm.shape, cfg.w_inc2, device=self.device)
             delta = torch.cat([up, -up], dim=1)
         norm = self._norm(delta, torch.gather(self.w2, 1, coords))
-        # the output's projections take few distinct values: windows by selection
+        # the output's projections take few distinct values: windows by sorting
         rows = torch.arange(m, device=self.device).expand(B, m)
         best, thr = self._window_search(z, theta, delta, source, hk_at, rows, self._out_gains(), self.out_start,
                                         obj, guess=0, levels=True)
@@ -346,9 +346,10 @@ class _Group:
         na = torch.where(accept, norm[ar, c], 1.0)
         self.W1[ar, fa, node] += da
         self.W1[ar, :, node] /= na.unsqueeze(-1)
-        self.b1[ar, node] = torch.where(accept, -thr[ar, c] / na, self.b1[ar, node])
-        u_new = (self.U[ar, :, node] + da.unsqueeze(-1) * self.XT[fa]) / na.unsqueeze(-1)
-        self.U[ar, :, node] = torch.where(accept.unsqueeze(-1), u_new, self.U[ar, :, node])
+        self.b1[ar, node] = torch.where(accept, -thr[ar, c] / na, -theta)
+        u_old = self.U[ar, :, node]
+        u_new = (u_old + da.unsqueeze(-1) * self.XT[fa]) / na.unsqueeze(-1)
+        self.U[ar, :, node] = torch.where(accept.unsqueeze(-1), u_new, u_old)
 
     def _norm(self, delta, w):
         """Norm of a unit weight vector after adding ``delta`` to coordinate ``w`` (SCD01 only)."""

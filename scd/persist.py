@@ -124,9 +124,10 @@ def read_zip(data: bytes, *, arrays: bool = False) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for info in infos:
             if arrays and info.filename.endswith(".npy"):
-                with zf.open(info) as fh:
-                    check_npy_header(fh, info.file_size, info.filename)
-                out[info.filename] = np.lib.format.read_array(io.BytesIO(zf.read(info)), allow_pickle=False)
+                buffer = io.BytesIO(zf.read(info))  # its size is bounded by check_zip_sizes
+                check_npy_header(buffer, info.file_size, info.filename)
+                buffer.seek(0)
+                out[info.filename] = np.lib.format.read_array(buffer, allow_pickle=False)
             else:
                 out[info.filename] = zf.read(info)
         return out
@@ -293,7 +294,7 @@ def rebuild(file: ModelFile, classes: Sequence[type], *, tuples: tuple[str, ...]
         est._validate_params()
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{where} is corrupt: {exc}") from None
-    est.classes_ = check_array(file.arrays, "classes", (2,), "biufUS", where, finite=True)
+    est.classes_ = check_array(file.arrays, "classes", (2,), _ARRAY_KINDS, where, finite=True)
     if est.classes_[0] == est.classes_[1]:
         raise ValueError(f"{where} is corrupt: the two classes are equal")
     est.n_features_in_ = meta_number(meta, "n_features_in", where, low=1, high=1 << 62)

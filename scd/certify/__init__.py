@@ -92,19 +92,22 @@ def bound_sample(ensemble: SignEnsemble, x: np.ndarray, label: int, norm: str, b
     radius = certified_radius(p)
     search = Search(lower=radius)
     joint = JointCrossing(p)
+    floor, floor_upper = 0.0, None  # the joint-crossing bound, and the upper bound it was computed with
     if time_limit != 0 and np.isfinite(radius):
         deadline = start + (np.inf if time_limit is None else time_limit)
         greedy_upper(p, search, deadline)
         trusted = _confirm(search, confirm)
         nodes = joint if norm != "inf" else None  # in L∞ it rarely pays for its cost per node
-        branch_and_bound(p, search, deadline, floor=joint.best(radius, search.upper), joint=nodes)
+        floor, floor_upper = joint.best(radius, search.upper), search.upper
+        branch_and_bound(p, search, deadline, floor=floor, joint=nodes)
         trusted = _confirm(search, confirm) and trusted
         if not trusted:  # the search pruned against a point the model did not confirm
             search = Search(lower=radius)
     lower, method = radius, "unit sweep"
     if time_limit != 0 and search.lower > radius:
         lower, method = search.lower, "branch-and-bound"
-    floor = joint.best(radius, search.upper)
+    if floor_upper != search.upper:  # a closer point lets fewer units count
+        floor = joint.best(radius, search.upper)
     if floor > lower:
         lower, method = floor, "joint crossing"
     if search.complete and not np.isfinite(search.upper):

@@ -94,15 +94,10 @@ class JointCrossing:
         total = (float(costs[: self.need].sum()) + float((self.c[crossing] ** 2).sum())) * (1 - 1e-9)
         if total <= 0.0:
             return 0.0
-        bound = np.sqrt(total / self._largest_eigenvalue(usable | crossing))
+        bound = np.sqrt(total / eigenvalue_bound(self._gram_of(np.flatnonzero(usable | crossing))))
         if p.norm == "inf":
             bound /= np.sqrt(len(p.x0))
         return float(bound * (1 - 1e-9))
-
-    def _largest_eigenvalue(self, units: np.ndarray) -> float:
-        """A verified upper bound on the largest eigenvalue of the Gram matrix of the
-        directions of ``units (K, H)``: see :func:`eigenvalue_bound`."""
-        return eigenvalue_bound(self._gram_of(np.flatnonzero(units)))
 
     def _gram_of(self, flat: np.ndarray) -> np.ndarray:
         """The Gram matrix of the units ``flat`` (sorted flat indices): a principal submatrix of

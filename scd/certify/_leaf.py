@@ -128,9 +128,12 @@ def _l1(A, c, l, u):
     return -np.asarray(res.ineqlin.marginals), res.x[:d] - res.x[d:]
 
 
-def _line_search(s, c, A, g, l, u, alpha_max):
-    """Exact maximiser over [0, alpha_max] of phi(alpha) = G(y + alpha s) (concave, piecewise
-    quadratic): the root of phi'(alpha) = s.c - sum_i h_i clip(g_i + alpha h_i, l_i, u_i)."""
+def _line_search(s, c, A, g, l, u, y):
+    """Exact maximiser of phi(alpha) = G(y + alpha s) (concave, piecewise quadratic) over the
+    steps that keep ``y >= 0``: the root of phi'(alpha) = s.c - sum_i h_i clip(g_i + alpha h_i,
+    l_i, u_i), with ``g = A^T y``."""
+    neg = s < 0
+    alpha_max = float(np.min(-y[neg] / s[neg])) if neg.any() else np.inf
     h = A.T @ s
     target = float(s @ c)
     F0 = float(h @ np.clip(g, l, u))
@@ -197,14 +200,10 @@ def _l2(A, c, l, u, cutoff, iters=100):
             step[idx] = grad[idx]
         if not (step @ grad > 0):
             step = np.where(active, 0.0, grad)
-        neg = step < 0
-        alpha_max = float(np.min(-y[neg] / step[neg])) if neg.any() else np.inf
-        alpha = _line_search(step, c, A, g, l, u, alpha_max)
+        alpha = _line_search(step, c, A, g, l, u, y)
         if alpha <= 0:
             step = np.where(active, 0.0, grad)  # fall back to the gradient
-            neg = step < 0
-            alpha_max = float(np.min(-y[neg] / step[neg])) if neg.any() else np.inf
-            alpha = _line_search(step, c, A, g, l, u, alpha_max)
+            alpha = _line_search(step, c, A, g, l, u, y)
             if alpha <= 0:
                 break
         if not np.isfinite(alpha):  # G grows without end along the step: the rows are infeasible

@@ -3,6 +3,7 @@ consistency with every attack on digits (lower bound <= each attack's confirmed 
 
 from __future__ import annotations
 
+import copy
 import numpy as np
 import pytest
 from sklearn.ensemble import RandomForestClassifier
@@ -10,16 +11,14 @@ from sklearn.ensemble import RandomForestClassifier
 import scd
 from attacks import Boundary, HopSkipJump, RayS
 from attacks.structure import StructureAttack
-from eval.datasets import load_dataset
 from scd.certify import certify, parse_norm
 
 
 @pytest.fixture(scope="module")
-def digits_model():
-    ds = load_dataset("digits")
-    model = scd.SCD01(n_votes=5, hidden_nodes=6, n_iters=150, random_state=0).fit(ds.x_train, ds.y_train)
-    right = np.flatnonzero(model.predict(ds.x_test) == ds.y_test)[:4]
-    return model, ds.x_test[right], ds.y_test[right]
+def digits_model(digits):
+    model = scd.SCD01(n_votes=5, hidden_nodes=6, n_iters=150, random_state=0).fit(digits.x_train, digits.y_train)
+    right = np.flatnonzero(model.predict(digits.x_test) == digits.y_test)[:4]
+    return model, digits.x_test[right], digits.y_test[right]
 
 
 def test_bad_input_is_refused_before_any_work(digits_model):
@@ -66,7 +65,7 @@ def test_lower_bound_below_every_attack(digits_model, voting):
     """On digits 1 vs 8: the certificate never exceeds a confirmed adversarial distance of
     HopSkipJump, Boundary, RayS or the structure attack."""
     model, x, y = digits_model
-    model = scd.SCD01(**{**model.get_params(), "voting": voting}).fit(*_train())
+    model = copy.deepcopy(model).set_params(voting=voting)  # a run parameter: the same votes
     right = model.predict(x) == y
     x, y = x[right], y[right]
     found = {}
@@ -82,11 +81,6 @@ def test_lower_bound_below_every_attack(digits_model, voting):
             ok = np.isfinite(dist)
             assert ok.any()
             assert (lower[ok] <= dist[ok] + 1e-9).all(), (norm, lower, dist)
-
-
-def _train():
-    ds = load_dataset("digits")
-    return ds.x_train, ds.y_train
 
 
 def test_unconfirmed_points_leave_only_the_certificate(digits_model):
