@@ -8,7 +8,6 @@ and weight domain) and its defaults, like ``RandomForestClassifier`` over ``Base
 from __future__ import annotations
 
 import os
-import threading
 import time
 import weakref
 
@@ -18,7 +17,7 @@ import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._checkpoint import VoteStore, check_writable, fit_identity
+from ._checkpoint import CheckpointWriter, VoteStore, check_writable, fit_identity
 from ._device import resolve_devices
 from .resources import check_memory, fit_memory
 from ._network import stack_units, unit_norms, vote_logits
@@ -103,26 +102,17 @@ class _BaseSCD(VoteOutputs, ClassifierMixin, BaseEstimator):
         workers = len(devices) if gpu else joblib.effective_n_jobs(self.n_jobs or 1)
         size = self.group_size or auto_group_size(self.n_votes, X.shape[0], X.shape[1], cfg, workers, gpu)
         groups = state.groups(size)
-        identity = fit_identity(self, seed, prints)
-        lock = threading.Lock()  # snapshots may arrive from worker threads
-
-        def on_group(votes, arrays):
-            with lock:
-                state.add(votes, arrays)
-                if self.checkpoint is not None:
-                    state.save(self.checkpoint, identity)
-
-        def on_snapshot(votes, arrays):
-            with lock:
-                state.add_snapshot(votes, arrays)
-                state.save(self.checkpoint, identity)
-
+        writer = CheckpointWriter(state, self.checkpoint, fit_identity(self, seed, prints))
         resumed = state.done_count()
         start = time.perf_counter()
         with _progress(self.n_votes * self.n_iters, state.iterations_done(self.n_iters), self.verbose) as bar:
-            run_groups(X, y01, groups, seed, cfg, devices, self.n_jobs, on_group,
-                       bar.update if self.verbose else None, [state.start_of(g) for g in groups],
-                       None if self.checkpoint is None else on_snapshot)
+            try:
+                run_groups(X, y01, groups, seed, cfg, devices, self.n_jobs, writer.group_done,
+                           bar.update if self.verbose else None, [state.start_of(g) for g in groups],
+                           None if self.checkpoint is None else writer.snapshot)
+            except BaseException:  # Ctrl-C or a failure: keep the latest mid-vote state
+                writer.flush()
+                raise
         self.fit_time_ = time.perf_counter() - start
         self.n_votes_resumed_ = resumed
         self.classes_ = classes

@@ -13,6 +13,8 @@ data.  Where a checkpoint lives next to a saved model, and when it is removed, i
 from __future__ import annotations
 
 import os
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +24,11 @@ from ._params import CHECKPOINT_PARAMS
 from ._train import SNAPSHOT_STATE
 from .persist import json_params, read_model_file, save_bundle
 
-__all__ = ["VoteStore", "check_writable", "fit_identity"]
+__all__ = ["CheckpointWriter", "VoteStore", "check_writable", "fit_identity"]
 
 _KIND = "scd-checkpoint"
 _MATCH = ("estimator", "variant", "params", "data")  # what a resumed fit must share with the checkpoint
+SNAPSHOT_SECONDS = 30.0  # least time between two writes of mid-vote snapshots
 
 
 def fit_identity(estimator: Any, seed: int, data: str) -> dict[str, Any]:
@@ -126,3 +129,44 @@ class VoteStore:
             array[...] = file.arrays[name]
         self.done[...] = file.arrays["done"]
         return int(file.header["seed"])
+
+
+class CheckpointWriter:
+    """Feeds a :class:`VoteStore` from the training's hooks (possibly from worker threads) and
+    writes it to ``path`` (or nowhere, for ``path=None``).
+
+    A finished group is written at once.  Mid-vote snapshots arrive every few hundred
+    iterations; rewriting the whole checkpoint for each would cost every vote's weights each
+    time, so they are written at most every :data:`SNAPSHOT_SECONDS` and, through
+    :meth:`flush`, when the fit is interrupted: Ctrl-C keeps the latest snapshot.
+    """
+
+    def __init__(self, store: VoteStore, path: str | os.PathLike | None, identity: dict[str, Any]):
+        self.store, self.path, self.identity = store, path, identity
+        self._lock = threading.Lock()
+        self._written = -float("inf")
+        self._pending = False
+
+    def group_done(self, votes: list[int], arrays: dict[str, np.ndarray]) -> None:
+        with self._lock:
+            self.store.add(votes, arrays)
+            self._write()
+
+    def snapshot(self, votes: list[int], arrays: dict[str, np.ndarray]) -> None:
+        with self._lock:
+            self.store.add_snapshot(votes, arrays)
+            self._pending = True
+            if time.monotonic() - self._written >= SNAPSHOT_SECONDS:
+                self._write()
+
+    def flush(self) -> None:
+        """Write snapshots received since the last write."""
+        with self._lock:
+            if self._pending:
+                self._write()
+
+    def _write(self) -> None:
+        if self.path is not None:
+            self.store.save(self.path, self.identity)
+            self._written = time.monotonic()
+        self._pending = False

@@ -78,3 +78,28 @@ def test_cli_offers_resume_only_when_something_was_saved(tmp_path, monkeypatch, 
     result = runner.invoke(main, [*args, "--resume"])
     assert result.exit_code == 0, result.output
     assert out.exists() and not (tmp_path / "m.scd.ckpt").exists()
+
+
+def test_snapshots_are_written_at_most_every_few_seconds_and_on_interrupt(tmp_path, monkeypatch, snapshots):
+    """Snapshots at 64 and 128: the first is written, the second (within the write interval)
+    only when Ctrl-C comes at 140, and the resumed fit starts from it."""
+    from scd import _checkpoint
+
+    monkeypatch.setattr(_checkpoint, "SNAPSHOT_SECONDS", 1e9)
+    save, writes = _checkpoint.VoteStore.save, []
+
+    def counted_save(self, path, identity):
+        writes.append(int(self.state["state_iters"].max()))
+        save(self, path, identity)
+
+    monkeypatch.setattr(_checkpoint.VoteStore, "save", counted_save)
+    ds = load_dataset("digits")
+    params = {**PARAMS, "n_votes": 2, "checkpoint": str(tmp_path / "fit.ckpt")}
+    with monkeypatch.context() as patch:
+        _watch(patch, 1, 140)
+        with pytest.raises(KeyboardInterrupt):
+            scd.SCD01(**params).fit(ds.x_train, ds.y_train)
+    assert writes == [64, 128]
+    steps = _watch(monkeypatch)
+    scd.SCD01(**params).fit(ds.x_train, ds.y_train, resume=True)
+    assert [s[0] for s in steps] == [128]
