@@ -104,17 +104,19 @@ def _ranges(p: Problem, fixed: dict, free: np.ndarray) -> tuple[np.ndarray, np.n
 
 def _rows(p: Problem, fixed: dict, mu: np.ndarray):
     """The fixed units as rows ``A delta >= c`` (closure, loosened by the rounding bound) and
-    the margins that push the point strictly inside."""
+    the margins that push the point strictly inside.  A tie's two rows get no margin: pushed
+    in, they would contradict each other, and no point lies strictly inside a tie anyway."""
     A, c, m = [], [], []
     for (k, j), state in fixed.items():
+        push = 0.0 if state == "tie" else p.tau[k, j] + mu[k, j]
         if state in ("cross", "tie"):
             A.append(p.toward[k, j])
             c.append(p.gap[k, j] - p.tau[k, j])
-            m.append(p.tau[k, j] + mu[k, j])
+            m.append(push)
         if state in ("keep", "tie"):
             A.append(-p.toward[k, j])
             c.append(-p.gap[k, j] - p.tau[k, j])
-            m.append(p.tau[k, j] + mu[k, j])
+            m.append(push)
     d = len(p.x0)
     return (np.array(A).reshape(-1, d), np.array(c), np.array(m))
 

@@ -20,10 +20,12 @@ proof; it bounds L2 directly, L1 through ``||delta||_1 >= ||delta||_2`` and L∞
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from scipy.linalg import cho_factor, eigh
 from scipy.sparse.linalg import ArpackNoConvergence, eigsh
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from ._bounds import Problem
 
@@ -166,8 +168,15 @@ def eigenvalue_bound(gram: np.ndarray) -> float:
     n = len(gram)
     if n == 0:
         return 1.0
-    with threadpool_limits(1):  # one BLAS thread: far steadier on a busy machine, no slower here
+    with _blas().limit(limits=1):  # one BLAS thread: far steadier on a busy machine, no slower here
         return _verified_top(gram, n)
+
+
+@functools.cache
+def _blas() -> ThreadpoolController:
+    """The process's thread pools, found once: finding them reads ``/proc/self/maps``, which
+    cost more than the eigenvalue bound itself when done per call."""
+    return ThreadpoolController()
 
 
 def _verified_top(gram: np.ndarray, n: int) -> float:
