@@ -1,11 +1,14 @@
 """Exact minimum distortion by branch and bound over hidden-unit sign patterns.
 
-A node fixes, for some hidden units, whether the perturbed input must lie strictly on their
-original side ("keep"), strictly across ("cross"), or exactly on the hyperplane ("tie",
-where the unit outputs 1/2); the three cover every input.  Its lower bound is the larger of
-two relaxations: the convex problem of the fixed rows (:func:`scd.certify._leaf.solve_leaf`) and the radius sweep
+A node fixes, for some hidden units, whether the perturbed input lies on their original side
+("keep") or across ("cross"), each including the hyperplane itself.  No child is made for a
+unit exactly on its hyperplane (output 1/2): there the logit is the mean of its two sides',
+so an input that changes the prediction with the unit tied still changes it with the unit at
+its more adversarial side, which is what the child of that side assumes, and the tie lies in
+that child's closure (``docs/certify.md`` has the proof).  A node's lower bound is the largest
+of its relaxations: the convex problem of the fixed rows (:func:`scd.certify._leaf.solve_leaf`), the radius sweep
 of :func:`scd.certify._bounds.certified_radius` with the fixed units held to their sides
-(which must still flip enough votes).  The minimiser of the fixed rows, pushed strictly inside
+(which must still flip enough votes), and the joint-crossing bound.  The minimiser of the fixed rows, pushed strictly inside
 its cell and rounded to float32, is evaluated with the model's exact rule: if it changes the
 prediction, it is an upper bound and the node is solved; otherwise the search branches on a
 unit.  Units whose crossing distance exceeds the best upper bound cannot move within it and
@@ -71,9 +74,9 @@ def _point(p: Problem, fixed: dict, margins: tuple, cutoff: float):
 
 
 def _realised(p: Problem, fixed: dict, signs: np.ndarray) -> bool:
-    """Whether every fixed "keep"/"cross" unit is strictly on its required side at the point
-    (``signs``: signs of the pre-activations there)."""
-    return all(signs[u] == _required_sign(p, u, s) for u, s in fixed.items() if s != "tie")
+    """Whether every fixed unit is strictly on its required side at the point (``signs``:
+    signs of the pre-activations there)."""
+    return all(signs[u] == _required_sign(p, u, s) for u, s in fixed.items())
 
 
 def _required_sign(p: Problem, unit: tuple, state: str) -> float:
@@ -96,7 +99,7 @@ def _ranges(p: Problem, fixed: dict, free: np.ndarray) -> tuple[np.ndarray, np.n
     lo_h, hi_h = p.h0.copy(), p.h0.copy()
     moving = free.copy()
     for (k, j), state in fixed.items():
-        h = {"keep": p.side[k, j], "cross": 1.0 - p.side[k, j], "tie": 0.5}[state]
+        h = p.side[k, j] if state == "keep" else 1.0 - p.side[k, j]
         lo_h[k, j] = hi_h[k, j] = h
         moving[k, j] = False
     return lo_h, hi_h, moving
@@ -104,19 +107,13 @@ def _ranges(p: Problem, fixed: dict, free: np.ndarray) -> tuple[np.ndarray, np.n
 
 def _rows(p: Problem, fixed: dict, mu: np.ndarray):
     """The fixed units as rows ``A delta >= c`` (closure, loosened by the rounding bound) and
-    the margins that push the point strictly inside.  A tie's two rows get no margin: pushed
-    in, they would contradict each other, and no point lies strictly inside a tie anyway."""
+    the margins that push the point strictly inside."""
     A, c, m = [], [], []
     for (k, j), state in fixed.items():
-        push = 0.0 if state == "tie" else p.tau[k, j] + mu[k, j]
-        if state in ("cross", "tie"):
-            A.append(p.toward[k, j])
-            c.append(p.gap[k, j] - p.tau[k, j])
-            m.append(push)
-        if state in ("keep", "tie"):
-            A.append(-p.toward[k, j])
-            c.append(-p.gap[k, j] - p.tau[k, j])
-            m.append(push)
+        sign = 1.0 if state == "cross" else -1.0
+        A.append(sign * p.toward[k, j])
+        c.append(sign * p.gap[k, j] - p.tau[k, j])
+        m.append(p.tau[k, j] + mu[k, j])
     d = len(p.x0)
     return (np.array(A).reshape(-1, d), np.array(c), np.array(m))
 
@@ -257,14 +254,14 @@ def branch_and_bound(p: Problem, search: Search, deadline: float, rtol: float = 
         unit = _branch_unit(p, fixed, moving, fav, states)
         if unit is None:
             # every movable unit is fixed: a point strictly inside the cell decides it; without
-            # one (a tie state, a solver failure, rounding) the node stays open
-            if not inside or any(s == "tie" for s in fixed.values()):
+            # one (an empty interior, a solver failure, rounding) the node stays open
+            if not inside:
                 search.open_bounds.append(bound)
             continue
         cross_first = bool(fav[unit]) and (states is None or states[unit] == (p.side[unit] > 0))
         order = ("cross", "keep") if cross_first else ("keep", "cross")
-        for state in (order[0], order[1], "tie"):
-            same = signs is not None and state != "tie" and signs[unit] == _required_sign(p, unit, state)
+        for state in order:  # no "tie" child: see the module docstring
+            same = signs is not None and signs[unit] == _required_sign(p, unit, state)
             heapq.heappush(heap, (bound, pushed, {**fixed, unit: state}, (leaf, x, dist, adv, signs) if same else None))
             pushed += 1
     search.complete = not heap

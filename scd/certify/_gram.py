@@ -72,7 +72,7 @@ class JointCrossing:
 
     def within(self, upper: float, fixed: dict | None = None) -> float:
         """A lower bound on the distance of every input of the node ``fixed`` (unit -> "keep",
-        "cross" or "tie"; the whole box by default) that changes the prediction and lies
+        "cross"; the whole box by default) that changes the prediction and lies
         closer than ``upper``; ``upper`` itself when there is none (fewer votes than needed
         can flip with the units that can cross within it)."""
         p = self.p
@@ -82,7 +82,7 @@ class JointCrossing:
         crossing = np.zeros(p.dist.shape, dtype=bool)  # fixed units that reach their hyperplane
         fixed_units = np.zeros_like(crossing)
         for (k, j), state in (fixed or {}).items():
-            h = {"keep": p.side[k, j], "cross": 1.0 - p.side[k, j], "tie": 0.5}[state]
+            h = p.side[k, j] if state == "keep" else 1.0 - p.side[k, j]
             moved = p.model.v[k, j] * (h - p.h0[k, j])
             helps = -moved if p.label == 1 else moved
             required[k] += abs(p.model.v[k, j]) / 2 * p.undecided[k, j] - helps
