@@ -1,4 +1,4 @@
-"""A certified lower bound from the geometry of the units that must cross together (hard voting).
+"""A certified lower bound from the geometry of the units that must cross together.
 
 The radius sweep lets every vote flip on its own.  One perturbation must flip enough votes at
 once, and in each vote enough units to move its logit across zero.  If ``S`` is a set of units
@@ -10,7 +10,9 @@ hyperplanes, then ``a_u . delta >= c_u`` for all ``u`` in ``S`` gives, with ``y 
 By Cauchy interlacing, ``lambda_max`` of any subset's Gram matrix is at most that of all the
 units that could cross.  ``||c||^2`` is at least the sum, over the votes that must flip, of the
 cheapest set of units that moves each vote's logit across zero (a covering knapsack, bounded
-below by its LP relaxation with each unit's weight capped at what the vote needs).  On
+below by its LP relaxation with each unit's weight capped at what the vote needs; under soft
+voting one knapsack over all votes covers the probability that must move, see
+:func:`_soft_cost`).  On
 networks whose units point in nearly orthogonal directions (CIFAR SCD01: largest Gram
 eigenvalue 1.4 to 2 over hundreds of units) this grows like the square root of the number of
 units that must cross, where the sweep sees only the largest one.  ``docs/certify.md`` has the
@@ -52,7 +54,7 @@ class JointCrossing:
         ``within`` does not grow with ``U``, so the best ``U`` is where the two meet; it is
         found by growing ``U`` from ``radius`` by factors of two, then bisecting until the
         bracket is within ``rtol`` (at most ``steps`` evaluations, each one sound)."""
-        if self.p.model.soft or not np.isfinite(radius) or radius <= 0:
+        if not np.isfinite(radius) or radius <= 0:
             return 0.0
         best, below, above = 0.0, radius, None  # within(below) >= below; within(above) < above
         U = radius
@@ -76,7 +78,7 @@ class JointCrossing:
         closer than ``upper``; ``upper`` itself when there is none (fewer votes than needed
         can flip with the units that can cross within it)."""
         p = self.p
-        if p.model.soft or self.need <= 0:
+        if self.need <= 0:
             return 0.0
         required = self.required.copy()
         crossing = np.zeros(p.dist.shape, dtype=bool)  # fixed units that reach their hyperplane
@@ -90,10 +92,14 @@ class JointCrossing:
             crossing[k, j] = state != "keep" and not p.undecided[k, j]
         reachable = np.isfinite(p.dist) & (p.dist <= upper)
         usable = p.favourable & reachable & ~p.undecided & self.counting[:, None] & ~fixed_units
-        costs = np.sort(_vote_costs(self.c, self.counting, required, usable, p.model.v))
-        if not np.isfinite(costs[self.need - 1]):
+        if p.model.soft:
+            cost = _soft_cost(self.c, required, usable, p.model.v, p.label)
+        else:
+            costs = np.sort(_vote_costs(self.c, self.counting, required, usable, p.model.v))
+            cost = float(costs[: self.need].sum()) if np.isfinite(costs[self.need - 1]) else np.inf
+        if not np.isfinite(cost):
             return float(upper)
-        total = (float(costs[: self.need].sum()) + float((self.c[crossing] ** 2).sum())) * (1 - 1e-9)
+        total = (cost + float((self.c[crossing] ** 2).sum())) * (1 - 1e-9)
         if total <= 0.0:
             return 0.0
         bound = np.sqrt(total / eigenvalue_bound(self._gram_of(np.flatnonzero(usable | crossing))))
@@ -116,11 +122,17 @@ class JointCrossing:
 
 def _requirements(p: Problem) -> tuple[int, np.ndarray, np.ndarray]:
     """How many votes must flip, which votes count for the prediction, and per vote the logit
-    change that flips it (undecided units, free to swing, already subtracted; <= 0: nothing)."""
+    change that flips it (undecided units, free to swing, already subtracted; <= 0: nothing).
+
+    Soft voting: every vote counts, ``need`` is 1 (the sum of probabilities must cross), and
+    the "requirement" is the vote's logit moved by the worst case of its undecided units and
+    its rounding slack, signed so that the attack lowers it (see :func:`_soft_cost`)."""
     z = p.model.logits(p.h0)
     K = len(z)
     slack = p.z_slack
     swing = (np.abs(p.model.v) * p.undecided).sum(axis=1) / 2
+    if p.model.soft:
+        return 1, np.ones(K, dtype=bool), (z - slack if p.label == 1 else -(z + slack)) - swing
     if p.label == 1:
         counts = z - slack > 0
         need = int(counts.sum()) - K // 2
@@ -152,6 +164,48 @@ def _vote_costs(c: np.ndarray, counting: np.ndarray, required: np.ndarray, usabl
         fraction = min(1.0, (required[k] - before) / weight[order[last]])
         costs[k] = square[order[:last]].sum() + fraction * square[order[last]]
     return costs
+
+
+def _soft_cost(c: np.ndarray, start: np.ndarray, usable: np.ndarray, v: np.ndarray, label: int) -> float:
+    """Soft voting: a lower bound on ``sum c_u^2`` over the unit sets whose crossing can move
+    the mean probability across one half (``inf`` if the usable units cannot).
+
+    In the attack's direction (``s = +1`` for class 1, whose probabilities must fall), vote
+    ``k``'s logit starts no better than ``s * start_k`` and moves by at most ``V_k``, the sum
+    of ``|v_u|`` of its crossing units, so its probability moves by at most
+    ``f_k(V_k) = s (sigma(s start_k) - sigma(s (start_k - V_k)))``.  The votes must move it by
+    ``D = sum_k f-side probabilities - K / 2``.  By the mean value theorem ``f_k(V) <=
+    slope_k V`` with ``slope_k`` the largest derivative of the sigmoid on the logit's reach,
+    and ``f_k(V) <= F_k``, the vote's whole reach; ``min(F_k, slope_k sum |v_u|) <= sum
+    min(F_k, slope_k |v_u|)``, so the crossing set covers ``D`` in the knapsack with weights
+    ``min(F_k, slope_k |v_u|)``, whose LP relaxation (greedy by ``c_u^2 / weight``) bounds
+    its cost."""
+    K = len(start)
+    reach = np.where(usable, np.abs(v), 0.0).sum(axis=1)
+    sig = lambda t: 1.0 / (1.0 + np.exp(-t))  # noqa: E731
+    # the attack lowers t = start (class 1) towards start - reach; mirrored for class 0
+    hi, lo = start, start - reach
+    p_hi, p_lo = sig(hi), sig(lo)
+    if label == 1:
+        need = float(p_hi.sum()) - K / 2
+    else:  # class 0: sigma(-t) rises as t falls; the sum must pass K / 2
+        need = K / 2 - float((1.0 - p_hi).sum())
+    need -= 1e-12 * K  # the rounding of the float64 sums
+    if need <= 0:
+        return 0.0
+    nearest = np.clip(0.0, lo, hi)  # where the sigmoid's slope is largest on [lo, hi]
+    slope = sig(nearest) * (1.0 - sig(nearest)) * (1 + 1e-9)
+    whole = (p_hi - p_lo) * (1 + 1e-9) + 1e-15
+    weight = np.minimum(whole[:, None], slope[:, None] * np.abs(v))[usable]
+    square = (c ** 2)[usable]
+    if weight.sum() < need:
+        return np.inf
+    order = np.argsort(square / np.maximum(weight, 1e-300), kind="stable")
+    cum = np.cumsum(weight[order])
+    last = min(int(np.searchsorted(cum, need)), len(cum) - 1)
+    before = cum[last - 1] if last > 0 else 0.0
+    fraction = min(1.0, (need - before) / weight[order[last]])
+    return float(square[order[:last]].sum() + fraction * square[order[last]])
 
 
 def eigenvalue_bound(gram: np.ndarray) -> float:

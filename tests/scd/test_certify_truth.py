@@ -188,6 +188,27 @@ def test_joint_crossing_bound_on_orthogonal_units(norm, expected):
     assert bound <= (0.1 if norm == "inf" else np.sqrt(0.02))
 
 
+@pytest.mark.parametrize("label", [1, 0])
+def test_soft_joint_crossing_bound_on_orthogonal_units(label):
+    """Soft voting, three one-unit votes along orthogonal axes, each 0.1 from its hyperplane
+    (logit +-0.5): the mean probability crosses one half only when two votes cross, so the
+    truth is sqrt(0.02) in L2.  The probability to lose, 3 sigma(0.5) - 1.5, is 1.5 times one
+    vote's whole reach, 2 sigma(0.5) - 1 (the slope bound, 1/4 per unit of logit, is above
+    it), so the knapsack takes one and a half units: sqrt(0.015), above the sweep's 0.1."""
+    d = 4
+    W = np.zeros((3, 1, d))
+    W[np.arange(3), 0, np.arange(3)] = 1.0
+    sign = 1.0 if label == 1 else -1.0
+    ensemble = SignEnsemble(sign * W, np.full((3, 1), -0.4 * sign), np.ones((3, 1)), np.full(3, -0.5), soft=True)
+    p = Problem(ensemble, np.full(d, 0.5), label, np.zeros(d), np.ones(d), "2")
+    assert int(ensemble.decide(ensemble.pre(p.x0))) == label
+    radius = certified_radius(p)
+    assert radius == pytest.approx(0.1, rel=1e-8)
+    bound = JointCrossing(p).best(radius)
+    assert bound == pytest.approx(np.sqrt(0.015), rel=1e-6)
+    assert bound <= np.sqrt(0.02)
+
+
 @pytest.mark.parametrize("n", [1, 5, 64, 65, 300])
 def test_eigenvalue_bound_is_above_the_largest_eigenvalue(n):
     """The verified bound (Lanczos estimate, proven by a Cholesky factorisation) against
