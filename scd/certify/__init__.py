@@ -51,7 +51,7 @@ class Bound:
 
     ``lower_method``: "misclassified" (the input is already misclassified: 0), "unit sweep"
     (the radius sweep over per-unit crossing distances), "joint crossing" (the units that must
-    cross together, hard voting: :mod:`._gram`), "branch-and-bound" (the search, complete or
+    cross together: :mod:`._gram`), "branch-and-bound" (the search, complete or
     stopped at its time limit); ``upper_method``: "structure" (cheapest units
     first), "branch-and-bound", "misclassified", or "" (nothing found: ``upper`` is inf).
     ``x_adv``: the input at distance ``upper`` (float32), confirmed by ``model.predict``.

@@ -218,7 +218,7 @@ def branch_and_bound(p: Problem, search: Search, deadline: float, rtol: float = 
     """Best-first branch and bound; updates ``search`` in place (see the module docstring).
     ``floor``: a lower bound on the minimum known from elsewhere; the search stops once its
     best point is that close.  ``joint``: the joint-crossing bound, a third relaxation of each
-    node (L2 and L1, hard voting)."""
+    node (L2 and L1)."""
     mu = _margins(p)
     fav = p.favourable
     heap: list[tuple[float, int, dict, tuple | None]] = [(0.0, 0, {}, None)]
