@@ -28,7 +28,7 @@ import numpy as np
 
 from ._bounds import Problem, certified_radius
 from ._exact import Search, branch_and_bound, greedy_upper
-from ._gram import JointCrossing
+from ._gram import JointCrossing, one_blas_thread
 from ._halfspace import NORMS, crossing_distances
 from ._model import SignEnsemble
 
@@ -87,6 +87,11 @@ def bound_sample(ensemble: SignEnsemble, x: np.ndarray, label: int, norm: str, b
     """The interval for one input ``x (d,)`` (float32 values) predicted as class index
     ``label``.  ``time_limit=0`` gives the certificate alone (no search); ``None``, no limit.
     ``confirm(x_adv) -> bool`` checks a candidate on the real model."""
+    with one_blas_thread():
+        return _bound_sample(ensemble, x, label, norm, box, time_limit, confirm)
+
+
+def _bound_sample(ensemble, x, label, norm, box, time_limit, confirm) -> Bound:
     start = time.perf_counter()
     p = Problem(ensemble, x.astype(np.float64), int(label), box[0], box[1], norm)
     radius = certified_radius(p)
@@ -123,9 +128,10 @@ def structure_search(ensemble: SignEnsemble, x: np.ndarray, label: int, norm: st
     cheapest votes and units to cross, the convex problem of their sign pattern, then local
     search (:func:`scd.certify._exact.greedy_upper`).  ``(x_adv, distance)`` as float32 in the
     box, judged by the exact rule only, or ``(None, inf)``: the caller confirms it."""
-    p = Problem(ensemble, np.asarray(x, np.float64), int(label), box[0], box[1], parse_norm(norm))
-    search = Search()
-    greedy_upper(p, search, time.perf_counter() + time_limit)
+    with one_blas_thread():
+        p = Problem(ensemble, np.asarray(x, np.float64), int(label), box[0], box[1], parse_norm(norm))
+        search = Search()
+        greedy_upper(p, search, time.perf_counter() + time_limit)
     return search.x_adv, search.upper
 
 
