@@ -51,8 +51,9 @@ NORMS = {"inf": "linf", "2": "l2"}  # certify's norm -> the attack distance it i
 # with an older one (the attacks stay).  2: the joint-crossing bound (scd.certify._gram); 3: it also
 # bounds the nodes of the branch and bound, and the L2 leaf searches its line exactly; 4: the
 # Gram eigenvalue bound proven by a Cholesky factorisation (one BLAS thread); 5: tie leaves bounded
-# by the multipliers of their own rows.
-BOUNDS_VERSION = 5
+# by the multipliers of their own rows; 6: no tie nodes in the branch and bound, one BLAS thread
+# for the whole bound, the joint-crossing bound for soft voting.
+BOUNDS_VERSION = 6
 _WEIGHTS = ("W1", "b1", "w2", "b2")
 
 
