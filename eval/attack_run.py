@@ -27,6 +27,7 @@ import json
 import sys
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -315,8 +316,6 @@ def main(config: AttackConfig) -> Any:
 
         record["package_version"] = version("scd")
         atomic_write_bytes(config.out, json.dumps(record, indent=1, allow_nan=False).encode())
-        from pathlib import Path
-
         from .report import plot_attack
 
         for path in plot_attack(record, Path(config.out).with_suffix("")):  # when matplotlib is installed

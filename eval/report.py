@@ -86,12 +86,13 @@ def _settings(results: dict[str, Any]) -> list[str]:
 
 
 def _accuracy_tables(results: dict[str, Any]) -> list[str]:
-    lines = ["| model | members | train accuracy | test accuracy | paper (%) | training time | predict rows/s |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [("| model | members | train accuracy | test accuracy | 95 % CI (Wilson) | test points | paper (%) | "
+             "training time | predict rows/s |"), "|---|---|---|---|---|---|---|---|---|"]
     for name, m in results["models"].items():
         fit = "n/a" if m.get("fit_seconds") is None else f"{m['fit_seconds']:.1f} s"
         lines.append(f"| {name} | {m['members']} | {m['train_accuracy']:.4f} | {m['test_accuracy']:.4f} | "
-                     f"{_paper(results, name, 'accuracy')} | {fit} | {m['predict_rows_per_second']:.0f} |")
+                     f"{_ci(wilson_interval(m))} | {m.get('n_test', 'n/a')} | {_paper(results, name, 'accuracy')} | "
+                     f"{fit} | {m['predict_rows_per_second']:.0f} |")
     return lines
 
 
@@ -313,7 +314,8 @@ def _draw_distortion(ax, results: dict[str, Any]) -> None:
     if results["kind"] == "width":
         ax.plot(range(len(names)), [models[n]["mean"] for n in names], "k--", lw=1, label="mean")
     ax.set_xticks(range(len(names)), [f"{n}\n{models[n]['n_success']}/{models[n]['n']}" for n in names])
-    ax.set_xlabel("model (images with an adversarial example found / attacked)", fontsize=9)
+    what = "hidden nodes" if results["kind"] == "width" else "model"
+    ax.set_xlabel(f"{what} (images with an adversarial example found / attacked)", fontsize=9)
     ax.set_ylabel(f"minimum {norm} distortion per image")
     ax.legend(fontsize=8)
 

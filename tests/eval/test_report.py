@@ -129,7 +129,7 @@ def test_transfer_bars_carry_bootstrap_intervals_over_images_and_n(tmp_path):
         tmp_path / "report.md").read_text()
 
 
-def test_accuracy_plot_shows_accuracy_with_wilson_intervals_and_training_time_on_a_log_axis():
+def test_accuracy_plot_shows_accuracy_with_wilson_intervals_and_training_time_on_a_log_axis(tmp_path):
     results = _accuracy_results()
     acc_ax, fit_ax = figures(results)["accuracy.png"].axes
     low, high = acc_ax.get_xlim()
@@ -141,6 +141,9 @@ def test_accuracy_plot_shows_accuracy_with_wilson_intervals_and_training_time_on
     drawn = sorted((s[0][0], s[1][0]) for s in segments)
     expected = sorted(_wilson(round(m["test_accuracy"] * 2000), 2000) for m in results["models"].values())
     np.testing.assert_allclose(drawn, expected, atol=1e-9)
+    render(results, tmp_path)
+    lo, hi = _wilson(round(0.871 * 2000), 2000)
+    assert f"| scd01 | 8 | 0.9900 | 0.8710 | [{lo:.3f}, {hi:.3f}] | 2000 |" in (tmp_path / "report.md").read_text()
 
 
 def test_examples_share_one_colour_scale_with_a_colour_bar():
