@@ -209,9 +209,12 @@ def _norm(distance: str) -> str:
 
 
 def dataset_label(data: dict[str, Any]) -> str:
-    """The dataset of a run's config, with its classes when chosen: ``cifar10 (0 vs 1)``."""
+    """The dataset of a run's config, with its classes when chosen: ``cifar10 (0 vs 1)``,
+    ``mnist (10 classes)``."""
     classes = data.get("classes")
-    return data["name"] + (f" ({' vs '.join(map(str, classes))})" if classes else "")
+    if not classes:
+        return data["name"]
+    return f"{data['name']} ({' vs '.join(map(str, classes)) if len(classes) == 2 else f'{len(classes)} classes'})"
 
 
 def attack_label(attack: dict[str, Any], runs: int | None = None) -> str:
@@ -271,7 +274,7 @@ def _save(fig, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    fig.savefig(buffer, format="png", dpi=110)  # the figures lay themselves out (constrained layout)
     plt.close(fig)
     with atomic_open(path, "wb") as fh:
         fh.write(buffer.getvalue())
@@ -406,7 +409,7 @@ def _accuracy_figure(plt, results: dict[str, Any]):
         acc.annotate(f"{v:.3f}", (v, i), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=8)
     acc.set_yticks(y, names)
     acc.set_xlabel("test accuracy" + (" with its 95 % Wilson CI" if any(intervals) else ""))
-    acc.margins(x=0.15, y=0.1)
+    acc.margins(x=0.15, y=0.15)
     for n, i in zip(names, y):
         seconds = models[n].get("fit_seconds")
         if seconds:
