@@ -274,7 +274,7 @@ def _save(fig, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)  # the figures lay themselves out (constrained layout)
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")  # a title wider than the figure is kept whole
     plt.close(fig)
     with atomic_open(path, "wb") as fh:
         fh.write(buffer.getvalue())
@@ -414,7 +414,7 @@ def _accuracy_figure(plt, results: dict[str, Any]):
         seconds = models[n].get("fit_seconds")
         if seconds:
             fit.plot([seconds], [i], "o", color="C1")
-            fit.annotate(f"{seconds:.3g} s", (seconds, i), textcoords="offset points", xytext=(0, 6), ha="center",
+            fit.annotate(f"{seconds:,.0f} s" if seconds >= 100 else f"{seconds:.3g} s", (seconds, i), textcoords="offset points", xytext=(0, 6), ha="center",
                          fontsize=8)
         else:
             fit.annotate("not recorded", (0.5, i), xycoords=("axes fraction", "data"), ha="center", fontsize=8)
@@ -588,7 +588,7 @@ def examples_figure(original: np.ndarray, adversarial: dict[str, np.ndarray], *,
         ax.legend(fontsize=8)
         return fig
     cols = 1 + len(adversarial)
-    fig, axes = plt.subplots(2, cols, figsize=(2.1 * cols + 0.8, 4.9), squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(2, cols, figsize=(max(2.1 * cols + 0.8, 6.4), 4.9), squeeze=False, layout="constrained")
     show = lambda v: np.clip(np.asarray(v).reshape(input_shape), 0, 1).squeeze()
     gray = {"cmap": "gray", "vmin": 0, "vmax": 1}
     axes[0, 0].imshow(show(original), **gray)
@@ -609,7 +609,7 @@ def examples_figure(original: np.ndarray, adversarial: dict[str, np.ndarray], *,
         a.set_xticks([])
         a.set_yticks([])
     if im is not None:
-        channels = " (largest channel)" if len(input_shape) == 3 and input_shape[-1] > 1 else ""
+        channels = "\n(largest channel)" if len(input_shape) == 3 and input_shape[-1] > 1 else ""
         fig.colorbar(im, ax=list(axes[1, 1:]), shrink=0.9, label=f"|perturbation| per pixel{channels}")
     if title:
         fig.suptitle(title, fontsize=9.5)

@@ -464,8 +464,10 @@ def plot_example(run_dir: str | os.PathLike, sample_id: int, out: str | os.PathL
     original, adversarial, ds = examples(run_dir, sample_id)
     results = json.loads((Path(run_dir) / "results.json").read_text())
     c = results["config"]
+    failed = [name for name in results["models"] if name not in adversarial]
     title = (f"The closest adversarial example found for each model\n{dataset_label(c['data'])} · "
-             f"{attack_label(c['attack'], c.get('runs'))} · test point {sample_id}, one of n = {len(c['points'])}")
+             f"{attack_label(c['attack'], c.get('runs'))} · test point {sample_id}, one of n = {len(c['points'])}"
+             + (f"\nnone found for {', '.join(failed)}" if failed else ""))
     return plot_examples(original, adversarial, Path(run_dir) / f"examples_{sample_id}.png" if out is None else out,
                          input_shape=ds.input_shape, norm=results["distance"], title=title)
 
