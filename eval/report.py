@@ -3,10 +3,17 @@
 :func:`render` writes ``report.md`` (and plots when matplotlib is installed, the ``plots``
 extra) into the run directory; ``scd eval report RUN_DIR`` calls it again on the saved
 results, so a report can be rebuilt, restyled or moved without rerunning anything.
+:func:`figures` are its plots.  What a plot claims is on it: every title names the dataset, the
+attack with its norm, and n (:func:`subtitle`); intervals are drawn and say which they are
+(bootstrap over images for distortions and transfer, :func:`transfer_intervals`; Wilson for
+accuracies); ensemble sizes and query budgets are on log axes.  Distortion runs whose records
+carry query-budget curves also get ``budget.png`` and a budget table (:func:`budget_table`).
 :func:`plot_examples` draws an original input and its adversarial versions against each model
-(the paper's Figure 3; images are shown as images, other inputs as curves).
-:func:`substitute_table` and :func:`plot_substitute` are the substitute curve's table and plot,
-shared with the benchmark scripts.
+(the paper's Figure 3; images are shown as images, their perturbations on one shared colour
+scale, other inputs as curves).  :func:`plot_attack` draws the query-budget and
+robust-accuracy curves of an ``scd attack`` record.  :func:`substitute_table` and
+:func:`plot_substitute` are the substitute curve's table and plot, shared with the benchmark
+scripts.
 
 Where the run is on CIFAR-10 0 vs 1 and a model's name is one of the paper's (``scd01``,
 ``scdce``, ``scdcebnn``, ``mlp``, ``bnn``, ``resnet50``, ``rf``, ``lenet``/``cnn``), the tables
