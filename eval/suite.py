@@ -330,7 +330,10 @@ def summarize(store: RunStore, models: dict[str, Any] | None = None, ds: Any = N
                 results["models"][name] = {k: v for k, v in records[name][0].items()
                                            if k not in ("key", "kind", "model", "sample_ids")}
         if any("n_test" not in m for m in results["models"].values()):  # records written before they kept it
-            ds = load_data(config["data"]) if ds is None else ds
+            try:
+                ds = load_data(config["data"]) if ds is None else ds
+            except FileNotFoundError:  # rebuilt where the data is not: the report goes without the sizes
+                return results
             for m in results["models"].values():
                 m.setdefault("n_train", len(ds.y_train))
                 m.setdefault("n_test", len(ds.y_test))

@@ -215,3 +215,13 @@ def test_attack_record_plots(tmp_path):
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in paths)
     record["config"]["method"] = "substitute"
     assert plot_attack(record, tmp_path / "s") == []
+
+
+def test_accuracy_records_written_without_the_test_size_get_it_from_the_dataset(tmp_path):
+    from eval.datasets import load_dataset
+
+    data = {"name": "digits", "classes": None, "data_dir": None, "path": None}
+    store = RunStore(tmp_path, {"kind": "accuracy", "data": data, "seed": 0, "models": {"m": {"path": "x"}}})
+    store.add({"key": "m", "kind": "accuracy", "model": "m", "sample_ids": [], "members": 1, "train_accuracy": 1.0,
+               "test_accuracy": 0.5, "predict_rows_per_second": 1.0, "fit_seconds": None, "seconds": 0.1}, {})
+    assert summarize(store)["models"]["m"]["n_test"] == len(load_dataset("digits").y_test)
