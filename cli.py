@@ -509,7 +509,8 @@ def eval_substitute(models, n_points, eps, seeds, seed_size, rounds, epochs, dat
 @eval_group.command(name="report")
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
 def eval_report(run_dir):
-    """Rebuild results.json, report.md and the plots of RUN_DIR from its records."""
+    """Rebuild results.json, report.md and the plots of RUN_DIR (examples_<id>.png included) from
+    its records, without attacking anything again."""
     from eval.runstore import RunStore
     from eval.suite import finish
 
@@ -525,13 +526,9 @@ def eval_report(run_dir):
 def eval_timeseries(run_dir, sample_id, out_path):
     """Plot a test input and its closest adversarial versions against each model of a distortion
     run (paper Figure 3): curves for 1-D data such as ECG, images for image data."""
-    from eval.report import plot_examples
-    from eval.suite import examples
+    from eval.suite import plot_example
 
-    original, adversarial, ds = examples(run_dir, sample_id)
-    path = plot_examples(original, adversarial, out_path or os.path.join(run_dir, f"examples_{sample_id}.png"),
-                         input_shape=ds.input_shape, title=f"{ds.name} test point {sample_id}")
-    click.echo(f"written to {path}")
+    click.echo(f"written to {plot_example(run_dir, sample_id, out_path)}")
 
 
 def _int_list(text, hint):

@@ -94,13 +94,13 @@ def _section(data: str, folder: Path) -> list[str]:
                   *substitute_table(next(iter(sub["models"].values()))["eps"], sub["models"],
                                     columns=("{name}", "{name} + noise")), ""]
     FIGURES.mkdir(parents=True, exist_ok=True)
-    for run, png in (("distortion", "distortion.png"), ("size", "ensemble_size.png"), ("transfer", "transfer.png"),
-                     ("substitute", "substitute.png")):
+    for run, png in (("accuracy", "accuracy.png"), ("distortion", "distortion.png"), ("distortion", "budget.png"),
+                     ("size", "ensemble_size.png"), ("transfer", "transfer.png"), ("substitute", "substitute.png")):
         src = folder / run / png
         if src.exists():
             dst = FIGURES / f"{data}_{png}"
             shutil.copyfile(src, dst)
-            lines.append(f"![{data} {run}](results/{dst.name})")
+            lines.append(f"![{data} {Path(png).stem.replace('_', ' ')}](results/{dst.name})")
     examples = sorted((folder / "distortion").glob("examples_*.png"))
     for src in examples[:1]:
         dst = FIGURES / f"{data}_{src.name}"

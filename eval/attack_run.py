@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import io
 import json
+import sys
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -238,15 +240,11 @@ def budget_curve(result: AttackResult, budgets: tuple[int, ...] = QUERY_BUDGETS)
     """Success rate and median best distance (the attack's norm; None when infinite) within each
     query budget, from the samples' budget curves; None when the attack records none (gradient
     attacks at a fixed ε)."""
+    from .stats import budget_summary
+
     if not any(len(h) for h in result.history):
         return None
-    medians, rates = [], []
-    for q in budgets:
-        d = result.distance_at(q)
-        med = float(np.median(d))
-        medians.append(med if np.isfinite(med) else None)
-        rates.append(float(np.mean(np.isfinite(d))))
-    return {"queries": list(budgets), "median_distance": medians, "success_rate": rates}
+    return budget_summary([result.distance_at(q) for q in budgets], budgets)
 
 
 def format_table(result: AttackResult, source: dict | None = None) -> str:
@@ -318,6 +316,10 @@ def main(config: AttackConfig) -> Any:
 
         record["package_version"] = version("scd")
         atomic_write_bytes(config.out, json.dumps(record, indent=1, allow_nan=False).encode())
+        from .report import plot_attack
+
+        for path in plot_attack(record, Path(config.out).with_suffix("")):  # when matplotlib is installed
+            print(f"plot written to {path}", file=sys.stderr)
     if config.save_examples:
         buffer = io.BytesIO()
         np.savez_compressed(buffer, x=ds.x_test[idx].reshape(result.x_adv.shape), x_adv=result.x_adv,

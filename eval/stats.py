@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from scipy import stats as _sps
 
-__all__ = ["STATISTICS", "bootstrap_ci", "paired_test", "summarize_distances"]
+__all__ = ["STATISTICS", "bootstrap_ci", "budget_summary", "paired_test", "summarize_distances", "wilson_ci"]
 
 STATISTICS = ("mean", "median")
 
@@ -129,3 +129,30 @@ def summarize_distances(values: Any, *, seed: int = 0) -> dict[str, Any]:
         "mean_ci": ci("mean"),
         "median_ci": ci("median"),
     }
+
+
+def budget_summary(distance_at: Any, queries: Any) -> dict[str, Any]:
+    """The query-budget curve of a set of attacks: per budget in ``queries``, the fraction of
+    attacks that had found an adversarial example within that many queries and the median best
+    distance, counting the attacks that had not as infinitely far (None when more than half had not).
+
+    ``distance_at`` is ``(len(queries), n_attacks)``: each attack's best distance within each
+    budget, inf (or NaN) where it had none yet.
+    """
+    d = np.asarray(distance_at, np.float64)  # None (JSON's failure) becomes NaN
+    budgets = [int(q) for q in queries]
+    if d.ndim != 2 or d.shape[0] != len(budgets):
+        raise ValueError(f"distance_at must be (len(queries), n_attacks) = ({len(budgets)}, n), got {d.shape}")
+    d = np.where(np.isnan(d), np.inf, d)
+    n = d.shape[1]
+    medians = [_float_or_none(np.median(row)) if n else None for row in d]
+    return {"queries": budgets, "median_distance": [None if m is None or math.isinf(m) else m for m in medians],
+            "success_rate": [float(np.isfinite(row).mean()) if n else None for row in d], "n": n}
+
+
+def wilson_ci(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float] | None:
+    """The Wilson score interval of a proportion ``successes / n`` (scipy's), None when ``n`` is 0."""
+    if n <= 0:
+        return None
+    ci = _sps.binomtest(int(successes), int(n)).proportion_ci(confidence_level=confidence, method="wilson")
+    return (float(ci.low), float(ci.high))

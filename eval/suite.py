@@ -37,7 +37,7 @@ from .points import choose_points, seed_set
 from .runstore import RunStore
 from .units import fingerprint, json_floats, load_cached, load_data, run_unit
 
-__all__ = ["KINDS", "evaluate", "examples", "finish", "parse_models", "summarize"]
+__all__ = ["KINDS", "evaluate", "examples", "finish", "parse_models", "plot_example", "summarize"]
 
 KINDS = ("accuracy", "distortion", "transfer", "size", "width", "substitute")
 _NAME = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -237,12 +237,17 @@ def _check_models(kind: str, loaded: dict[str, Any], options: dict[str, Any], ds
 
 
 def finish(store: RunStore, models: dict[str, Any] | None = None, ds: Any = None) -> dict[str, Any]:
-    """Summarise the records of a run into ``results.json`` and render its report."""
+    """Summarise the records of a run into ``results.json`` and render its report; the example
+    figures already drawn (``examples_<id>.png``, :func:`plot_example`) are drawn again."""
     from .report import render
 
     results = summarize(store, models=models, ds=ds)
     store.write_json("results.json", results)
     render(results, store.dir)
+    for path in sorted(store.dir.glob("examples_*.png")):
+        match = re.fullmatch(r"examples_(\d+)\.png", path.name)
+        if match and int(match[1]) in store.config.get("points", ()):
+            plot_example(store.dir, int(match[1]), path)
     return results
 
 
@@ -285,6 +290,19 @@ def _distance_summary(best: np.ndarray, info: dict[str, Any], seed: int) -> dict
             "median_queries": info["median_queries"], "seconds": info["seconds"]}
 
 
+def _budget_curve(records: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The query-budget curve over every (image, run) attack of ``records``; None without
+    records, or when one lacks the curve (a gradient attack, or a record written before
+    records carried it)."""
+    from .stats import budget_summary
+
+    if not records or any("distance_at" not in r for r in records):
+        return None
+    columns = [np.asarray(r["distance_at"], np.float64)[:, ~np.asarray(r["already_adversarial"], bool)]
+               for r in records]
+    return budget_summary(np.concatenate(columns, axis=1), records[0]["budget_queries"])
+
+
 def _by_model(store: RunStore) -> dict[str, list[dict[str, Any]]]:
     out: dict[str, list[dict[str, Any]]] = {}
     for rec in store.records.values():
@@ -311,6 +329,14 @@ def summarize(store: RunStore, models: dict[str, Any] | None = None, ds: Any = N
             if name in records:
                 results["models"][name] = {k: v for k, v in records[name][0].items()
                                            if k not in ("key", "kind", "model", "sample_ids")}
+        if any("n_test" not in m for m in results["models"].values()):  # records written before they kept it
+            try:
+                ds = load_data(config["data"]) if ds is None else ds
+            except FileNotFoundError:  # rebuilt where the data is not: the report goes without the sizes
+                return results
+            for m in results["models"].values():
+                m.setdefault("n_train", len(ds.y_train))
+                m.setdefault("n_test", len(ds.y_test))
         return results
     points = config["points"]
     if kind in ("distortion", "width", "size"):
@@ -322,7 +348,7 @@ def summarize(store: RunStore, models: dict[str, Any] | None = None, ds: Any = N
             mins[name] = best
             results["models"][name] = {**_distance_summary(best, info, seed),
                                        "runs_done": len({r["run"] for r in records.get(name, [])}),
-                                       "best": info["keys"]}
+                                       "best": info["keys"], "budget_curve": _budget_curve(records.get(name, []))}
         results["paired_tests"] = [{"a": a, "b": b, **paired_test(mins[a], mins[b])}
                                    for i, a in enumerate(names) for b in names[i + 1:]]
         results["transfer_matrix"] = _transfer_matrix(store, results, names, models, ds)
@@ -428,6 +454,25 @@ def examples(run_dir: str | os.PathLike, sample_id: int) -> tuple[np.ndarray, di
             key, j = m["best"][i]
             adversarial[name] = store.arrays(key)["x_adv"][j]
     return ds.x_test[sample_id], adversarial, ds
+
+
+def plot_example(run_dir: str | os.PathLike, sample_id: int, out: str | os.PathLike | None = None) -> Path:
+    """Draw test point ``sample_id`` of a distortion run and each model's closest adversarial
+    version of it (:func:`eval.report.plot_examples`) into ``out`` (default
+    ``RUN_DIR/examples_<sample_id>.png``), titled with the dataset and the attack."""
+    import json
+
+    from .report import attack_label, dataset_label, plot_examples
+
+    original, adversarial, ds = examples(run_dir, sample_id)
+    results = json.loads((Path(run_dir) / "results.json").read_text())
+    c = results["config"]
+    failed = [name for name in results["models"] if name not in adversarial]
+    title = (f"The closest adversarial example found for each model\n{dataset_label(c['data'])} · "
+             f"{attack_label(c['attack'], c.get('runs'))} · test point {sample_id}, one of n = {len(c['points'])}"
+             + (f"\nnone found for {', '.join(failed)}" if failed else ""))
+    return plot_examples(original, adversarial, Path(run_dir) / f"examples_{sample_id}.png" if out is None else out,
+                         input_shape=ds.input_shape, norm=results["distance"], title=title)
 
 
 def _none(value: Any) -> float | None:

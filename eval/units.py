@@ -80,6 +80,7 @@ def _accuracy(model: Any, unit: dict[str, Any]) -> dict[str, Any]:
         pred = model.predict(x)
         seconds = time.perf_counter() - t0
         out[f"{split}_accuracy"] = float(np.mean(pred == y))
+        out[f"n_{split}"] = len(y)
         if split == "test":
             out["predict_rows_per_second"] = len(x) / max(seconds, 1e-9)
     fit_time = getattr(model, "fit_time_", None)
@@ -114,6 +115,11 @@ def run_unit(unit: dict[str, Any]) -> tuple[dict[str, Any], dict[str, np.ndarray
         record["already_adversarial"] = result.already_adversarial.tolist()
         record["queries"] = result.queries.tolist()
         record["calls"] = result.calls.tolist()
+        if any(len(h) for h in result.history):  # query-based: each sample's best distance within each budget
+            from eval.attack_run import QUERY_BUDGETS
+
+            record["budget_queries"] = list(QUERY_BUDGETS)
+            record["distance_at"] = [json_floats(result.distance_at(q)) for q in QUERY_BUDGETS]
         if unit.get("keep_examples"):
             arrays["x_adv"] = result.x_adv
     elif kind == "accuracy":

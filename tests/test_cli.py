@@ -202,6 +202,8 @@ def test_robust_accuracy_curve_over_four_eps_in_one_run(tmp_path, scd_file, meth
                                        "--out", str(out), *extra])
     assert result.exit_code == 0, result.output
     assert "robust accuracy at Linf eps=0.01" in result.output
+    assert (tmp_path / "r_robust_accuracy.png").exists()  # and r_budget.png where the record has a budget curve
+    assert (tmp_path / "r_budget.png").exists() == ("budget_curve" in json.loads(out.read_text()))
     curve = json.loads(out.read_text())["robust_accuracy"]
     acc = np.array(curve["robust_accuracy"])
     assert curve["eps"] == [0.01, 0.03, 0.1, 0.3] and curve["norm"] == "linf" and len(acc) == 4

@@ -82,8 +82,11 @@ def test_distortion_run_writes_records_results_report_and_plot(models, tmp_path)
     matrix = results["transfer_matrix"]["fooled_fraction"]
     assert matrix["rf"]["rf"] == 1.0  # confirmed successes fool their source (a forest: no rounding at stake)
     assert all(0.0 <= v <= 1.0 for row in matrix.values() for v in row.values())
-    for name in ("results.json", "report.md", "distortion.png", "config.json", "records.jsonl"):
+    for name in ("results.json", "report.md", "distortion.png", "budget.png", "config.json", "records.jsonl"):
         assert (tmp_path / name).exists()
+    # the budget curve: each (image, run) attack's best distance within 1000 queries, read off its records
+    within = [d for rec in records.values() if rec["model"] == "scd" for d in rec["distance_at"][1]]
+    assert results["models"]["scd"]["budget_curve"]["success_rate"][1] == np.mean([d is not None for d in within])
     assert "| scd |" in (tmp_path / "report.md").read_text()
 
 
@@ -270,8 +273,10 @@ def test_cli_commands_end_to_end(models, tmp_path):
     ok("timeseries", str(tmp_path / "d"), "--sample", str(point))
     assert (tmp_path / "d" / f"examples_{point}.png").exists()
     (tmp_path / "d" / "report.md").unlink()
+    (tmp_path / "d" / f"examples_{point}.png").write_bytes(b"stale")
     ok("report", str(tmp_path / "d"))
     assert (tmp_path / "d" / "report.md").exists()
+    assert (tmp_path / "d" / f"examples_{point}.png").read_bytes()[:4] == b"\x89PNG"  # drawn again
     ok("size", *model_args, "--n", "2", "--iters", "2", "--sizes", "1,3", "--out", str(tmp_path / "s"), *common)
     ok("transfer", "--model", f"rf={models['rf']}", "--n", "2", "--iters", "2", "--members", "0,2",
        "--out", str(tmp_path / "t"), *common)
