@@ -10,7 +10,9 @@ library silently returns the input unchanged).  Here the gradient source is alwa
   ``sigmoid(z / vote_temperature)``.  Its two logits are ``[log(1 - p), log(p)]`` with ``p``
   the smoothed positive-vote fraction, so ``softmax`` gives ``[1 - p, p]`` and the relaxation
   tends to the real ensemble as both temperatures go to 0.  This is the white-box *adaptive*
-  attack on the defense: the attacker knows every weight.
+  attack on the defense: the attacker knows every weight.  A one-vs-rest model
+  (:class:`scd.OneVsRest` of SCD ensembles) relaxes class by class: its logits are each
+  class's relaxed log-odds (:class:`OneVsRestLogits`), whose argmax tends to the model's label.
 - :class:`SurrogateGradients` answers ``predict``/``predict_proba`` from the real model and
   ``logits``/``loss_gradient``/``logits_gradient`` from the surrogate (the smooth relaxation,
   a trained substitute from :mod:`attacks.substitute`, or any torch module).  Wrapped in an
@@ -26,9 +28,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from scd import OneVsRest
+
 from .autograd import TorchGradients
 
-__all__ = ["SmoothSCD", "SurrogateGradients", "smooth_scd"]
+__all__ = ["OneVsRestLogits", "SmoothSCD", "SurrogateGradients", "is_sign_network", "smooth_scd"]
 
 _PROBABILITY_FLOOR = 1e-12  # keeps log(p) finite where every vote agrees
 
@@ -66,14 +70,41 @@ class SmoothSCD(torch.nn.Module):
         return torch.stack([torch.log1p(-p), torch.log(p)], dim=1)
 
 
-def smooth_scd(model: Any, hidden_temperature: float = 0.1, vote_temperature: float = 0.1) -> SmoothSCD:
-    """The smooth relaxation of a fitted SCD estimator (any of the four variants), in eval mode.
+class OneVsRestLogits(torch.nn.Module):
+    """The logits of a one-vs-rest model from differentiable binary ``modules`` (one per class,
+    each mapping ``(n, d)`` rows to two logits ``[log(1 - p), log(p)]``, ``p`` the probability
+    of its class): ``(n, n_classes)``, column ``i`` class ``i``'s log-odds ``log(p / (1 - p))``.
+    Its argmax is the class of highest ``p``, the one-vs-rest label."""
+
+    def __init__(self, modules: list[torch.nn.Module]):
+        super().__init__()
+        self.classes = torch.nn.ModuleList(modules)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = [m(x) for m in self.classes]
+        return torch.stack([z[:, 1] - z[:, 0] for z in logits], dim=1)
+
+
+def is_sign_network(model: Any) -> bool:
+    """Whether ``model`` is an SCD ensemble, or a one-vs-rest model of them (what
+    :func:`smooth_scd` relaxes)."""
+    return hasattr(model, "W1_") or (isinstance(model, OneVsRest) and all(hasattr(e, "W1_")
+                                                                          for e in model.estimators_))
+
+
+def smooth_scd(model: Any, hidden_temperature: float = 0.1,
+               vote_temperature: float = 0.1) -> SmoothSCD | OneVsRestLogits:
+    """The smooth relaxation of a fitted SCD estimator (any of the four variants), in eval mode;
+    of a one-vs-rest model of them, the :class:`OneVsRestLogits` of its classes' relaxations.
 
     ``hidden_temperature`` is in units of the hidden pre-activation ``x . w + b`` (unit-norm
     ``w``: about 0.3 for CIFAR-10 images); ``vote_temperature`` in units of a vote's logit
     (ignored for soft-voting ensembles, whose votes already output ``sigmoid(z)``).  Smaller
     is closer to the real ensemble but gives gradients on fewer inputs.
     """
+    if isinstance(model, OneVsRest) and hasattr(model, "estimators_"):
+        modules = [smooth_scd(e, hidden_temperature, vote_temperature) for e in model.estimators_]
+        return _with_temperatures(OneVsRestLogits(modules).eval(), modules[0])
     for name in ("W1_", "b1_", "w2_", "b2_", "classes_"):
         if not hasattr(model, name):
             raise TypeError(f"smooth_scd needs a fitted SCD estimator; {type(model).__name__} has no {name}.")
@@ -85,6 +116,12 @@ def smooth_scd(model: Any, hidden_temperature: float = 0.1, vote_temperature: fl
                        np.asarray(model.w2_, np.float32), np.asarray(model.b2_, np.float32), soft_voting=soft,
                        hidden_temperature=hidden_temperature, vote_temperature=vote_temperature)
     return module.eval()
+
+
+def _with_temperatures(module: OneVsRestLogits, first: SmoothSCD) -> OneVsRestLogits:
+    """``module`` carrying the temperatures of its classes' relaxations (all equal), for reports."""
+    module.hidden_temperature, module.vote_temperature = first.hidden_temperature, first.vote_temperature
+    return module
 
 
 class SurrogateGradients:

@@ -34,7 +34,7 @@ from attacks import AttackResult, AttackSpec, nearest_other_class, robust_accura
 
 from .points import choose_points, seed_set
 
-__all__ = ["AttackConfig", "budget_curve", "format_table", "gradient_source", "main", "run"]
+__all__ = ["AttackConfig", "budget_curve", "check_classes_match", "format_table", "gradient_source", "main", "run"]
 
 SURROGATES = ("smooth", "substitute")
 QUERY_BUDGETS = (100, 1000, 10000)
@@ -52,7 +52,7 @@ class AttackConfig:
     model_path: str
     attack: AttackSpec | None = AttackSpec()
     data: str = "digits"
-    classes: tuple[int, int] | None = None
+    classes: tuple[int, ...] | str | None = None
     data_dir: str | None = None
     data_path: str | None = None
     n_samples: int = 10
@@ -126,16 +126,27 @@ def gradient_source(model: Any, spec: AttackSpec, surrogate: str | None, x_seed:
     """The model ``spec``'s attack runs on, and a record of where its gradients come from.
 
     Without ``surrogate`` a differentiable model gives its own gradients (a hard-voting
-    ensemble: those of the soft vote of its members, recorded under ``differentiated``), an SCD
-    ensemble its smooth relaxation (:data:`SMOOTH_DEFAULT`), and anything else (a forest) is
-    refused; ``smooth`` needs an SCD ensemble; ``substitute`` trains one on the model's labels
-    of ``x_seed`` (counted queries).
+    ensemble: those of the soft vote of its members, recorded under ``differentiated``; a
+    one-vs-rest model of MLP or CNN ensembles: those of its classes' log-odds), an SCD ensemble
+    or a one-vs-rest model of them its smooth relaxation (:data:`SMOOTH_DEFAULT`), and anything
+    else (a forest) is refused; ``smooth`` needs SCD ensembles; ``substitute`` trains one on the
+    model's labels of ``x_seed`` (counted queries).
     """
     from attacks import Oracle
+    from attacks.surrogate import OneVsRestLogits, SurrogateGradients, is_sign_network, smooth_scd
+    from scd import OneVsRest
 
     if spec.needs not in _GRADIENTS:
         return model, {"source": "none (query-based attack)"}
-    sign_network = hasattr(model, "W1_")
+    sign_network = is_sign_network(model)
+    if surrogate is None and isinstance(model, OneVsRest) and not sign_network:
+        if not all(callable(getattr(e, "torch_module", None)) for e in model.estimators_):
+            raise ValueError(f"a one-vs-rest model of {type(model.estimators_[0]).__name__} has no gradients "
+                             f"({spec.method} needs them): use --surrogate substitute, or a decision-based attack "
+                             "(hsj, boundary, rays).")
+        module = OneVsRestLogits([e.torch_module() for e in model.estimators_])
+        return SurrogateGradients(model, module, "model"), {
+            "source": WHITE_BOX, "differentiated": "each class's log-odds (one-vs-rest), its ensemble's soft vote"}
     if surrogate is None and not sign_network:
         oracle = Oracle(model, bounds=(0.0, 1.0))
         logit = spec.needs == "logit_gradients"
@@ -148,12 +159,10 @@ def gradient_source(model: Any, spec: AttackSpec, surrogate: str | None, x_seed:
         if getattr(model, "voting", None) == "hard":
             source["differentiated"] = "the soft vote of the members (the hard vote is piecewise constant)"
         return model, source
-    from attacks.surrogate import SurrogateGradients, smooth_scd
-
     if surrogate in (None, "smooth"):
         if not sign_network:
-            raise ValueError(f"--surrogate smooth relaxes an SCD ensemble; {type(model).__name__} is not one "
-                             "(use --surrogate substitute).")
+            raise ValueError(f"--surrogate smooth relaxes an SCD ensemble (or a one-vs-rest model of them); "
+                             f"{type(model).__name__} is not one (use --surrogate substitute).")
         module = smooth_scd(model)
         pair = SurrogateGradients(model, module, "smooth")
         return pair, {"source": "smooth" if surrogate else SMOOTH_DEFAULT,
@@ -182,6 +191,7 @@ def run(config: AttackConfig) -> tuple[Any, np.ndarray, Any, dict]:
     ds = load_dataset(config.data, classes=config.classes, data_dir=config.data_dir, path=config.data_path)
     if ds.x_test.shape[1] != model.n_features_in_:
         raise ValueError(f"the model takes {model.n_features_in_} features, but {ds.name} has {ds.x_test.shape[1]}.")
+    check_classes_match(model, ds)
     idx = choose_points([model], ds.x_test, ds.y_test, config.n_samples, indices=config.indices,
                         target=config.target)
     targets = None
@@ -219,6 +229,15 @@ def run(config: AttackConfig) -> tuple[Any, np.ndarray, Any, dict]:
     if spec.eps is not None:
         result.extra["robust_accuracy"] = _curve(spec, runs, results)
     return result, idx, ds, source
+
+
+def check_classes_match(model: Any, ds: Any) -> None:
+    """``ValueError`` unless the dataset ``ds`` has as many classes as ``model`` predicts (labels
+    ``0 .. k-1`` on both sides): a model trained with ``--classes 0 1 2`` is read with them."""
+    k = len(model.classes_)
+    if len(ds.classes) != k:
+        raise ValueError(f"the model predicts {k} classes, but {ds.name} was loaded with {len(ds.classes)} "
+                         f"({', '.join(map(str, ds.classes))}); pass the --classes it was trained with.")
 
 
 def _curve(spec: AttackSpec, runs: list[AttackSpec], results: list[AttackResult]) -> dict[str, Any]:

@@ -60,7 +60,9 @@ def _ci(pair: Any) -> str:
 def _settings(results: dict[str, Any]) -> list[str]:
     c = results["config"]
     data = c["data"]
-    lines = [f"Dataset: {data['name']} {tuple(data['classes']) if data.get('classes') else '(default classes)'}; "
+    classes = data.get("classes")
+    named = "(default classes)" if not classes else classes if isinstance(classes, str) else tuple(classes)
+    lines = [f"Dataset: {data['name']} {named}; "
              f"package {results['package_version']}; summarised {results['date']}."]
     if c.get("attack"):
         a = {k: v for k, v in c["attack"].items() if v is not None}
