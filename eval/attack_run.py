@@ -127,26 +127,31 @@ def gradient_source(model: Any, spec: AttackSpec, surrogate: str | None, x_seed:
 
     Without ``surrogate`` a differentiable model gives its own gradients (a hard-voting
     ensemble: those of the soft vote of its members, recorded under ``differentiated``; a
-    one-vs-rest model of MLP or CNN ensembles: those of its classes' log-odds), an SCD ensemble
+    one-vs-rest model of MLP, CNN or BNN ensembles: those of its classes' log-odds), an SCD ensemble
     or a one-vs-rest model of them its smooth relaxation (:data:`SMOOTH_DEFAULT`), and anything
     else (a forest) is refused; ``smooth`` needs SCD ensembles; ``substitute`` trains one on the
     model's labels of ``x_seed`` (counted queries).
     """
     from attacks import Oracle
-    from attacks.surrogate import OneVsRestLogits, SurrogateGradients, is_sign_network, smooth_scd
+    from attacks.surrogate import (
+        OneVsRestGradients,
+        SurrogateGradients,
+        is_sign_network,
+        smooth_scd,
+    )
     from scd import OneVsRest
 
     if spec.needs not in _GRADIENTS:
         return model, {"source": "none (query-based attack)"}
     sign_network = is_sign_network(model)
     if surrogate is None and isinstance(model, OneVsRest) and not sign_network:
-        if not all(callable(getattr(e, "torch_module", None)) for e in model.estimators_):
+        try:
+            pair = OneVsRestGradients(model)
+        except TypeError:
             raise ValueError(f"a one-vs-rest model of {type(model.estimators_[0]).__name__} has no gradients "
                              f"({spec.method} needs them): use --surrogate substitute, or a decision-based attack "
-                             "(hsj, boundary, rays).")
-        module = OneVsRestLogits([e.torch_module() for e in model.estimators_])
-        return SurrogateGradients(model, module, "model"), {
-            "source": WHITE_BOX, "differentiated": "each class's log-odds (one-vs-rest), its ensemble's soft vote"}
+                             "(hsj, boundary, rays).") from None
+        return pair, {"source": WHITE_BOX, "differentiated": "each class's log-odds, from its ensemble's soft vote"}
     if surrogate is None and not sign_network:
         oracle = Oracle(model, bounds=(0.0, 1.0))
         logit = spec.needs == "logit_gradients"
