@@ -63,9 +63,9 @@ def _test_labels():
 
 
 @pytest.mark.parametrize("method, extra, source", [
-    ("hsj", ["--iters", "2"], "none (query-based attack)"),
+    ("hsj", ["--iters", "1", "--init-size", "20"], "none (query-based attack)"),
     ("pgd", ["--iters", "10", "--eps", "0.3"], "smooth relaxation (default for sign networks)"),
-    ("ead", ["--iters", "3"], "smooth relaxation (default for sign networks)")])
+    ("ead", ["--iters", "3", "--max-queries", "40"], "smooth relaxation (default for sign networks)")])
 def test_attacks_on_the_ten_class_model(ten, tmp_path, method, extra, source):
     """HopSkipJump on the labels; PGD and EAD (the design's example, ``scd attack --method ead
     MODEL``) through the smooth relaxation, by default; successes re-checked on the real model."""
@@ -84,3 +84,21 @@ def test_certify_names_what_it_supports(ten, tmp_path):
     result = CliRunner().invoke(main, ["certify", str(ten), *ALL, "--out", str(tmp_path / "c.json"), "--quiet"])
     assert result.exit_code == 1 and "binary SCD ensembles" in result.output and "one-vs-rest" in result.output
     assert not (tmp_path / "c.json").exists()
+
+
+def test_eval_reads_the_model(ten, tmp_path):
+    """``scd eval accuracy`` and ``distortion`` take the one-vs-rest model and ``--classes all``."""
+    from eval.datasets import load_dataset
+    from scd.persist import load_model
+
+    runner = CliRunner()
+    common = [*ALL, "--backend", "sequential", "--quiet", "--model", f"ten={ten}"]
+    result = runner.invoke(main, ["eval", "accuracy", *common, "--out", str(tmp_path / "a")])
+    assert result.exit_code == 0, result.output
+    scores = json.loads((tmp_path / "a" / "results.json").read_text())["models"]["ten"]
+    ds = load_dataset("digits", classes="all")
+    assert scores["test_accuracy"] == load_model(ten).score(ds.x_test, ds.y_test) and scores["members"] == 2
+    result = runner.invoke(main, ["eval", "distortion", *common, "--n", "1", "--iters", "1", "--init-size", "20",
+                                  "--out", str(tmp_path / "d")])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "d" / "results.json").read_text())["models"]["ten"]["n"] == 1
