@@ -212,9 +212,9 @@ def predict(model_path, data, classes, data_dir, data_path, split, member, out):
     """Predict a dataset split with a saved model and print its accuracy and warm throughput."""
     import numpy as np
 
-    from eval.attack_run import check_classes_match
     from eval.baselines import load_model
     from eval.io import atomic_open
+    from eval.points import check_classes_match
 
     model = load_model(model_path)
     ds = _load(data, classes, data_dir, data_path)

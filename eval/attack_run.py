@@ -32,9 +32,9 @@ import numpy as np
 
 from attacks import AttackResult, AttackSpec, nearest_other_class, robust_accuracy
 
-from .points import choose_points, seed_set
+from .points import check_classes_match, choose_points, seed_set
 
-__all__ = ["AttackConfig", "budget_curve", "check_classes_match", "format_table", "gradient_source", "main", "run"]
+__all__ = ["AttackConfig", "budget_curve", "format_table", "gradient_source", "main", "run"]
 
 SURROGATES = ("smooth", "substitute")
 QUERY_BUDGETS = (100, 1000, 10000)
@@ -234,15 +234,6 @@ def run(config: AttackConfig) -> tuple[Any, np.ndarray, Any, dict]:
     if spec.eps is not None:
         result.extra["robust_accuracy"] = _curve(spec, runs, results)
     return result, idx, ds, source
-
-
-def check_classes_match(model: Any, ds: Any) -> None:
-    """``ValueError`` unless the dataset ``ds`` has as many classes as ``model`` predicts (labels
-    ``0 .. k-1`` on both sides): a model trained with ``--classes 0 1 2`` is read with them."""
-    k = len(model.classes_)
-    if len(ds.classes) != k:
-        raise ValueError(f"the model predicts {k} classes, but {ds.name} was loaded with {len(ds.classes)} "
-                         f"({', '.join(map(str, ds.classes))}); pass the --classes it was trained with.")
 
 
 def _curve(spec: AttackSpec, runs: list[AttackSpec], results: list[AttackResult]) -> dict[str, Any]:

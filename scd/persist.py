@@ -397,19 +397,19 @@ def model_info(path: str | os.PathLike) -> dict[str, Any]:
     """The header of a saved model (kind, estimator, parameters, seed, ...) with its classes and
     the shapes of its other arrays, read without building the model; a model file nested in it
     (one entry ``<name>.scd`` per class of a one-vs-rest model) is described under
-    ``"nested"``, by entry name."""
-    return _info(read_model_file(path))
+    ``"nested"``, by entry name (one level deep: nothing nests further)."""
+    return _info(read_model_file(path), nested=True)
 
 
-def _info(file: ModelFile) -> dict[str, Any]:
+def _info(file: ModelFile, nested: bool) -> dict[str, Any]:
     info = dict(file.header)
     info["arrays"] = {k: list(v.shape) for k, v in file.arrays.items() if k != "classes"}
     if "classes" in file.arrays:
         info["classes"] = file.arrays["classes"].tolist()
-    nested = {name: _info(read_model_bytes(blob, f"{file.path}:{name}"))
-              for name, blob in file.blobs.items() if name.endswith(NESTED_SUFFIX)}
-    if nested:
-        info["nested"] = nested
+    inner = {name: _info(read_model_bytes(blob, f"{file.path}:{name}"), nested=False)
+             for name, blob in file.blobs.items() if nested and name.endswith(NESTED_SUFFIX)}
+    if inner:
+        info["nested"] = inner
     return info
 
 

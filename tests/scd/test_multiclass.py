@@ -108,6 +108,11 @@ def test_crafted_files_give_clear_errors(tmp_path, fitted):
         with pytest.raises(ValueError, match=message):
             load_model(bad)
     assert np.array_equal(load_model(path).predict(np.zeros((1, 64))), fitted.predict(np.zeros((1, 64))))
+    deep = saved
+    for _ in range(3):  # info describes one level of nesting, however deep a crafted file goes
+        deep = zip_bytes(dict(entries_of(saved), **{"class_1.scd": deep}))
+    (tmp_path / "deep.scd").write_bytes(deep)
+    assert "nested" not in model_info(tmp_path / "deep.scd")["nested"]["class_1.scd"]
 
 
 def test_smooth_relaxation_tends_to_the_model(fitted, four):
