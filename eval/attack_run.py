@@ -34,7 +34,7 @@ import numpy as np
 
 from attacks import AttackResult, AttackSpec, nearest_other_class, robust_accuracy
 
-from .points import choose_points, seed_set
+from .points import check_classes_match, choose_points, seed_set
 
 __all__ = ["AttackConfig", "budget_curve", "format_table", "gradient_source", "main", "run"]
 
@@ -54,7 +54,7 @@ class AttackConfig:
     model_path: str
     attack: AttackSpec | None = AttackSpec()
     data: str = "digits"
-    classes: tuple[int, int] | None = None
+    classes: tuple[int, ...] | str | None = None
     data_dir: str | None = None
     data_path: str | None = None
     n_samples: int = 10
@@ -128,16 +128,32 @@ def gradient_source(model: Any, spec: AttackSpec, surrogate: str | None, x_seed:
     """The model ``spec``'s attack runs on, and a record of where its gradients come from.
 
     Without ``surrogate`` a differentiable model gives its own gradients (a hard-voting
-    ensemble: those of the soft vote of its members, recorded under ``differentiated``), an SCD
-    ensemble its smooth relaxation (:data:`SMOOTH_DEFAULT`), and anything else (a forest) is
-    refused; ``smooth`` needs an SCD ensemble; ``substitute`` trains one on the model's labels
-    of ``x_seed`` (counted queries).
+    ensemble: those of the soft vote of its members, recorded under ``differentiated``; a
+    one-vs-rest model of MLP, CNN or BNN ensembles: those of its classes' log-odds), an SCD ensemble
+    or a one-vs-rest model of them its smooth relaxation (:data:`SMOOTH_DEFAULT`), and anything
+    else (a forest) is refused; ``smooth`` needs SCD ensembles; ``substitute`` trains one on the
+    model's labels of ``x_seed`` (counted queries).
     """
     from attacks import Oracle
+    from attacks.surrogate import (
+        OneVsRestGradients,
+        SurrogateGradients,
+        is_sign_network,
+        smooth_scd,
+    )
+    from scd import OneVsRest
 
     if spec.needs not in _GRADIENTS:
         return model, {"source": "none (query-based attack)"}
-    sign_network = hasattr(model, "W1_")
+    sign_network = is_sign_network(model)
+    if surrogate is None and isinstance(model, OneVsRest) and not sign_network:
+        try:
+            pair = OneVsRestGradients(model)
+        except TypeError:
+            raise ValueError(f"a one-vs-rest model of {type(model.estimators_[0]).__name__} has no gradients "
+                             f"({spec.method} needs them): use --surrogate substitute, or a decision-based attack "
+                             "(hsj, boundary, rays).") from None
+        return pair, {"source": WHITE_BOX, "differentiated": "each class's log-odds, from its ensemble's soft vote"}
     if surrogate is None and not sign_network:
         oracle = Oracle(model, bounds=(0.0, 1.0))
         logit = spec.needs == "logit_gradients"
@@ -150,12 +166,10 @@ def gradient_source(model: Any, spec: AttackSpec, surrogate: str | None, x_seed:
         if getattr(model, "voting", None) == "hard":
             source["differentiated"] = "the soft vote of the members (the hard vote is piecewise constant)"
         return model, source
-    from attacks.surrogate import SurrogateGradients, smooth_scd
-
     if surrogate in (None, "smooth"):
         if not sign_network:
-            raise ValueError(f"--surrogate smooth relaxes an SCD ensemble; {type(model).__name__} is not one "
-                             "(use --surrogate substitute).")
+            raise ValueError(f"--surrogate smooth relaxes an SCD ensemble (or a one-vs-rest model of them); "
+                             f"{type(model).__name__} is not one (use --surrogate substitute).")
         module = smooth_scd(model)
         pair = SurrogateGradients(model, module, "smooth")
         return pair, {"source": "smooth" if surrogate else SMOOTH_DEFAULT,
@@ -184,6 +198,7 @@ def run(config: AttackConfig) -> tuple[Any, np.ndarray, Any, dict]:
     ds = load_dataset(config.data, classes=config.classes, data_dir=config.data_dir, path=config.data_path)
     if ds.x_test.shape[1] != model.n_features_in_:
         raise ValueError(f"the model takes {model.n_features_in_} features, but {ds.name} has {ds.x_test.shape[1]}.")
+    check_classes_match(model, ds)
     idx = choose_points([model], ds.x_test, ds.y_test, config.n_samples, indices=config.indices,
                         target=config.target)
     targets = None

@@ -3,7 +3,8 @@
 Points are chosen among those every model classifies correctly (an attack on a point the
 model already gets wrong measures accuracy, not robustness): the first ``n`` for ``scd
 attack``, ``n`` drawn with the run's seed for ``scd eval``.  A substitute's seed set is drawn
-from the remaining test points.
+from the remaining test points.  :func:`check_classes_match` refuses a dataset loaded with
+other classes than the model predicts.
 """
 
 from __future__ import annotations
@@ -12,7 +13,16 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["choose_points", "correctly_classified", "seed_set"]
+__all__ = ["check_classes_match", "choose_points", "correctly_classified", "seed_set"]
+
+
+def check_classes_match(model: Any, ds: Any) -> None:
+    """``ValueError`` unless the dataset ``ds`` has as many classes as ``model`` predicts (labels
+    ``0 .. k-1`` on both sides): a model trained with ``--classes 0 1 2`` is read with them."""
+    k = len(model.classes_)
+    if len(ds.classes) != k:
+        raise ValueError(f"the model predicts {k} classes, but {ds.name} was loaded with {len(ds.classes)} "
+                         f"({', '.join(map(str, ds.classes))}); pass the --classes it was trained with.")
 
 
 def correctly_classified(model: Any, x: np.ndarray, y: np.ndarray) -> np.ndarray:

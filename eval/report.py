@@ -72,8 +72,10 @@ def _ci(pair: Any) -> str:
 def _settings(results: dict[str, Any]) -> list[str]:
     c = results["config"]
     data = c["data"]
-    lines = [(f"Dataset: {data['name']} {tuple(data['classes']) if data.get('classes') else '(default classes)'}; "
-             f"package {results['package_version']}; summarised {results['date']}.")]
+    classes = data.get("classes")
+    named = "(default classes)" if not classes else classes if isinstance(classes, str) else tuple(classes)
+    lines = [f"Dataset: {data['name']} {named}; "
+             f"package {results['package_version']}; summarised {results['date']}."]
     if c.get("attack"):
         a = {k: v for k, v in c["attack"].items() if v is not None}
         lines.append(f"Attack: {a}; runs per image: {c.get('runs', 1)} (the minimum is kept); seed {c.get('seed')}; "

@@ -52,7 +52,7 @@ def fingerprint(path: str) -> str:
 
 
 @functools.lru_cache(maxsize=2)
-def _dataset(name: str, classes: tuple[int, int] | None, data_dir: str | None, path: str | None) -> Any:
+def _dataset(name: str, classes: tuple[int, ...] | str | None, data_dir: str | None, path: str | None) -> Any:
     from eval.datasets import load_dataset
 
     return load_dataset(name, classes=classes, data_dir=data_dir, path=path)
@@ -61,7 +61,8 @@ def _dataset(name: str, classes: tuple[int, int] | None, data_dir: str | None, p
 def load_data(spec: dict[str, Any]) -> Any:
     """The dataset a suite config names (``name``, ``classes``, ``data_dir``, ``path``), loaded
     once per process."""
-    classes = tuple(spec["classes"]) if spec.get("classes") else None
+    classes = spec.get("classes")
+    classes = tuple(classes) if isinstance(classes, list) else classes  # a list of ids, "all" or None
     return _dataset(spec["name"], classes, spec.get("data_dir"), spec.get("path"))
 
 

@@ -4,5 +4,6 @@ __version__ = "0.1.0"
 
 from ._base import load  # noqa: E402
 from .estimators import SCD01, SCD01BNN, SCDCE, SCDCEBNN, SCDClassifier  # noqa: E402
+from .multiclass import OneVsRest
 
-__all__ = ["SCD01", "SCD01BNN", "SCDCE", "SCDCEBNN", "SCDClassifier", "load", "__version__"]
+__all__ = ["SCD01", "SCD01BNN", "SCDCE", "SCDCEBNN", "OneVsRest", "SCDClassifier", "load", "__version__"]

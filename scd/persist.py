@@ -6,7 +6,9 @@ A model file is a zip archive (stored, not compressed) holding a JSON header, nu
 ======================  =================  ================================================
 format                  header             written by
 ======================  =================  ================================================
-``scd-bundle``          ``metadata.json``  SCD ensembles and checkpoints, MLP, RF and CNN
+``scd-bundle``          ``metadata.json``  SCD ensembles and checkpoints, MLP, RF and CNN;
+                                           one-vs-rest models (:mod:`scd.multiclass`: one
+                                           nested model file ``class_<i>.scd`` per class)
 ``scd-keras-bundle``    ``manifest.json``  the BNN baseline (one ``.keras`` file per member)
 ======================  =================  ================================================
 
@@ -29,6 +31,7 @@ import io
 import json
 import math
 import os
+import tempfile
 import zipfile
 from dataclasses import dataclass
 from typing import IO, Any, Callable, NamedTuple, Sequence
@@ -38,11 +41,11 @@ import numpy as np
 from .files import ZIP_READ_ERRORS, atomic_open, exclusive, sweep_temporary
 
 __all__ = [
-    "FORMAT", "FORMAT_VERSION", "KERAS_FORMAT", "MAX_EXPANSION", "MAX_HEADER_BYTES", "LoadedModel", "ModelFile",
-    "check_array", "check_npy_header", "check_zip_sizes", "checkpoint_path", "estimator_metadata", "fit_and_save",
-    "json_params", "load_bundle", "load_model", "load_with_fingerprint",
-    "meta_number", "model_info", "read_model_file", "read_zip", "rebuild", "register_loader", "savable_classes",
-    "save_bundle", "save_estimator",
+    "FORMAT", "FORMAT_VERSION", "KERAS_FORMAT", "MAX_EXPANSION", "MAX_HEADER_BYTES", "NESTED_SUFFIX", "LoadedModel",
+    "ModelFile", "check_array", "check_npy_header", "check_zip_sizes", "checkpoint_path", "estimator_metadata",
+    "fit_and_save", "json_params", "load_bundle", "load_model", "load_with_fingerprint", "loader_for", "meta_number",
+    "model_bytes", "model_info", "read_model_bytes", "read_model_file", "read_zip", "rebuild", "register_loader",
+    "savable_classes", "save_bundle", "save_estimator",
 ]
 
 FORMAT = "scd-bundle"
@@ -52,6 +55,7 @@ _HEADERS = {FORMAT: "metadata.json", KERAS_FORMAT: "manifest.json"}  # format ->
 MAX_EXPANSION = 4  # most bytes a model archive's entries may declare, per byte of the archive
 MAX_HEADER_BYTES = 1 << 20  # largest metadata.json / manifest.json
 _ARRAY_KINDS = "biufUS"  # dtype kinds a model file's arrays may have
+NESTED_SUFFIX = ".scd"  # entries of a model file that are model files themselves
 
 Loader = Callable[..., Any]
 _LOADERS: dict[str, Loader] = {}
@@ -95,6 +99,12 @@ def read_model_file(path: str | os.PathLike, kind: str | None = None) -> ModelFi
         raise FileNotFoundError(f"model file not found: {name!r}")
     with open(name, "rb") as fh:
         data = fh.read()
+    return read_model_bytes(data, name, kind)
+
+
+def read_model_bytes(data: bytes, name: str, kind: str | None = None) -> ModelFile:
+    """:func:`read_model_file` of a model file's bytes ``data`` (a file, or one nested in
+    another model file); ``name`` says where they come from in error messages."""
     fingerprint = hashlib.sha256(data).hexdigest()[:16]
     try:
         header, arrays, blobs = _unzip(data)
@@ -214,6 +224,16 @@ def save_bundle(path: str | os.PathLike, kind: str, meta: dict[str, Any], arrays
         with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_STORED) as zf:
             for name, payload in entries.items():
                 zf.writestr(name, payload)
+
+
+def model_bytes(model: Any) -> bytes:
+    """The bytes ``model.save`` writes: a complete model file, e.g. to nest in another one
+    (written to a temporary folder, then read back)."""
+    with tempfile.TemporaryDirectory(prefix="scd-model-") as folder:
+        path = os.path.join(folder, "model.scd")
+        model.save(path)
+        with open(path, "rb") as fh:
+            return fh.read()
 
 
 def json_params(params: dict[str, Any]) -> dict[str, Any]:
@@ -356,10 +376,15 @@ def load_with_fingerprint(path: str | os.PathLike, **kwargs: Any) -> LoadedModel
     """:func:`load_model`, together with the file's fingerprint (the first 16 hex digits of the
     SHA-256 of its bytes), computed from the same single read."""
     file = read_model_file(path)
+    return LoadedModel(loader_for(file)(file, **kwargs), file.fingerprint)
+
+
+def loader_for(file: ModelFile) -> Loader:
+    """The loader :func:`register_loader` recorded for ``file``'s kind; ``ValueError`` if none."""
     loader = _LOADERS.get(file.kind)
     if loader is None:
         raise ValueError(f"{file.where} holds a {file.kind!r}, which is not a model this package can load.")
-    return LoadedModel(loader(file, **kwargs), file.fingerprint)
+    return loader
 
 
 def load_model(path: str | os.PathLike, **kwargs: Any) -> Any:
@@ -370,12 +395,21 @@ def load_model(path: str | os.PathLike, **kwargs: Any) -> Any:
 
 def model_info(path: str | os.PathLike) -> dict[str, Any]:
     """The header of a saved model (kind, estimator, parameters, seed, ...) with its classes and
-    the shapes of its other arrays, read without building the model."""
-    file = read_model_file(path)
+    the shapes of its other arrays, read without building the model; a model file nested in it
+    (one entry ``<name>.scd`` per class of a one-vs-rest model) is described under
+    ``"nested"``, by entry name (one level deep: nothing nests further)."""
+    return _info(read_model_file(path), nested=True)
+
+
+def _info(file: ModelFile, nested: bool) -> dict[str, Any]:
     info = dict(file.header)
     info["arrays"] = {k: list(v.shape) for k, v in file.arrays.items() if k != "classes"}
     if "classes" in file.arrays:
         info["classes"] = file.arrays["classes"].tolist()
+    inner = {name: _info(read_model_bytes(blob, f"{file.path}:{name}"), nested=False)
+             for name, blob in file.blobs.items() if nested and name.endswith(NESTED_SUFFIX)}
+    if inner:
+        info["nested"] = inner
     return info
 
 
@@ -425,6 +459,8 @@ def _check_options(model: Any) -> None:
             model._validate_params()
         except (TypeError, ValueError) as exc:  # scikit-learn raises InvalidParameterError, a ValueError
             raise ValueError(str(exc)) from None
-    device = model.get_params().get("device")
-    if isinstance(device, str):
-        resolve_devices(device)
+    params = model.get_params(deep=False)
+    if isinstance(params.get("device"), str):
+        resolve_devices(params["device"])
+    if hasattr(params.get("estimator"), "get_params"):  # a one-vs-rest model's binary estimator
+        _check_options(params["estimator"])

@@ -1,8 +1,9 @@
-"""Binary classification datasets for the evaluation suite.
+"""Classification datasets for the evaluation suite: a pair of classes by default, or more.
 
 Every loader returns a :class:`Dataset` with flattened float32 features in
-[0, 1] and int64 labels in {0, 1}, so downstream code can treat all data sets
-alike.  Label 1 is always the *second* class of ``classes``.
+[0, 1] and int64 labels ``0 .. k-1``, so downstream code can treat all data sets
+alike.  Label ``i`` is always class ``classes[i]`` (for a pair, label 1 is the
+*second* class).
 
 Data files are looked for in ``data_dir`` (default :func:`eval.io.default_data_dir`,
 i.e. ``$SCD_DATA_DIR``).  Nothing is ever unpickled: ``.npz`` files are read
@@ -25,27 +26,27 @@ from typing import Any, Iterable
 
 from eval.datasets.dataset import Dataset
 from eval.datasets.registry import (
-    CIFAR10_CLASSES, CIFAR10_MD5, CIFAR10_URL, DATASETS, DIGITS_CLASSES, ECG_CLASSES, MNIST_CLASSES,
+    ALL_CLASSES, CIFAR10_CLASSES, CIFAR10_MD5, CIFAR10_URL, DATASETS, DIGITS_CLASSES, ECG_CLASSES, MNIST_CLASSES,
     REGISTRY, DatasetInfo,
 )
 
 __all__ = [
-    "CIFAR10_CLASSES", "CIFAR10_MD5", "CIFAR10_URL", "DATASETS", "DIGITS_CLASSES", "Dataset",
-    "DatasetInfo", "ECG_CLASSES", "MNIST_CLASSES", "REGISTRY", "load_dataset",
+    "ALL_CLASSES", "CIFAR10_CLASSES", "CIFAR10_MD5", "CIFAR10_URL", "DATASETS", "DIGITS_CLASSES", "Dataset",
+    "DatasetInfo", "ECG_CLASSES", "MNIST_CLASSES", "REGISTRY", "check_classes", "load_dataset",
 ]
 
 
 def load_dataset(
     name: str,
     *,
-    classes: tuple[int, int] | None = None,
+    classes: Iterable[int] | str | None = None,
     data_dir: str | os.PathLike[str] | None = None,
     path: str | os.PathLike[str] | None = None,
     download: bool = True,
     test_size: float = 0.25,
     random_state: int = 0,
 ) -> Dataset:
-    """Load a two-class dataset with features in [0, 1] and labels in {0, 1}.
+    """Load a dataset with features in [0, 1] and labels ``0 .. k-1`` (``{0, 1}`` for a pair).
 
     Parameters
     ----------
@@ -53,8 +54,10 @@ def load_dataset(
         One of :data:`DATASETS`.  ``digits`` (sklearn, bundled), ``cifar10``,
         ``mnist``, ``ecg`` (PTB heartbeats) read from ``data_dir``;
         ``npz`` / ``csv`` read a user file given by ``path``.
-    classes : (int, int), optional
-        The two original class ids to keep; the second one becomes label 1.
+    classes : sequence of int, or "all", optional
+        The original class ids to keep, at least two and distinct; class
+        ``classes[i]`` becomes label ``i`` (for a pair, the second one becomes
+        label 1).  ``"all"`` (:data:`ALL_CLASSES`) keeps every label, sorted.
         Defaults: digits (1, 8), cifar10 (0, 1), mnist (3, 5), ecg (0, 1)
         (normal, abnormal); npz/csv: the file's two labels, sorted.
     data_dir : path-like, optional
@@ -82,34 +85,39 @@ def load_dataset(
     """
     if name not in REGISTRY:
         raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
-    pair = REGISTRY[name].classes if classes is None else _as_pair(classes)
+    chosen = REGISTRY[name].classes if classes is None else check_classes(classes)
     if name == "digits":
         from eval.datasets import digits
 
-        return digits.load(pair, test_size, random_state)
+        return digits.load(chosen, test_size, random_state)
     if name == "cifar10":
         from eval.datasets import cifar
 
-        return cifar.load(pair, data_dir, download)
+        return cifar.load(chosen, data_dir, download)
     if name == "mnist":
         from eval.datasets import mnist
 
-        return mnist.load(pair, data_dir)
+        return mnist.load(chosen, data_dir)
     if name == "ecg":
         from eval.datasets import ecg
 
-        return ecg.load(pair, data_dir, test_size, random_state)
+        return ecg.load(chosen, data_dir, test_size, random_state)
     from eval.datasets import user
 
-    return user.load(name, path, pair, test_size, random_state)
+    return user.load(name, path, chosen, test_size, random_state)
 
 
-def _as_pair(classes: Iterable[Any]) -> tuple[int, int]:
-    """Validate ``classes`` as two distinct integers."""
+def check_classes(classes: Iterable[Any] | str) -> tuple[int, ...] | str:
+    """``classes`` as a tuple of at least two distinct integers, or :data:`ALL_CLASSES`;
+    ValueError otherwise."""
+    if isinstance(classes, str):
+        if classes != ALL_CLASSES:
+            raise ValueError(f"classes must be integers or {ALL_CLASSES!r}, got {classes!r}")
+        return classes
     try:
-        first, second = (operator.index(c) for c in classes)
-    except (TypeError, ValueError):
-        raise ValueError(f"classes must be two distinct integers, got {classes!r}") from None
-    if first == second:
-        raise ValueError(f"classes must be two distinct integers, got {classes!r}")
-    return first, second
+        chosen = tuple(operator.index(c) for c in classes)
+    except TypeError:
+        raise ValueError(f"classes must be at least two distinct integers, got {classes!r}") from None
+    if len(chosen) < 2 or len(set(chosen)) != len(chosen):
+        raise ValueError(f"classes must be at least two distinct integers, got {classes!r}")
+    return chosen

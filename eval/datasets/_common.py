@@ -1,4 +1,4 @@
-"""Array helpers shared by the dataset loaders: pick a pair, split, scale, read files.
+"""Array helpers shared by the dataset loaders: pick classes, split, scale, read files.
 
 Every function names the file (``source``/``path``) in its errors, so a bad
 input says where it came from.
@@ -13,6 +13,7 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 from eval.datasets.dataset import Dataset
+from eval.datasets.registry import ALL_CLASSES
 from eval.io import ZIP_READ_ERRORS, default_data_dir
 
 SPLIT_KEYS = ("x_train", "y_train", "x_test", "y_test")
@@ -24,20 +25,28 @@ def resolve_dir(data_dir: str | os.PathLike[str] | None) -> Path:
     return default_data_dir() if data_dir is None else Path(data_dir).expanduser()
 
 
-def check_present(labels: np.ndarray, pair: tuple[int, int], source: str) -> None:
-    """Raise ValueError unless both classes of ``pair`` occur in ``labels``."""
+def resolve_classes(labels: np.ndarray, classes: tuple[int, ...] | str, source: str) -> tuple[int, ...]:
+    """``classes`` with :data:`ALL_CLASSES` replaced by the sorted labels of ``labels`` (at
+    least two); ValueError unless every class occurs in ``labels``."""
     available = np.unique(labels)
-    missing = [c for c in pair if c not in available]
+    if classes == ALL_CLASSES:
+        if len(available) < 2:
+            raise ValueError(f"{source} holds {len(available)} label(s) {available.tolist()}; need at least two")
+        return tuple(int(c) for c in available)
+    missing = [c for c in classes if c not in available]
     if missing:
         raise ValueError(
             f"classes {missing} not present in {source}; available labels: {available.tolist()}"
         )
+    return tuple(classes)
 
 
-def pick(x: np.ndarray, y: np.ndarray, pair: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Keep the rows of the two classes (in their original order), flatten x, map y to 0/1."""
-    keep = np.isin(y, pair)
-    return x[keep].reshape(int(keep.sum()), -1), (y[keep] == pair[1]).astype(np.int64)
+def pick(x: np.ndarray, y: np.ndarray, classes: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Keep the rows of ``classes`` (in their original order), flatten x, and map y to the
+    position of its class in ``classes`` (0/1 for a pair: 1 means ``classes[1]``)."""
+    keep = np.isin(y, classes)
+    position = np.argmax(y[keep, None] == np.asarray(classes)[None, :], axis=1)
+    return x[keep].reshape(int(keep.sum()), -1), position.astype(np.int64)
 
 
 def split(
@@ -54,12 +63,13 @@ def split(
 
 
 def pick_split(
-    x: np.ndarray, y: np.ndarray, pair: tuple[int, int], test_size: float, random_state: int, source: str
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Keep ``pair`` (both must occur), flatten, and split stratified: (x_train, y_train, x_test, y_test)."""
-    check_present(y, pair, source)
-    x, y = pick(x, y, pair)
-    return split(x, y, test_size, random_state, source)
+    x: np.ndarray, y: np.ndarray, classes: tuple[int, ...] | str, test_size: float, random_state: int, source: str
+) -> tuple[tuple[int, ...], tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """Keep ``classes`` (each must occur; see :func:`resolve_classes`), flatten, and split
+    stratified: ``(classes, (x_train, y_train, x_test, y_test))``."""
+    classes = resolve_classes(y, classes, source)
+    x, y = pick(x, y, classes)
+    return classes, split(x, y, test_size, random_state, source)
 
 
 def divide(x: np.ndarray, maximum: float) -> np.ndarray:
@@ -80,14 +90,14 @@ def scale_unit(x_train: np.ndarray, x_test: np.ndarray) -> tuple[np.ndarray, np.
 
 
 def image_dataset(
-    name: str, arrays: dict[str, np.ndarray], pair: tuple[int, int], shape: tuple[int, ...], source: str
+    name: str, arrays: dict[str, np.ndarray], classes: tuple[int, ...] | str, shape: tuple[int, ...], source: str
 ) -> Dataset:
-    """A Dataset from official uint8 image splits: keep ``pair``, flatten, divide by 255."""
-    check_present(arrays["y_train"], pair, source)
-    x_train, y_train = pick(arrays["x_train"], arrays["y_train"], pair)
-    x_test, y_test = pick(arrays["x_test"], arrays["y_test"], pair)
+    """A Dataset from official uint8 image splits: keep ``classes``, flatten, divide by 255."""
+    classes = resolve_classes(arrays["y_train"], classes, source)
+    x_train, y_train = pick(arrays["x_train"], arrays["y_train"], classes)
+    x_test, y_test = pick(arrays["x_test"], arrays["y_test"], classes)
     return Dataset(
-        name, divide(x_train, 255.0), y_train, divide(x_test, 255.0), y_test, pair, shape, source
+        name, divide(x_train, 255.0), y_train, divide(x_test, 255.0), y_test, classes, shape, source
     )
 
 

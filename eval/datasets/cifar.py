@@ -17,7 +17,7 @@ import numpy as np
 from eval.datasets._common import SPLIT_KEYS, check_images, image_dataset, read_npz, resolve_dir
 from eval.datasets._pickle import RestrictedPickle, Stub, text
 from eval.datasets.dataset import Dataset
-from eval.datasets.registry import CIFAR10_MD5, CIFAR10_URL, REGISTRY
+from eval.datasets.registry import ALL_CLASSES, CIFAR10_MD5, CIFAR10_URL, REGISTRY
 from eval.io import atomic_open
 
 __all__ = ["load"]
@@ -29,13 +29,14 @@ _SHAPE = (32, 32, 3)
 _ROW = 3 * 32 * 32
 
 
-def load(pair: tuple[int, int], data_dir: str | os.PathLike[str] | None, download: bool) -> Dataset:
+def load(classes: tuple[int, ...] | str, data_dir: str | os.PathLike[str] | None, download: bool) -> Dataset:
     """CIFAR-10 with its official split, images in HWC order divided by 255."""
-    arrays, source = _read(pair, resolve_dir(data_dir), download)
-    return image_dataset("cifar10", arrays, pair, _SHAPE, source)
+    classes = tuple(range(10)) if classes == ALL_CLASSES else classes
+    arrays, source = _read(classes, resolve_dir(data_dir), download)
+    return image_dataset("cifar10", arrays, classes, _SHAPE, source)
 
 
-def _read(pair: tuple[int, int], data_dir: Path, download: bool) -> tuple[dict[str, np.ndarray], str]:
+def _read(pair: tuple[int, ...], data_dir: Path, download: bool) -> tuple[dict[str, np.ndarray], str]:
     """Find CIFAR-10 in ``data_dir`` (npz subset, batch folder, tarball), else download it."""
     npz = data_dir / _NPZ
     if npz.is_file():
@@ -57,10 +58,10 @@ def _read(pair: tuple[int, int], data_dir: Path, download: bool) -> tuple[dict[s
     return _read_tar(tarball), str(tarball)
 
 
-def _missing(pair: tuple[int, int], data_dir: Path, error: Exception | None = None) -> FileNotFoundError:
+def _missing(pair: tuple[int, ...], data_dir: Path, error: Exception | None = None) -> FileNotFoundError:
     message = (
         f"CIFAR-10 not found in {data_dir}: looked for {_NPZ} (holding classes "
-        f"{pair[0]} and {pair[1]}), {_DIR}/ and {_TAR}. Download {CIFAR10_URL} "
+        f"{', '.join(map(str, pair))}), {_DIR}/ and {_TAR}. Download {CIFAR10_URL} "
         f"(md5 {CIFAR10_MD5}) into that directory, or pass --data-dir / set SCD_DATA_DIR "
         f"to a directory holding one of them."
     )

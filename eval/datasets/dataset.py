@@ -1,4 +1,4 @@
-"""The value every loader returns: one binary classification problem."""
+"""The value every loader returns: one classification problem (two classes or more)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -12,7 +12,7 @@ __all__ = ["Dataset"]
 
 @dataclass(frozen=True, eq=False)
 class Dataset:
-    """A binary classification problem, ready for training.
+    """A classification problem, ready for training.
 
     Attributes
     ----------
@@ -22,9 +22,9 @@ class Dataset:
         float32, shape (n, d): samples flattened (images in HWC order),
         values in [0, 1].
     y_train, y_test : np.ndarray
-        int64 labels in {0, 1}; 1 means ``classes[1]``.
+        int64 labels ``0 .. len(classes) - 1``; label ``i`` means ``classes[i]``.
     classes : tuple
-        The original class ids mapped to 0 and 1, e.g. ``(3, 8)``.
+        The original class ids kept, e.g. ``(3, 8)``: mapped to 0 and 1.
     input_shape : tuple
         Shape of one sample before flattening, e.g. ``(32, 32, 3)``.
     source : str

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 from sklearn.datasets import load_digits
 
-from eval.datasets._common import check_present, divide, pick, split
+from eval.datasets._common import divide, pick, resolve_classes, split
 from eval.datasets.dataset import Dataset
 
 __all__ = ["load"]
 
 
-def load(pair: tuple[int, int], test_size: float, random_state: int) -> Dataset:
+def load(classes: tuple[int, ...] | str, test_size: float, random_state: int) -> Dataset:
     """sklearn's bundled 8x8 digits (values 0..16), split stratified.
 
     The default pair, 1 vs 8, is the hardest one for a linear model (see
@@ -17,7 +17,7 @@ def load(pair: tuple[int, int], test_size: float, random_state: int) -> Dataset:
     informative instead of ~100 %.
     """
     bunch = load_digits()
-    check_present(bunch.target, pair, "digits")
-    x, y = pick(divide(bunch.data, 16.0), bunch.target, pair)
+    classes = resolve_classes(bunch.target, classes, "digits")
+    x, y = pick(divide(bunch.data, 16.0), bunch.target, classes)
     parts = split(x, y, test_size, random_state, "sklearn digits")
-    return Dataset("digits", *parts, pair, (8, 8), "sklearn")
+    return Dataset("digits", *parts, classes, (8, 8), "sklearn")

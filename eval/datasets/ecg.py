@@ -17,7 +17,7 @@ _FEATURES = 187  # samples per heartbeat; the label is one more column
 
 
 def load(
-    pair: tuple[int, int], data_dir: str | os.PathLike[str] | None, test_size: float, random_state: int
+    classes: tuple[int, ...] | str, data_dir: str | os.PathLike[str] | None, test_size: float, random_state: int
 ) -> Dataset:
     """PTB diagnostic ECG heartbeats: 187 samples per beat, normal=0, abnormal=1.
 
@@ -34,9 +34,9 @@ def load(
     table = np.concatenate([_read_table(p, label) for label, p in enumerate(paths)])
     x, y = table[:, :-1], table[:, -1].astype(np.int64)
     source = ", ".join(map(str, paths))
-    x_train, y_train, x_test, y_test = pick_split(x, y, pair, test_size, random_state, source)
+    classes, (x_train, y_train, x_test, y_test) = pick_split(x, y, classes, test_size, random_state, source)
     x_train, x_test = scale_unit(x_train, x_test)
-    return Dataset("ecg", x_train, y_train, x_test, y_test, pair, (_FEATURES,), source)
+    return Dataset("ecg", x_train, y_train, x_test, y_test, classes, (_FEATURES,), source)
 
 
 def _read_table(path: Path, label: int) -> np.ndarray:

@@ -20,11 +20,11 @@ _NPZ, *_IDX_STEMS = _INFO.files
 _IDX = dict(zip(SPLIT_KEYS, zip(_IDX_STEMS, (3, 1, 3, 1))))
 
 
-def load(pair: tuple[int, int], data_dir: str | os.PathLike[str] | None) -> Dataset:
+def load(classes: tuple[int, ...] | str, data_dir: str | os.PathLike[str] | None) -> Dataset:
     """MNIST with its official split; default pair 3 vs 5, a classic hard pair."""
     arrays, source = _read(resolve_dir(data_dir))
     check_images(arrays, _SHAPE, source)
-    return image_dataset("mnist", arrays, pair, _SHAPE, source)
+    return image_dataset("mnist", arrays, classes, _SHAPE, source)
 
 
 def _read(data_dir: Path) -> tuple[dict[str, np.ndarray], str]:

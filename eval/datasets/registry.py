@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 __all__ = [
-    "CIFAR10_CLASSES", "CIFAR10_MD5", "CIFAR10_URL", "DATASETS", "DIGITS_CLASSES",
+    "ALL_CLASSES", "CIFAR10_CLASSES", "CIFAR10_MD5", "CIFAR10_URL", "DATASETS", "DIGITS_CLASSES",
     "DatasetInfo", "ECG_CLASSES", "MNIST_CLASSES", "REGISTRY",
 ]
 
@@ -27,6 +27,8 @@ CIFAR10_CLASSES = (0, 1)
 # with 5/8, 7/9, 4/9 the hardest; most pairs are > 98 %).
 MNIST_CLASSES = (3, 5)
 ECG_CLASSES = (0, 1)
+ALL_CLASSES = "all"
+"""``classes=`` value that keeps every label of a dataset (a multi-class problem)."""
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from eval.datasets._common import (
-    SPLIT_KEYS, check_present, open_npz, pick, pick_split, read_csv, read_npz, scale_unit,
+    SPLIT_KEYS, open_npz, pick, pick_split, read_csv, read_npz, resolve_classes, scale_unit,
 )
 from eval.datasets.dataset import Dataset
 
@@ -17,13 +17,14 @@ __all__ = ["load"]
 def load(
     kind: str,
     path: str | os.PathLike[str] | None,
-    pair: tuple[int, int] | None,
+    classes: tuple[int, ...] | str | None,
     test_size: float,
     random_state: int,
 ) -> Dataset:
     """A user .npz (x_train/y_train/x_test/y_test or x/y) or CSV (label in the last column).
 
-    ``kind`` is ``"npz"`` or ``"csv"``; ``pair=None`` takes the file's two labels.
+    ``kind`` is ``"npz"`` or ``"csv"``; ``classes=None`` takes the file's two labels, ``"all"``
+    all of its labels.
     """
     path = _existing_path(kind, path)
     if kind == "npz":
@@ -35,22 +36,22 @@ def load(
         check = _checked_labels if key.startswith("y") else _checked_features
         arrays[key] = check(value, path)
     labels = np.concatenate([arrays[k] for k in arrays if k.startswith("y")])
-    pair = pair or _only_two(labels, path)
+    classes = classes or _only_two(labels, path)
     if "x" in arrays:
-        x_train, y_train, x_test, y_test = pick_split(
-            arrays["x"], arrays["y"], pair, test_size, random_state, str(path)
+        classes, (x_train, y_train, x_test, y_test) = pick_split(
+            arrays["x"], arrays["y"], classes, test_size, random_state, str(path)
         )
         input_shape = arrays["x"].shape[1:]
     else:
-        check_present(arrays["y_train"], pair, f"{path} (y_train)")
-        check_present(arrays["y_test"], pair, f"{path} (y_test)")
-        x_train, y_train = pick(arrays["x_train"], arrays["y_train"], pair)
-        x_test, y_test = pick(arrays["x_test"], arrays["y_test"], pair)
+        classes = resolve_classes(arrays["y_train"], classes, f"{path} (y_train)")
+        resolve_classes(arrays["y_test"], classes, f"{path} (y_test)")
+        x_train, y_train = pick(arrays["x_train"], arrays["y_train"], classes)
+        x_test, y_test = pick(arrays["x_test"], arrays["y_test"], classes)
         input_shape = arrays["x_train"].shape[1:]
         if arrays["x_test"].shape[1:] != input_shape:
             raise ValueError(f"{path}: x_train and x_test samples differ in shape")
     x_train, x_test = scale_unit(x_train, x_test)
-    return Dataset(kind, x_train, y_train, x_test, y_test, pair, tuple(input_shape), str(path))
+    return Dataset(kind, x_train, y_train, x_test, y_test, classes, tuple(input_shape), str(path))
 
 
 def _existing_path(kind: str, path: str | os.PathLike[str] | None) -> Path:
@@ -108,6 +109,6 @@ def _only_two(labels: np.ndarray, path: Path) -> tuple[int, int]:
     if len(values) != 2:
         raise ValueError(
             f"{path}: expected exactly two distinct labels, found {len(values)} "
-            f"({values[:10].tolist()}); pass classes=(a, b) to choose two"
+            f"({values[:10].tolist()}); pass classes=(a, b, ...) to choose some, or classes='all'"
         )
     return int(values[0]), int(values[1])

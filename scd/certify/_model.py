@@ -38,7 +38,15 @@ class SignEnsemble:
     def from_estimator(cls, model) -> SignEnsemble:
         """The ensemble of a fitted SCD estimator (``ValueError`` for any other model)."""
         from .._base import _BaseSCD
+        from ..multiclass import OneVsRest
 
+        if isinstance(model, OneVsRest):
+            raise ValueError(
+                "certified bounds (and the structure attack) are implemented for binary SCD ensembles (SCD01, "
+                "SCDCE, SCD01BNN, SCDCEBNN, SCDClassifier), not yet for a one-vs-rest model of "
+                f"{len(getattr(model, 'classes_', []))} classes. Its per-class ensembles (estimators_) can be "
+                "bounded one at a time (class vs rest), which does not bound its multi-class label."
+            )
         if not isinstance(model, _BaseSCD):
             raise ValueError(
                 f"certified bounds are implemented for SCD ensembles (SCD01, SCDCE, SCD01BNN, SCDCEBNN, "

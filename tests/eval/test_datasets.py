@@ -67,10 +67,25 @@ def test_digits_label_one_is_second_class():
     assert ds.classes == (8, 1)
 
 
-@pytest.mark.parametrize("classes", [(1, 1), (1, 2, 3), ("a", "b"), (1, 10)])
+@pytest.mark.parametrize("classes", [(1, 1), (1,), (1, 2, 2), ("a", "b"), "some", (1, 10)])
 def test_bad_classes(classes):
     with pytest.raises(ValueError):
         load_dataset("digits", classes=classes)
+
+
+def test_digits_several_and_all_classes():
+    """Label i is class classes[i], in the order given; "all" keeps the ten digits, sorted,
+    with the labels scikit-learn's digits have."""
+    bunch = load_digits()
+    ds = load_dataset("digits", classes=(7, 0, 3))
+    assert ds.classes == (7, 0, 3) and set(ds.y_train.tolist()) == {0, 1, 2}
+    sevens = (bunch.data[bunch.target == 7] / 16).astype(np.float32)
+    assert (ds.x_train[ds.y_train == 0][:, None, :] == sevens[None]).all(axis=2).any(axis=1).all()
+    everything = load_dataset("digits", classes="all")
+    assert everything.classes == tuple(range(10))
+    assert len(everything.x_train) + len(everything.x_test) == len(bunch.target)
+    assert np.bincount(np.concatenate([everything.y_train, everything.y_test])).tolist() == \
+        np.bincount(bunch.target).tolist()
 
 
 def test_unknown_dataset_lists_choices():
@@ -433,6 +448,9 @@ def test_npz_three_classes(tmp_path):
         load_dataset("npz", path=tmp_path / "d.npz")
     ds = load_dataset("npz", path=tmp_path / "d.npz", classes=(0, 2))
     assert len(ds.y_train) + len(ds.y_test) == 20
+    every = load_dataset("npz", path=tmp_path / "d.npz", classes="all")
+    assert every.classes == (0, 1, 2)
+    assert np.bincount(np.concatenate([every.y_train, every.y_test])).tolist() == [10, 10, 10]
 
 
 def test_npz_nan(tmp_path):
