@@ -223,6 +223,8 @@ def dataset_label(data: dict[str, Any]) -> str:
     classes = data.get("classes")
     if not classes:
         return data["name"]
+    if isinstance(classes, str):  # "all"
+        return f"{data['name']} ({classes} classes)"
     return f"{data['name']} ({' vs '.join(map(str, classes)) if len(classes) == 2 else f'{len(classes)} classes'})"
 
 
