@@ -119,7 +119,7 @@ def _forest_sample(model, forest, x, label, norm, box, time_limit, attack) -> Bo
         clique = clique_bound(forest, x, label, norm)
     if time_limit == 0:
         return Bound(clique, np.inf, "art clique", "")
-    bound = forest_milp(model, forest, x, label, norm, box, time_limit)
+    bound = forest_milp(model, forest, x, label, norm, box, time_limit, start=clique)
     if clique > bound.lower:
         bound.lower, bound.lower_method = min(clique, bound.upper), "art clique"
     return bound

@@ -101,31 +101,57 @@ def _leaf_ranges(tree: _Tree) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def forest_milp(model, forest: Forest, x: np.ndarray, label: int, norm: str, box: tuple[np.ndarray, np.ndarray],
-                time_limit: float | None) -> Bound:
+                time_limit: float | None, start: float = 0.0) -> Bound:
     """The minimum distortion of one float32 input ``x`` that the forest predicts as class
-    index ``label``, by one MILP.  ``time_limit=None``: no limit."""
-    start = time.perf_counter()
+    index ``label``.  ``time_limit=None``: no limit; ``start``: a known lower bound (e.g.
+    :func:`clique_bound`), where the search begins.
+
+    The MILP is solved on growing radii ``R``: every predicate that one coordinate alone cannot
+    flip within ``R`` is fixed to ``x``'s side, which leaves a far smaller problem.  If its
+    optimum is at most ``R``, it is the exact minimum; otherwise (or if it is infeasible) the
+    minimum exceeds ``R`` and ``R`` grows (to the optimum found, at most 4 times).
+    """
+    t0 = time.perf_counter()
+    deadline = np.inf if time_limit is None else t0 + time_limit
     milp_ = _ForestMILP(forest, x, label, norm, box)
-    res = milp_.solve(-forest.slack() if forest.soft else 0.0, time_limit)
-    lower, complete = milp_.lower(res)
-    upper, x_adv = np.inf, None
-    if res.x is not None:
-        x_adv = milp_.point(res.x)
-        if int(model.predict(x_adv[None])[0] == model.classes_[1]) != label:
-            upper = distance(x_adv.astype(np.float64) - x, norm)
-        elif forest.soft:  # a near-tie the float sum decided the other way: ask for a margin
-            left = None if time_limit is None else max(0.0, time_limit - (time.perf_counter() - start))
-            strict = milp_.solve(forest.slack(), left)
-            if strict.x is not None:
-                x_adv = milp_.point(strict.x)
-                if int(model.predict(x_adv[None])[0] == model.classes_[1]) != label:
-                    upper = distance(x_adv.astype(np.float64) - x, norm)
-    if not np.isfinite(upper):
-        x_adv = None
+    lower, upper, x_adv, complete, nodes = 0.0, np.inf, None, False, 0
+    radius = max(1.5 * start, milp_.smallest_cost)
+    while True:
+        left = None if time_limit is None else deadline - time.perf_counter()
+        if left is not None and left <= 0:
+            break
+        res = milp_.solve(-forest.slack() if forest.soft else 0.0, left, radius)
+        nodes += int(getattr(res, "mip_node_count", 0) or 0)
+        if res.x is not None:
+            point = milp_.point(res.x)
+            if int(model.predict(point[None])[0] == model.classes_[1]) == label and forest.soft:
+                # a near-tie the float sum decided the other way: ask for a margin
+                left = None if time_limit is None else max(0.0, deadline - time.perf_counter())
+                strict = milp_.solve(forest.slack(), left, radius)
+                point = None if strict.x is None else milp_.point(strict.x)
+            if point is not None and int(model.predict(point[None])[0] == model.classes_[1]) != label:
+                found = distance(point.astype(np.float64) - x, norm)
+                if found < upper:
+                    upper, x_adv = found, point
+        whole = radius >= milp_.largest_cost  # nothing was fixed: the full problem
+        if res.status == 2:  # no float32 input of the restricted box changes the prediction
+            lower = np.inf if whole else max(lower, radius)
+            complete = whole
+        elif res.status == 0:
+            best = milp_.value(res.fun)
+            if best <= radius or whole:
+                lower, complete = max(lower, milp_.scaled_down(res.fun)), True
+            else:
+                lower = max(lower, radius)
+        else:  # stopped by the time limit: its dual bound, valid inside the radius
+            lower = max(lower, min(radius, milp_.dual(res)))
+            break
+        if complete:
+            break
+        radius = min(upper, 4 * radius) if np.isfinite(upper) else 4 * radius
     lower = min(lower, upper)
-    method = "milp" if complete else "milp (time limit)"
-    return Bound(lower, upper, method, "milp" if x_adv is not None else "", x_adv, complete,
-                 int(getattr(res, "mip_node_count", 0) or 0), time.perf_counter() - start)
+    return Bound(lower, upper, "milp" if complete else "milp (time limit)", "milp" if x_adv is not None else "",
+                 x_adv, complete, nodes, time.perf_counter() - t0)
 
 
 class _ForestMILP:
@@ -160,12 +186,15 @@ class _ForestMILP:
         self.features = np.unique(self.p_feature)
         self.feature_rows: list[tuple[int, np.ndarray, np.ndarray, float]] = []
         lb_p, ub_p = np.zeros(P), np.ones(P)
+        self.cross_cost = np.zeros(P)
+        self.above = np.zeros(P, bool)  # thresholds at or above x's coordinate (x's side: true)
         for f in self.features:
             idx = np.flatnonzero(self.p_feature == f)
             a = self.p_threshold[idx]
             x0 = self.x[f]
             k0 = int(np.searchsorted(a, x0, side="left"))  # a[:k0] < x0 <= a[k0:]
             m = len(a)
+            self.above[idx[k0:]] = True
             c = np.zeros(m + 1)
             c[k0 + 1:] = next_f32_above(a[k0:]).astype(np.float64) - np.float64(x0)
             c[:k0] = np.float64(x0) - a[:k0].astype(np.float64)
@@ -183,9 +212,15 @@ class _ForestMILP:
             ub_p[idx[a < lo32[f]]] = 0.0  # every input of the box is above it
             lb_p[idx[a >= hi32[f]]] = 1.0  # every input of the box is at most it
             self.feature_rows.append((int(f), idx, row, row_const))
+            # what flipping predicate i alone costs: the nearest point on its other side
+            cross = np.where(np.arange(m) >= k0, c[np.arange(m) + 1], c[np.arange(m)])
+            self.cross_cost[idx] = cross
             coef[idx] += row
             const += row_const
         self.const = const if norm != "inf" else 0.0
+        free = (lb_p == 0) & (ub_p == 1)
+        self.smallest_cost = float(self.cross_cost[free].min()) if free.any() else 0.0
+        self.largest_cost = float(self.cross_cost[free].max()) if free.any() else 0.0
 
         # leaves
         self.leaf_offset = []
@@ -253,9 +288,10 @@ class _ForestMILP:
                                   shape=(r, self.n))
         self.row_lo, self.row_hi = np.array(lo), np.array(hi)
 
-    def solve(self, margin: float, time_limit: float | None):
+    def solve(self, margin: float, time_limit: float | None, radius: float = np.inf):
         """Solve with the vote for ``classes_[1]`` on the other side of half by ``margin``
-        (negative: the relaxation that the lower bound needs)."""
+        (negative: the relaxation that the lower bound needs), and every predicate that its
+        coordinate alone cannot flip within ``radius`` fixed to ``x``'s side."""
         T = len(self.forest.trees)
         lo, hi = self.row_lo.copy(), self.row_hi.copy()
         if self.forest.soft:
@@ -267,21 +303,33 @@ class _ForestMILP:
             hi[self.score_row] = T // 2
         else:
             lo[self.score_row] = T // 2 + 1
+        lb, ub = self.bounds.lb.copy(), self.bounds.ub.copy()
+        far = np.flatnonzero(self.cross_cost > radius)
+        lb[far[self.above[far]]] = np.maximum(lb[far[self.above[far]]], 1.0)
+        ub[far[~self.above[far]]] = np.minimum(ub[far[~self.above[far]]], 0.0)
+        lb[:self.P] = np.minimum(lb[:self.P], ub[:self.P])
         options = {"disp": False, "mip_rel_gap": _SOLVER_REL / 5, "presolve": True}
         if time_limit is not None:
             options["time_limit"] = max(float(time_limit), 1e-3)
-        return milp(self.c, integrality=self.integrality, bounds=self.bounds,
+        return milp(self.c, integrality=self.integrality, bounds=Bounds(lb, ub),
                     constraints=LinearConstraint(self.A, lo, hi), options=options)
 
-    def lower(self, res) -> tuple[float, bool]:
-        """The certified lower bound from a solve, and whether the solve completed."""
-        if res.status == 2:  # infeasible: no float32 input of the box changes the prediction
-            return np.inf, True
+    def value(self, objective: float) -> float:
+        """The distance of an objective value."""
+        v = max(0.0, float(objective) + self.const)
+        return float(np.sqrt(v)) if self.norm == "2" else v
+
+    def scaled_down(self, objective: float) -> float:
+        """A certified lower bound from an objective bound: lowered by the solver's accuracy."""
+        v = max(0.0, (float(objective) + self.const) * (1 - _SOLVER_REL))
+        return float(np.sqrt(v)) if self.norm == "2" else v
+
+    def dual(self, res) -> float:
+        """The lower bound of a solve stopped by its time limit (0 without a dual bound)."""
         dual = getattr(res, "mip_dual_bound", None)
         if dual is None or not np.isfinite(dual):
-            dual = res.fun if res.status == 0 and res.fun is not None else 0.0
-        obj = max(0.0, (float(dual) + self.const) * (1 - _SOLVER_REL))
-        return (np.sqrt(obj) if self.norm == "2" else obj), res.status == 0
+            return 0.0
+        return self.scaled_down(dual)
 
     def point(self, sol: np.ndarray) -> np.ndarray:
         """The float32 input the predicate values of a solution describe: per feature, the

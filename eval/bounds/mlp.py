@@ -163,9 +163,9 @@ class _Sample:
         V = len(net.c)
         zl, zh = self.output_range(eps)
         if not net.soft:
-            # a computed sigmoid is > 1/2 when its input exceeds 2^-20 and <= 1/2 when it is <= 0
+            # a computed sigmoid is > 1/2 when its input exceeds 2^-16 and <= 1/2 when it is <= 0
             if label == 1:
-                return 2 * int(np.sum(zl > 2.0**-20)) > V
+                return 2 * int(np.sum(zl > 2.0**-16)) > V
             return 2 * int(np.sum(zh > 0)) <= V
         dp = 16 * net.u + 1e-15
         slack = (2 * V * V + 4 * V) * _U64 * 2
