@@ -64,6 +64,21 @@ def test_forest_milp_is_exact_and_art_stays_below(voting):
     assert checked == 27
 
 
+def test_forest_time_limit_is_a_result_not_an_error():
+    rng = np.random.default_rng(3)
+    X = rng.random((150, 3)).astype(np.float32)
+    y = (X[:, 0] * X[:, 2] + X[:, 1] > 0.6).astype(int)
+    model = RandomForestEnsemble(n_votes=6, max_depth=4, random_state=1).fit(X, y)
+    x = X[0]
+    truth = _forest_truth(model, x, "inf")
+    for limit in (1e-4, 0):
+        (bound,) = certify_model(model, x[None], norm="inf", time_limit=limit)
+        assert bound.lower <= truth <= bound.upper
+        assert bound.lower_method in ("milp (time limit)", "art clique", "milp")
+    (bound,) = certify_model(model, x[None], norm="inf", time_limit=0)
+    assert bound.lower_method == "art clique" and bound.upper == np.inf
+
+
 def test_forest_rejects_what_it_cannot_bound():
     with pytest.raises(ValueError, match="RandomForestEnsemble"):
         model_kind(object())
