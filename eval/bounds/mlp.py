@@ -130,20 +130,7 @@ class _Sample:
         # interval propagation
         ibp_lo = np.where(pos, w * sl, w * su).sum(axis=1) - np.abs(w).sum(axis=1) * self.ds + net.c - self.E2
         ibp_hi = np.where(pos, w * su, w * sl).sum(axis=1) + np.abs(w).sum(axis=1) * self.ds + net.c + self.E2
-        # parallel lines a h + [cmin, cmax] around sigmoid on [l, u]
-        width = u - l
-        a = np.where(width > 1e-9, (su - sl) / np.where(width > 1e-9, width, 1.0), _sigmoid(l) * (1 - _sigmoid(l)))
-        a = np.clip(a, 0.0, 0.25)
-        cands = [l, u]
-        disc = np.sqrt(np.clip(1 - 4 * a, 0.0, 1.0))
-        for sgn in (1.0, -1.0):
-            s = np.clip((1 + sgn * disc) / 2, 1e-300, 1 - 1e-16)
-            h = np.clip(np.log(s) - np.log1p(-s), l, u)
-            cands.append(h)
-        g = np.stack([_sigmoid(h) - a * h for h in cands])
-        g_slack = 1e-12 + 4 * _U64 * np.max(np.abs(np.stack(cands)), axis=0) * a
-        cmin = g.min(axis=0) - g_slack
-        cmax = g.max(axis=0) + g_slack
+        a, cmin, cmax = _parallel_lines(l, u)
         # sigma(h~) >= a h(x) + cmin - a E1 (a >= 0, |h~ - h(x)| <= E1), and the computed
         # sigmoid is within ds of the exact one
         Lam = np.einsum("vh,vhd->vd", w * a, net.W)
@@ -153,9 +140,9 @@ class _Sample:
         off_hi = np.where(pos, w * cmax, w * cmin).sum(axis=1)
         mn, mx = self.linear_range(Lam, eps)
         own = _OWN * ((np.abs(w) * (np.abs(cmin) + np.abs(cmax) + a * np.abs(net.b))).sum(axis=1) + np.abs(net.c))
-        crown_lo = mn + base + off_lo - loose - own
-        crown_hi = mx + base + off_hi + loose + own
-        return np.maximum(ibp_lo, crown_lo), np.minimum(ibp_hi, crown_hi)
+        lo_const, hi_const = base + off_lo - loose - own, base + off_hi + loose + own
+        self.linear = (Lam, lo_const, hi_const)  # z~_m between Lam_m . x + lo_const_m and ... + hi_const_m
+        return np.maximum(ibp_lo, mn + lo_const), np.minimum(ibp_hi, mx + hi_const)
 
     def robust(self, eps: float, label: int) -> bool:
         """Whether no input of the region changes the prediction ``label`` (class index)."""
@@ -169,9 +156,37 @@ class _Sample:
             return 2 * int(np.sum(zh > 0)) <= V
         dp = 16 * net.u + 1e-15
         slack = (2 * V * V + 4 * V) * _U64 * 2
+        if label == 1 and float(np.sum(_sigmoid(zl) - dp)) > V / 2 + slack:
+            return True
+        if label == 0 and float(np.sum(_sigmoid(zh) + dp)) < V / 2 - slack:
+            return True
+        # jointly: sigmoid(z~_m) >= al_m z~_m + cmin_m on [zl, zh] (al_m >= 0), and z~_m above
+        # its linear lower bound, so the sum is above one linear function of x (and likewise above)
+        al, cmin, cmax = _parallel_lines(zl, zh)
+        Lam, lo_const, hi_const = self.linear
+        mn, mx = self.linear_range((al[:, None] * Lam).sum(axis=0)[None], eps)
+        own = _OWN * float(np.sum(al * (np.abs(lo_const) + np.abs(hi_const)) + np.abs(cmin) + np.abs(cmax)))
         if label == 1:
-            return float(np.sum(_sigmoid(zl) - dp)) > V / 2 + slack
-        return float(np.sum(_sigmoid(zh) + dp)) < V / 2 - slack
+            return float(mn[0] + np.sum(al * lo_const + cmin - dp)) - own > V / 2 + slack
+        return float(mx[0] + np.sum(al * hi_const + cmax + dp)) + own < V / 2 - slack
+
+
+def _parallel_lines(l: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``a h + cmin <= sigmoid(h) <= a h + cmax`` on ``[l, u]`` (elementwise): ``a`` the chord's
+    slope, ``cmin``/``cmax`` the extremes of ``sigmoid(h) - a h``, found among the ends and the
+    two points where ``sigmoid'(h) = a``, widened by their rounding."""
+    sl, su = _sigmoid(l), _sigmoid(u)
+    width = u - l
+    a = np.where(width > 1e-9, (su - sl) / np.where(width > 1e-9, width, 1.0), sl * (1 - sl))
+    a = np.clip(a, 0.0, 0.25)
+    cands = [l, u]
+    disc = np.sqrt(np.clip(1 - 4 * a, 0.0, 1.0))
+    for sgn in (1.0, -1.0):
+        s = np.clip((1 + sgn * disc) / 2, 1e-300, 1 - 1e-16)
+        cands.append(np.clip(np.log(s) - np.log1p(-s), l, u))
+    g = np.stack([_sigmoid(h) - a * h for h in cands])
+    g_slack = 1e-12 + 4 * _U64 * np.max(np.abs(np.stack(cands)), axis=0) * a
+    return a, g.min(axis=0) - g_slack, g.max(axis=0) + g_slack
 
 
 def mlp_radius(net: MLPNet, x: np.ndarray, label: int, norm: str, box: tuple[np.ndarray, np.ndarray],
