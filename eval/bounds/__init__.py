@@ -29,7 +29,7 @@ import numpy as np
 
 from scd.certify import Bound, certify, parse_norm
 
-from ._inputs import check_rows, distance
+from ._inputs import check_rows, distance, flips
 
 __all__ = ["SUPPORTED", "certify_model", "model_kind"]
 
@@ -147,6 +147,6 @@ def _attack_upper(model, x, label, norm, box, seed, rounds) -> tuple[float, np.n
     if not result.success[0]:
         return np.inf, None
     x_adv = np.asarray(result.x_adv[0], np.float32)
-    if int(model.predict(x_adv[None])[0] == model.classes_[1]) == label:
+    if not flips(model, x_adv, label):
         return np.inf, None
     return distance(x_adv.astype(np.float64) - x, norm), x_adv

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["check_rows", "distance", "float32_box", "largest_f32_at_most", "next_f32_above"]
+__all__ = ["check_rows", "distance", "flips", "float32_box", "largest_f32_at_most", "next_f32_above"]
 
 
 def check_rows(X, d: int, bounds) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -54,3 +54,8 @@ def distance(delta: np.ndarray, norm: str) -> float:
     delta = np.asarray(delta, np.float64)
     return float({"inf": np.max(np.abs(delta), initial=0.0), "2": np.sqrt(np.sum(delta * delta)),
                   "1": np.sum(np.abs(delta))}[norm])
+
+
+def flips(model, point: np.ndarray, label: int) -> bool:
+    """Whether ``model`` itself predicts the other class than class index ``label`` for ``point``."""
+    return int(model.predict(point[None])[0] == model.classes_[1]) != label

@@ -24,7 +24,7 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 
 from scd.certify import Bound
 
-from ._inputs import distance, float32_box, largest_f32_at_most, next_f32_above
+from ._inputs import distance, flips, float32_box, largest_f32_at_most, next_f32_above
 
 __all__ = ["Forest", "clique_bound", "forest_milp"]
 
@@ -124,12 +124,12 @@ def forest_milp(model, forest: Forest, x: np.ndarray, label: int, norm: str, box
         nodes += int(getattr(res, "mip_node_count", 0) or 0)
         if res.x is not None:
             point = milp_.point(res.x)
-            if int(model.predict(point[None])[0] == model.classes_[1]) == label and forest.soft:
+            if not flips(model, point, label) and forest.soft:
                 # a near-tie the float sum decided the other way: ask for a margin
                 left = None if time_limit is None else max(0.0, deadline - time.perf_counter())
                 strict = milp_.solve(forest.slack(), left, radius)
                 point = None if strict.x is None else milp_.point(strict.x)
-            if point is not None and int(model.predict(point[None])[0] == model.classes_[1]) != label:
+            if point is not None and flips(model, point, label):
                 found = distance(point.astype(np.float64) - x, norm)
                 if found < upper:
                     upper, x_adv = found, point
@@ -164,8 +164,8 @@ class _ForestMILP:
     def __init__(self, forest: Forest, x: np.ndarray, label: int, norm: str, box: tuple[np.ndarray, np.ndarray]):
         self.forest, self.x, self.label, self.norm = forest, x.astype(np.float32), label, norm
         lo32, hi32 = float32_box(*box)
-        keys = []  # (tree, node, feature, float32 threshold) of every split
-        for t, tree in enumerate(forest.trees):
+        keys = []  # per tree: its split nodes, their features and float32 thresholds
+        for tree in forest.trees:
             nodes = np.flatnonzero(tree.left >= 0)
             keys.append((nodes, tree.feature[nodes], largest_f32_at_most(tree.threshold[nodes])))
         feats = np.concatenate([k[1] for k in keys]) if keys else np.zeros(0, np.int64)
