@@ -126,24 +126,29 @@ def _forest_sample(model, forest, x, label, norm, box, time_limit, attack) -> Bo
 
 
 def _network_sample(model, net, x, label, norm, box, time_limit, attack) -> Bound:
-    """The MLP's or CNN's interval: the attack's distance, then the bisection below it."""
-    upper, x_adv = (np.inf, None) if time_limit == 0 else _attack_upper(model, x, label, norm, box, *attack)
-    bracket = upper if np.isfinite(upper) else distance(box[1] - box[0], norm)
-    lower = net.radius(x, label, norm, box, bracket)
-    if not np.isfinite(upper) and lower >= bracket:  # the ball covers the box: nothing in it changes the prediction
-        lower = np.inf
-    return Bound(min(lower, upper), upper, net.method, "pgd" if x_adv is not None else "", x_adv, lower == upper)
+    """The MLP's or CNN's interval: the bisection on the certified radius, then the attack,
+    whose search starts at 4 times that radius (then at the box's diameter if it fails there)."""
+    diameter = distance(box[1] - box[0], norm)
+    lower = net.radius(x, label, norm, box, diameter)
+    if lower >= diameter:  # the ball covers the box: nothing in it changes the prediction
+        return Bound(np.inf, np.inf, net.method, "", None, True)
+    upper, x_adv = np.inf, None
+    if time_limit != 0:
+        for start in dict.fromkeys(e for e in (min(4 * lower, diameter), diameter) if e > 0):
+            upper, x_adv = _attack_upper(model, x, label, norm, box, start, *attack)
+            if x_adv is not None:
+                break
+    return Bound(min(lower, upper), upper, net.method, "pgd" if x_adv is not None else "", x_adv, lower >= upper)
 
 
-def _attack_upper(model, x, label, norm, box, seed, rounds) -> tuple[float, np.ndarray | None]:
-    """PGD (white-box, exact gradients) with a bisection over its radius, started from the
-    box's diameter; its example is confirmed on the model here again."""
+def _attack_upper(model, x, label, norm, box, eps, seed, rounds) -> tuple[float, np.ndarray | None]:
+    """PGD (white-box, exact gradients) with a bisection over its radius below ``eps``; its
+    example is confirmed on the model here again."""
     from attacks import PGD
 
-    lo, hi = box
-    attack = PGD(norm={"inf": "inf", "2": 2, "1": 1}[norm], eps=distance(hi - lo, norm), steps=20,
+    attack = PGD(norm={"inf": "inf", "2": 2, "1": 1}[norm], eps=eps, steps=20,
                  eps_search=True, search_steps=rounds)
-    result = attack(model, x[None], bounds=(lo, hi), seed=seed)
+    result = attack(model, x[None], bounds=box, seed=seed)
     if not result.success[0]:
         return np.inf, None
     x_adv = np.asarray(result.x_adv[0], np.float32)

@@ -168,17 +168,25 @@ class _Sample:
 @torch.no_grad()
 def ibp_radius(net: IntervalNet, x: np.ndarray, label: int, norm: str, box: tuple[np.ndarray, np.ndarray],
                upper: float, steps: int = 20) -> float:
-    """The largest radius the bisection certifies by IBP (0 if not even ``x`` itself)."""
-    sample = _Sample(net, x, box[0], box[1], norm)
-    if not sample.robust(0.0, label):
-        return 0.0
-    lo, hi = 0.0, float(upper)
-    if sample.robust(hi, label):
-        return hi
-    for _ in range(steps):
-        mid = 0.5 * (lo + hi)
-        if sample.robust(mid, label):
-            lo = mid
-        else:
-            hi = mid
-    return lo
+    """The largest radius the bisection certifies by IBP (0 if not even ``x`` itself).
+
+    Runs on one torch thread: one sample's layers are small, and on a busy machine torch's
+    thread pool made the same bisection 100 times slower (10 s against 0.1 s on 8x8 digits)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        sample = _Sample(net, x, box[0], box[1], norm)
+        if not sample.robust(0.0, label):
+            return 0.0
+        lo, hi = 0.0, float(upper)
+        if sample.robust(hi, label):
+            return hi
+        for _ in range(steps):
+            mid = 0.5 * (lo + hi)
+            if sample.robust(mid, label):
+                lo = mid
+            else:
+                hi = mid
+        return lo
+    finally:
+        torch.set_num_threads(threads)
