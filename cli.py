@@ -341,7 +341,8 @@ def attack(model_path, method, data, classes, data_dir, data_path, n_samples, in
               help="Bound the first N test points the model classifies correctly.")
 @click.option("--indices", default=None, help="Comma-separated test indices instead (misclassified ones get 0).")
 @click.option("--time-limit", type=click.FloatRange(min=0), default=10.0, show_default=True,
-              help="Seconds of exact search per point after the certificate (0: certificate only).")
+              help="Seconds of exact search per point after the certificate (SCD: branch and bound; rf: "
+                   "MILP); 0: certificate only (mlp, cnn: no attack either).")
 @click.option("--out", type=click.Path(dir_okay=False), required=True,
               help="JSON result; the run's records are kept in OUT.run/ so that a rerun resumes.")
 @click.option("--save-examples", type=click.Path(dir_okay=False), default=None,
@@ -349,8 +350,10 @@ def attack(model_path, method, data, classes, data_dir, data_path, n_samples, in
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def certify(model_path, data, classes, data_dir, data_path, norm, n_samples, indices, time_limit, out,
             save_examples, quiet):
-    """Certified intervals [lower, upper] of the minimum distortion of an SCD ensemble.
+    """Certified intervals [lower, upper] of the minimum distortion of a model.
 
+    SCD ensembles, random forests (exact MILP), MLP ensembles (bound propagation) and CNNs
+    (interval propagation); docs/certify.md and docs/certify_baselines.md.
     lower: no input closer than it changes the prediction (sound under floating point);
     upper: the closest input found that the model confirms it classifies differently.
     """

@@ -1,6 +1,7 @@
 """``scd certify``: certified intervals of the minimum distortion for test points, resumable.
 
-Each test point gets ``[lower, upper]`` from :func:`scd.certify.certify`.  The run keeps its
+Each test point gets ``[lower, upper]`` from :func:`eval.bounds.certify_model` (SCD ensembles
+through :func:`scd.certify.certify`, the baselines through :mod:`eval.bounds`).  The run keeps its
 settings and one record per finished point in ``<out>.run/`` (:class:`eval.runstore.RunStore`:
 a restarted run with the same settings skips the finished points, other settings are
 refused), and rewrites ``<out>`` (JSON) atomically after every point: the settings, the
@@ -13,13 +14,15 @@ from __future__ import annotations
 import io
 import json
 import os
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from scd import __version__
-from scd.certify import SignEnsemble, certify, parse_norm
+from scd.certify import parse_norm
 
+from .bounds import certify_model, model_kind
 from .io import atomic_write_bytes
 from .points import choose_points
 from .runstore import RunStore
@@ -37,7 +40,7 @@ def certify_run(model: Any, x: np.ndarray, y: np.ndarray, *, norm: str, n_sample
     Points are the first ``n_samples`` test points the model classifies correctly, or
     ``indices`` (then a misclassified point gets ``lower = upper = 0``).
     """
-    SignEnsemble.from_estimator(model)  # refuses other models before anything is written
+    model_kind(model)  # refuses unsupported models before anything is written
     norm = parse_norm(norm)
     points = choose_points([model], x, y, n_samples, indices=indices)
     config = {**settings, "norm": norm, "time_limit": time_limit, "bounds": list(bounds),
@@ -53,7 +56,8 @@ def certify_run(model: Any, x: np.ndarray, y: np.ndarray, *, norm: str, n_sample
         key = f"i{int(i)}"
         if store.done(key):
             continue
-        bound = certify(model, x[i:i + 1], y[i:i + 1], norm=norm, bounds=bounds, time_limit=time_limit)[0]
+        bound = certify_model(model, x[i:i + 1], y[i:i + 1], norm=norm, bounds=bounds, time_limit=time_limit,
+                              seed=int(i))[0]
         arrays = {"x_adv": bound.x_adv} if bound.x_adv is not None else None
         store.add({"key": key, "index": int(i), **bound.record()}, arrays)
         if bar is not None:
@@ -81,7 +85,7 @@ def _save_examples(store: RunStore, records: list[dict], d: int, path) -> None:
     for row, record in enumerate(records):
         if record["upper"] is not None:
             x_adv[row] = store.arrays(f"i{record['index']}")["x_adv"]
-    nan = lambda v: np.nan if v is None else v  # noqa: E731
+    nan = lambda v: np.nan if v is None else v
     buffer = io.BytesIO()
     np.savez_compressed(buffer, index=np.array([r["index"] for r in records]), x_adv=x_adv,
                         lower=np.array([nan(r["lower"]) for r in records], float),
@@ -91,9 +95,9 @@ def _save_examples(store: RunStore, records: list[dict], d: int, path) -> None:
 
 def table(payload: dict[str, Any]) -> str:
     """The records as a plain-text table."""
-    fmt = lambda v: "inf" if v is None else f"{v:.6g}"  # noqa: E731
+    fmt = lambda v: "inf" if v is None else f"{v:.6g}"
     lines = [f"{'index':>6} {'lower':>11} {'upper':>11} {'exact':>5}  {'lower by':<16} {'upper by':<16} {'s':>6}"]
     for r in payload["records"]:
-        lines.append(f"{r['index']:>6} {fmt(r['lower']):>11} {fmt(r['upper']):>11} {str(r['exact']):>5}  "
+        lines.append(f"{r['index']:>6} {fmt(r['lower']):>11} {fmt(r['upper']):>11} {r['exact']!s:>5}  "
                      f"{r['lower_method']:<16} {r['upper_method'] or '-':<16} {r['seconds']:>6.1f}")
     return "\n".join(lines)

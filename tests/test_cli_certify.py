@@ -1,15 +1,17 @@
-"""``scd certify``: the JSON record, the table, resuming, and refusing what it cannot bound."""
+"""``scd certify``: the JSON record, the table, resuming, a forest's exact bounds, and refusing what it
+cannot bound."""
 
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 from click.testing import CliRunner
 
 import scd
 from cli import main
-from eval.baselines import RandomForestEnsemble
+from eval.baselines import MLPEnsemble, RandomForestEnsemble
 from eval.datasets import load_dataset
 
 
@@ -44,10 +46,28 @@ def test_certify_writes_records_and_resumes(tmp_path):
     assert other.exit_code != 0 and "other settings" in other.output
 
 
-def test_certify_refuses_other_models(tmp_path):
+def test_certify_bounds_a_forest(tmp_path):
     ds = load_dataset("digits")
     path = tmp_path / "rf.model"
-    RandomForestEnsemble(n_votes=3, random_state=0).fit(ds.x_train, ds.y_train).save(path)
+    model = RandomForestEnsemble(n_votes=3, max_depth=3, random_state=0).fit(ds.x_train, ds.y_train)
+    model.save(path)
+    out = tmp_path / "r.json"
+    result = CliRunner().invoke(main, ["certify", str(path), "--norm", "2", "--n-samples", "2", "--time-limit", "20",
+                                       "--out", str(out), "--save-examples", str(tmp_path / "adv.npz"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    records = json.loads(out.read_text())["records"]
+    assert [r["lower_method"] for r in records] == ["milp", "milp"] and all(r["exact"] for r in records)
+    with np.load(tmp_path / "adv.npz") as z:
+        assert (model.predict(z["x_adv"]) != ds.y_test[z["index"]]).all()
+
+
+def test_certify_refuses_other_models(tmp_path):
+    ds = load_dataset("digits")
+    path = tmp_path / "mlp.model"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        MLPEnsemble(n_votes=1, hidden_layer_sizes=(3,), activation="relu", max_iter=5,
+                    random_state=0).fit(ds.x_train, ds.y_train).save(path)
     result = CliRunner().invoke(main, ["certify", str(path), "--out", str(tmp_path / "r.json"), "--quiet"])
-    assert result.exit_code != 0 and "SCD ensembles" in result.output
+    assert result.exit_code != 0 and "logistic" in result.output
     assert not (tmp_path / "r.json").exists()
