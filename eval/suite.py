@@ -240,6 +240,10 @@ def finish(store: RunStore, models: dict[str, Any] | None = None, ds: Any = None
     """Summarise the records of a run into ``results.json`` and render its report."""
     from .report import render
 
+    if store.config["kind"] == "text":
+        from .text_eval import finish_text
+
+        return finish_text(store)
     results = summarize(store, models=models, ds=ds)
     store.write_json("results.json", results)
     render(results, store.dir)
