@@ -33,7 +33,7 @@ def _load(data, classes, data_dir, data_path, embedding=None):
     if embedding is not None and data not in TEXT_DATASETS:
         raise click.UsageError(f"--embedding is for text data ({', '.join(TEXT_DATASETS)}), not {data}.")
     return load_dataset(data, classes=tuple(classes) if classes else None, data_dir=data_dir, path=data_path,
-                        **({} if embedding is None else {"embedding": embedding}))
+                        embedding=embedding)
 
 
 class _Commands(click.Group):
