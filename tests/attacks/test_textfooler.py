@@ -45,6 +45,10 @@ def test_finds_the_expected_substitution_with_exact_queries():
     assert result.queries.tolist() == [1 + 4 + 2]
     assert result.confirm_queries.tolist() == [1]
     assert model.rows == 1 + 4 + 2 + 1  # what the classifier itself saw: the counted queries and the confirmation
+    # a label-only model: importance is whether a deletion flips the label (only "good"'s does)
+    labels = TextFooler(_embedding(), min_similarity=0.0).attack(lambda d: Lexicon()(d).argmax(axis=1), [doc], [1],
+                                                                 output="labels")
+    assert labels.substitutions == [[(3, "good", "fine")]] and labels.queries.tolist() == [7]
 
 
 def test_user_similarity_scorer_and_budget():
