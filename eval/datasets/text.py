@@ -133,7 +133,8 @@ def _missing(name: str, data_dir: Path, error: Exception | None = None) -> FileN
 
 
 def _archive(name: str, data_dir: Path, download_missing: bool) -> Path:
-    """The dataset's archive in ``data_dir``, downloaded (and checked) when missing."""
+    """The dataset's archive in ``data_dir``, downloaded (and checked against its sha256, where
+    there is one) when missing."""
     url, sha256 = TEXT_ARCHIVES[name]
     path = data_dir / REGISTRY[name].files[-1]
     if not path.is_file():
@@ -172,15 +173,7 @@ def _read_mr(data_dir: Path, download_missing: bool) -> tuple[list[str], np.ndar
         files = {name: (folder / name).read_bytes() for name in _MR_MD5}
         source = str(folder)
     else:
-        url = TEXT_ARCHIVES["mr"][0]
-        tarball = data_dir / REGISTRY["mr"].files[2]
-        if not tarball.is_file():
-            if not download_missing:
-                raise _missing("mr", data_dir)
-            try:
-                download_file(url, tarball, None, "md5")
-            except OSError as exc:
-                raise _missing("mr", data_dir, exc) from exc
+        tarball = _archive("mr", data_dir, download_missing)  # no published checksum: its files' md5s are checked
         found = _members(tarball, lambda p: p.name in _MR_MD5)
         files = {PurePosixPath(k).name: v for k, v in found.items()}
         source = str(tarball)

@@ -133,3 +133,36 @@ def test_train_and_eval_text_end_to_end(tmp_path):
     assert (run / "records.jsonl").read_bytes() == records
     res = runner.invoke(main, ["eval", "report", str(run)])
     assert res.exit_code == 0 and "| wordcnn |" in res.output
+
+
+def test_archive_is_downloaded_and_checked(tmp_path, monkeypatch):
+    import functools
+    import hashlib
+    import http.server
+    import threading
+
+    from eval.datasets import text
+
+    _write_ag(tmp_path / "build" / "ag_news_csv")
+    www = tmp_path / "www"
+    www.mkdir()
+    with tarfile.open(www / "ag_news_csv.tgz", "w:gz") as tar:
+        tar.add(tmp_path / "build" / "ag_news_csv", arcname="ag_news_csv")
+    sha256 = hashlib.sha256((www / "ag_news_csv.tgz").read_bytes()).hexdigest()
+    monkeypatch.setenv("no_proxy", "*")
+    monkeypatch.setenv("NO_PROXY", "*")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(www))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/ag_news_csv.tgz"
+    try:
+        monkeypatch.setattr(text, "TEXT_ARCHIVES", {"ag": (url, "0" * 64)})
+        with pytest.raises(ValueError, match="checksum mismatch"):
+            load_dataset("ag", data_dir=tmp_path / "bad", embedding=_tiny_embedding())
+        assert not (tmp_path / "bad" / "ag_news_csv.tgz").exists()
+        monkeypatch.setattr(text, "TEXT_ARCHIVES", {"ag": (url, sha256)})
+        ds = load_dataset("ag", data_dir=tmp_path / "good", embedding=_tiny_embedding())
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert (tmp_path / "good" / "ag_news_csv.tgz").is_file() and len(ds.y_train) == 40
