@@ -171,9 +171,9 @@ def summarize_text(store: RunStore) -> dict[str, Any]:
         recs = [r for r in store.records.values() if r["model"] == name]
         clean = next((r for r in recs if r["kind"] == "clean"), None)
         attacks = sorted((r for r in recs if r["kind"] == "attack"), key=lambda r: r["sample_ids"][0])
-        done = [j for r in attacks for j in range(len(r["sample_ids"]))]
         flat = {k: [v for r in attacks for v in r[k]] for k in
                 ("sample_ids", "success", "already_adversarial", "queries", "substitutions", "similarity", "words")}
+        done = len(flat["sample_ids"])
         correct = [not a for a in flat["already_adversarial"]]
         robust = [c and not s for c, s in zip(correct, flat["success"])]
         attacked = [q for q, c in zip(flat["queries"], correct) if c]
@@ -193,7 +193,7 @@ def summarize_text(store: RunStore) -> dict[str, Any]:
             "median_queries": float(np.median(attacked)) if attacked else None,
             "success_rate": float(np.mean([s for s, c in zip(flat["success"], correct) if c])) if attacked else None,
             "mean_changed_fraction": float(np.mean(changed)) if changed else None,
-            "n": len(done), "pending": len(points) - len(done),
+            "n": done, "pending": len(points) - done,
             "seconds": float(sum(r["seconds"] for r in recs)), "examples": examples,
         }
     return results
