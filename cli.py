@@ -64,10 +64,12 @@ def _parse_classes(ctx, param, value):
         raise click.BadParameter(f"expected two or more distinct integers or 'all', got {value!r}") from None
 
 
-def _load(data, classes, data_dir, data_path):
-    from eval.datasets import load_dataset
+def _load(data, classes, data_dir, data_path, embedding=None):
+    from eval.datasets import TEXT_DATASETS, load_dataset
 
-    return load_dataset(data, classes=classes, data_dir=data_dir, path=data_path)
+    if embedding is not None and data not in TEXT_DATASETS:
+        raise click.UsageError(f"--embedding is for text data ({', '.join(TEXT_DATASETS)}), not {data}.")
+    return load_dataset(data, classes=classes, data_dir=data_dir, path=data_path, embedding=embedding)
 
 
 class _Commands(click.Group):
@@ -90,23 +92,25 @@ def main():
     """Train sign-activation SCD ensembles and measure how hard they are to attack."""
 
 
-_MODELS = ("scd", "mlp", "bnn", "rf", "cnn")
+_MODELS = ("scd", "mlp", "bnn", "rf", "cnn", "wordcnn")
 _SCD_VARIANTS = {("01", False): "SCD01", ("ce", False): "SCDCE", ("01", True): "SCD01BNN", ("ce", True): "SCDCEBNN"}
 
 
 @main.command()
 @click.option("--model", "kind", type=click.Choice(_MODELS), default="scd", show_default=True,
-              help="scd, or a baseline: mlp (scikit-learn MLPs), bnn (larq), rf (random forest), cnn (torch).")
+              help="scd, or a baseline: mlp (scikit-learn MLPs), bnn (larq), rf (random forest), cnn (torch), "
+                   "wordcnn (Kim's CNN over stacked word vectors; text data only).")
 @click.option("--loss", type=click.Choice(["01", "ce"]), default="01", show_default=True,
               help="SCD output loss: 0-1 (SCD01) or cross-entropy (SCDCE).")
 @click.option("--binary-weights", is_flag=True, help="SCD with binary (+-1) weights: SCD01BNN / SCDCEBNN.")
 @click.option("--votes", type=click.IntRange(min=1), default=None,
-              help="Members of the ensemble (trees for rf) [default: 100, or 10 for cnn].")
+              help="Members of the ensemble (trees for rf) [default: 100, or 10 for cnn, 8 for wordcnn].")
 @click.option("--hidden", type=click.IntRange(min=1), default=20, show_default=True,
               help="Hidden units (scd, mlp, bnn).")
 @click.option("--iters", type=click.IntRange(min=1), default=None,
               help="SCD iterations per vote [default: 1000, or 10000 with --binary-weights].")
-@click.option("--epochs", type=click.IntRange(min=1), default=20, show_default=True, help="Epochs (bnn, cnn).")
+@click.option("--epochs", type=click.IntRange(min=1), default=None,
+              help="Epochs (bnn, cnn, wordcnn) [default: 20, or 10 for wordcnn].")
 @click.option("--nrows", type=click.FloatRange(0, 1, min_open=True), default=0.75, show_default=True)
 @click.option("--updated-features", type=click.IntRange(min=1), default=128, show_default=True)
 @_data_options
@@ -124,8 +128,11 @@ _SCD_VARIANTS = {("01", False): "SCD01", ("ce", False): "SCDCE", ("01", True): "
               help="scd: GiB the training may plan to use (default: this machine's memory); its estimate is checked "
                    "before training starts.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--embedding", default=None, metavar="PATH",
+              help="Text data: a GloVe/word2vec text file of word vectors (default: GloVe 6B 50-d, the text extra).")
 def train(kind, loss, binary_weights, votes, hidden, iters, epochs, nrows, updated_features, data, classes,
-          data_dir, data_path, device, seed, jobs, out, resume, backend, scheduler, ray_address, max_memory, quiet):
+          data_dir, data_path, device, seed, jobs, out, resume, backend, scheduler, ray_address, max_memory, quiet,
+          embedding=None):
     """Train an SCD ensemble or a baseline and print its train/test accuracy and training time."""
     if resume and (out is None or kind != "scd"):
         raise click.UsageError("--resume needs --out and --model scd (the checkpoint is OUT.ckpt).")
@@ -133,7 +140,12 @@ def train(kind, loss, binary_weights, votes, hidden, iters, epochs, nrows, updat
         raise click.BadParameter(f"{out!r} is a directory; give a file path.", param_hint="--out")
     model, name = _build_model(kind, loss, binary_weights, votes, hidden, iters, epochs, nrows, updated_features,
                                device, seed, jobs, quiet, max_memory)
-    ds = _load(data, classes, data_dir, data_path)
+    ds = _load(data, classes, data_dir, data_path, embedding)
+    if kind == "wordcnn":  # the stacked word vectors of the documents, not their average
+        if not hasattr(ds, "word_matrices"):
+            raise click.UsageError(f"wordcnn reads documents; {data} is not text data.")
+        ds = ds.word_matrices()
+        model.set_params(input_shape=ds.input_shape)
     size = f"{model.n_votes} members" + (f" x {model.n_iters} iterations" if kind == "scd" else "")
     members = model.n_votes
     if len(ds.classes) > 2:
@@ -194,10 +206,13 @@ def _build_model(kind, loss, binary_weights, votes, hidden, iters, epochs, nrows
     elif kind == "rf":
         model = baselines.RandomForestEnsemble(n_votes=votes or 100, random_state=seed, n_jobs=jobs)
     elif kind == "bnn":
-        model = baselines.BNNEnsemble(n_votes=votes or 100, hidden_nodes=hidden, epochs=epochs, random_state=seed,
-                                      verbose=verbose)
+        model = baselines.BNNEnsemble(n_votes=votes or 100, hidden_nodes=hidden, epochs=epochs or 20,
+                                      random_state=seed, verbose=verbose)
+    elif kind == "wordcnn":
+        model = baselines.WordCNNEnsemble(n_votes=votes or 8, epochs=epochs or 10, random_state=seed, device=device,
+                                          verbose=verbose)
     else:
-        model = baselines.CNNEnsemble(n_votes=votes or 10, epochs=epochs, random_state=seed, device=device,
+        model = baselines.CNNEnsemble(n_votes=votes or 10, epochs=epochs or 20, random_state=seed, device=device,
                                       verbose=verbose)
     return model, type(model).__name__
 
@@ -565,6 +580,47 @@ def eval_substitute(models, n_points, eps, seeds, seed_size, rounds, epochs, dat
                                                            "seed_size": seed_size, "rounds": rounds, "epochs": epochs}}
     _run_eval("substitute", models, options, data, classes, data_dir, data_path, out, backend, jobs, scheduler,
               ray_address, quiet)
+
+
+@eval_group.command(name="text")
+@_eval_models
+@click.option("--n", "n_points", type=click.IntRange(min=1), default=100, show_default=True,
+              help="Test documents attacked, drawn with --seed (adversarial accuracy is over all of them).")
+@click.option("--k", type=click.IntRange(min=1), default=50, show_default=True, help="Most synonym candidates per word.")
+@click.option("--min-cosine", type=click.FloatRange(-1, 1), default=0.5, show_default=True,
+              help="Least cosine between a word and a candidate.")
+@click.option("--vocabulary", type=click.IntRange(min=1), default=50000, show_default=True,
+              help="Candidates among the synonym embedding's first N (most frequent) words.")
+@click.option("--min-similarity", type=float, default=0.84, show_default=True,
+              help="Least sentence similarity (cosine of averaged synonym vectors) to the original.")
+@click.option("--max-queries", type=click.IntRange(min=1), default=None, help="Per-document query budget.")
+@click.option("--synonyms", default=None, metavar="PATH",
+              help="Word vectors for synonym candidates, e.g. counter-fitted vectors (default: GloVe 6B 50-d).")
+@click.option("--embedding", default=None, metavar="PATH",
+              help="The word vectors the models were trained on (default: GloVe 6B 50-d).")
+@click.option("--chunk", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Documents per work unit (results do not depend on it).")
+@_eval_common
+def eval_text(models, n_points, k, min_cosine, vocabulary, min_similarity, max_queries, synonyms, embedding, chunk,
+              data, classes, data_dir, data_path, out, seed, backend, jobs, scheduler, ray_address, quiet):
+    """TextFooler word substitutions on text data: clean accuracy, adversarial accuracy and mean
+    queries per model (paper Table 7)."""
+    from eval.suite import parse_models
+    from eval.text_eval import evaluate_text
+
+    options = {"n": n_points, "seed": seed, "chunk": chunk,
+               "attack": {"k": k, "min_cosine": min_cosine, "vocabulary": vocabulary, "min_similarity": min_similarity,
+                          "max_queries": max_queries, "synonyms": None if synonyms is None else os.path.abspath(synonyms)}}
+    spec = {"name": data, "classes": list(classes) if classes else None, "data_dir": data_dir,
+            "embedding": None if embedding is None else os.path.abspath(embedding)}
+    try:
+        evaluate_text(parse_models(models), spec, out, options=options, backend=backend, n_jobs=jobs,
+                      scheduler=scheduler, ray_address=ray_address, quiet=quiet)
+    except KeyboardInterrupt:
+        click.echo(f"\ninterrupted; the finished units are kept: rerun the same command to resume into {out}.",
+                   err=True)
+        sys.exit(130)
+    click.echo(Path(out, "report.md").read_text())
 
 
 @eval_group.command(name="report")

@@ -241,6 +241,10 @@ def finish(store: RunStore, models: dict[str, Any] | None = None, ds: Any = None
     figures already drawn (``examples_<id>.png``, :func:`plot_example`) are drawn again."""
     from .report import render
 
+    if store.config["kind"] == "text":
+        from .text_eval import finish_text
+
+        return finish_text(store)
     results = summarize(store, models=models, ds=ds)
     store.write_json("results.json", results)
     render(results, store.dir)

@@ -154,10 +154,13 @@ def _init_weights(module: nn.Module, generator: torch.Generator) -> None:
                 layer.bias.uniform_(-bound, bound, generator=generator)
 
 
-def _train_member(arch, X, y, seed, *, epochs, batch_size, lr, weight_decay, device) -> _ConvNet:
-    """Train one member on ``X`` (float32 ``(n, d)`` tensor on ``device``) and ``y`` (int64 0/1)."""
+def _train_member(arch, X, y, seed, *, epochs, batch_size, lr, weight_decay, device, network=_ConvNet) -> nn.Module:
+    """Train one ``network(arch)`` on ``X`` (float32 ``(n, d)`` tensor on ``device``) and ``y`` (int64 0/1).
+    The network may draw training-time randomness (dropout) from its ``generator`` attribute,
+    the member's seeded CPU generator."""
     generator = torch.Generator().manual_seed(seed)
-    net = _ConvNet(arch)
+    net = network(arch)
+    net.generator = generator
     _init_weights(net, generator)
     net.to(device).train()
     opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay)
@@ -239,6 +242,12 @@ class CNNEnsemble(_TorchDifferentiable, VoteOutputs, ClassifierMixin, BaseEstima
         "verbose": ["verbose"],
     }
     _per_member = ("members_",)
+    _kind = _KIND
+    _network = _ConvNet
+
+    def _build_architecture(self, shape: tuple[int, ...]) -> dict[str, Any]:
+        """The JSON architecture of the members for one sample of ``shape``."""
+        return _architecture(shape)
 
     def __init__(
         self,
@@ -274,7 +283,7 @@ class CNNEnsemble(_TorchDifferentiable, VoteOutputs, ClassifierMixin, BaseEstima
         X, y = validate_data(self, X, y, dtype=np.float32, order="C")
         classes, y01 = binary_targets(y, type(self).__name__)
         shape = self._resolve_input_shape(X.shape[1])
-        arch = _architecture(shape)
+        arch = self._build_architecture(shape)
         seed = base_seed(self.random_state)
         Xt = torch.from_numpy(X.copy()).to(device)
         yt = torch.from_numpy(y01).to(device)
@@ -282,9 +291,10 @@ class CNNEnsemble(_TorchDifferentiable, VoteOutputs, ClassifierMixin, BaseEstima
         members = []
         for v, s in enumerate(_member_seeds(seed, self.n_votes)):
             members.append(_train_member(arch, Xt, yt, s, epochs=self.epochs, batch_size=self.batch_size,
-                                         lr=self.learning_rate, weight_decay=self.weight_decay, device=device))
+                                         lr=self.learning_rate, weight_decay=self.weight_decay, device=device,
+                                         network=type(self)._network))
             if self.verbose:
-                print(f"CNNEnsemble: member {v + 1}/{self.n_votes} trained "
+                print(f"{type(self).__name__}: member {v + 1}/{self.n_votes} trained "
                       f"({time.perf_counter() - start:.1f} s)", flush=True)
         self.fit_time_ = time.perf_counter() - start
         self.classes_ = classes
@@ -350,7 +360,7 @@ class CNNEnsemble(_TorchDifferentiable, VoteOutputs, ClassifierMixin, BaseEstima
         check_is_fitted(self)
         arrays = {f"m{v}.{name}": value.detach().cpu().numpy()
                   for v, m in enumerate(self.members_) for name, value in m.state_dict().items()}
-        save_estimator(path, _KIND, self, arrays, architecture=self.architecture_, n_members=len(self.members_))
+        save_estimator(path, self._kind, self, arrays, architecture=self.architecture_, n_members=len(self.members_))
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, device: str | None = None) -> "CNNEnsemble":
@@ -368,10 +378,12 @@ def load(path: str | os.PathLike, *, device: str | None = None) -> CNNEnsemble:
     return _from_file(read_model_file(path, _KIND), device=device)
 
 
-def _from_file(file: ModelFile, *, device: str | None = None) -> CNNEnsemble:
-    """The ensemble in a model file read by :func:`scd.persist.read_model_file`."""
+def _from_file(file: ModelFile, *, device: str | None = None, cls: type = CNNEnsemble,
+               tuples: tuple[str, ...] = ("input_shape",)) -> CNNEnsemble:
+    """The ensemble of class ``cls`` in a model file read by :func:`scd.persist.read_model_file`
+    (``tuples``: its parameters saved as lists that are tuples)."""
     meta, arrays, name = file.header, file.arrays, file.path
-    est = rebuild(file, [CNNEnsemble], tuples=("input_shape",), **({} if device is None else {"device": device}))
+    est = rebuild(file, [cls], tuples=tuples, **({} if device is None else {"device": device}))
     try:
         arch = meta["architecture"]
         shape = tuple(arch["input_shape"])
@@ -380,10 +392,10 @@ def _from_file(file: ModelFile, *, device: str | None = None) -> CNNEnsemble:
         if math.prod(shape) != est.n_features_in_:
             raise ValueError("the architecture does not match n_features_in")
         # only the networks this code builds: an edited architecture could allocate anything
-        if arch != _architecture(shape):
+        if arch != est._build_architecture(shape):
             raise ValueError("the architecture is not the one built for its input shape")
         with torch.device("meta"):  # the parameter shapes, without allocating them
-            shapes = {k: tuple(v.shape) for k, v in _ConvNet(arch).state_dict().items()}
+            shapes = {k: tuple(v.shape) for k, v in cls._network(arch).state_dict().items()}
     except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as exc:
         raise ValueError(f"{name!r} has corrupt metadata: {type(exc).__name__}: {exc}") from None
     n_members = meta_number(meta, "n_members", file.where, low=1)
@@ -402,7 +414,7 @@ def _from_file(file: ModelFile, *, device: str | None = None) -> CNNEnsemble:
         raise ValueError(f"{exc} To load {name!r} here, pass load(path, device='cpu').") from None
     members = []
     for v in range(n_members):
-        net = _ConvNet(arch)
+        net = cls._network(arch)
         net.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(arrays[f"m{v}.{k}"], np.float32))
                              for k in shapes}, strict=True)
         members.append(net.to(target).eval().requires_grad_(False))

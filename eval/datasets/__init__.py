@@ -13,7 +13,8 @@ nothing.
 
 One module per source: :mod:`~eval.datasets.digits`, :mod:`~eval.datasets.cifar`
 (with the restricted pickle reader in ``_pickle``), :mod:`~eval.datasets.mnist`,
-:mod:`~eval.datasets.ecg` and :mod:`~eval.datasets.user` (npz/csv files).
+:mod:`~eval.datasets.ecg`, :mod:`~eval.datasets.text` (MR, IMDB, Yelp, AG News as averaged
+word vectors) and :mod:`~eval.datasets.user` (npz/csv files).
 :mod:`~eval.datasets.registry` is the one list of names, default classes and
 file hints.  Importing this package imports no loader (so neither numpy nor
 scikit-learn): a loader is imported when its dataset is first loaded.
@@ -27,12 +28,12 @@ from typing import Any, Iterable
 from eval.datasets.dataset import Dataset
 from eval.datasets.registry import (
     ALL_CLASSES, CIFAR10_CLASSES, CIFAR10_MD5, CIFAR10_URL, DATASETS, DIGITS_CLASSES, ECG_CLASSES, MNIST_CLASSES,
-    REGISTRY, DatasetInfo,
+    REGISTRY, TEXT_DATASETS, DatasetInfo,
 )
 
 __all__ = [
     "ALL_CLASSES", "CIFAR10_CLASSES", "CIFAR10_MD5", "CIFAR10_URL", "DATASETS", "DIGITS_CLASSES", "Dataset",
-    "DatasetInfo", "ECG_CLASSES", "MNIST_CLASSES", "REGISTRY", "check_classes", "load_dataset",
+    "DatasetInfo", "ECG_CLASSES", "MNIST_CLASSES", "REGISTRY", "TEXT_DATASETS", "check_classes", "load_dataset",
 ]
 
 
@@ -45,6 +46,7 @@ def load_dataset(
     download: bool = True,
     test_size: float = 0.25,
     random_state: int = 0,
+    embedding: Any = None,
 ) -> Dataset:
     """Load a dataset with features in [0, 1] and labels ``0 .. k-1`` (``{0, 1}`` for a pair).
 
@@ -52,24 +54,29 @@ def load_dataset(
     ----------
     name : str
         One of :data:`DATASETS`.  ``digits`` (sklearn, bundled), ``cifar10``,
-        ``mnist``, ``ecg`` (PTB heartbeats) read from ``data_dir``;
+        ``mnist``, ``ecg`` (PTB heartbeats), the text data ``mr``, ``imdb``,
+        ``yelp``, ``ag`` (a :class:`~eval.datasets.text.TextDataset`) read from ``data_dir``;
         ``npz`` / ``csv`` read a user file given by ``path``.
     classes : sequence of int, or "all", optional
         The original class ids to keep, at least two and distinct; class
         ``classes[i]`` becomes label ``i`` (for a pair, the second one becomes
         label 1).  ``"all"`` (:data:`ALL_CLASSES`) keeps every label, sorted.
         Defaults: digits (1, 8), cifar10 (0, 1), mnist (3, 5), ecg (0, 1)
-        (normal, abnormal); npz/csv: the file's two labels, sorted.
+        (normal, abnormal), mr and imdb (0, 1) and yelp (1, 2) (negative, positive),
+        ag (1, 2) (World, Sports); npz/csv: the file's two labels, sorted.
     data_dir : path-like, optional
         Where cifar10/mnist/ecg files are looked for (and CIFAR-10 downloaded
         to); defaults to :func:`eval.io.default_data_dir`.
     path : path-like, optional
         The user file for ``npz`` / ``csv``.
     download : bool
-        Download CIFAR-10 when no local copy is found.
+        Download CIFAR-10 or a text dataset's archive when no local copy is found.
     test_size, random_state : float, int
         Stratified train/test split for data without an official split
-        (digits, ecg, npz with only ``x``/``y``, csv).
+        (digits, ecg, mr, npz with only ``x``/``y``, csv).
+    embedding : scd.text.Embedding, path-like or None
+        Text data: the word vectors averaged into features (default: the GloVe 6B 50-d
+        vectors of the ``text`` extra; see :func:`scd.text.load_embedding`).
 
     Returns
     -------
@@ -102,6 +109,10 @@ def load_dataset(
         from eval.datasets import ecg
 
         return ecg.load(chosen, data_dir, test_size, random_state)
+    if name in TEXT_DATASETS:
+        from eval.datasets import text
+
+        return text.load(name, chosen, data_dir, download, embedding, test_size, random_state)
     from eval.datasets import user
 
     return user.load(name, path, chosen, test_size, random_state)

@@ -5,7 +5,9 @@ input says where it came from.
 """
 from __future__ import annotations
 
+import hashlib
 import os
+import urllib.request
 from pathlib import Path
 from typing import Iterable
 
@@ -14,7 +16,7 @@ from sklearn.model_selection import train_test_split
 
 from eval.datasets.dataset import Dataset
 from eval.datasets.registry import ALL_CLASSES
-from eval.io import ZIP_READ_ERRORS, default_data_dir
+from eval.io import ZIP_READ_ERRORS, atomic_open, default_data_dir
 
 SPLIT_KEYS = ("x_train", "y_train", "x_test", "y_test")
 _NPZ_EXPANSION = 100  # most bytes an .npz's arrays may declare per byte of the file (a zip bomb's is ~1000)
@@ -23,6 +25,25 @@ _NPZ_EXPANSION = 100  # most bytes an .npz's arrays may declare per byte of the 
 def resolve_dir(data_dir: str | os.PathLike[str] | None) -> Path:
     """The folder to look for data files in: ``data_dir``, else :func:`eval.io.default_data_dir`."""
     return default_data_dir() if data_dir is None else Path(data_dir).expanduser()
+
+
+def download_file(url: str, dest: Path, digest: str | None, algorithm: str) -> None:
+    """Stream ``url`` to ``dest`` atomically; ValueError if its ``algorithm`` (md5, sha256) hex
+    digest differs from ``digest`` (None: the caller checks the content itself).
+
+    Network errors propagate as OSError (``urllib.error.URLError``); on any
+    error no file is left at ``dest``.
+    """
+    hasher = hashlib.new(algorithm, usedforsecurity=False)
+    with urllib.request.urlopen(url, timeout=60) as response, atomic_open(dest, "wb") as out:
+        for chunk in iter(lambda: response.read(1 << 20), b""):
+            hasher.update(chunk)
+            out.write(chunk)
+        if digest is not None and hasher.hexdigest() != digest.lower():
+            raise ValueError(
+                f"checksum mismatch for {url}: {algorithm} {hasher.hexdigest()}, expected {digest}; "
+                "the download was discarded"
+            )
 
 
 def resolve_classes(labels: np.ndarray, classes: tuple[int, ...] | str, source: str) -> tuple[int, ...]:
@@ -45,8 +66,12 @@ def pick(x: np.ndarray, y: np.ndarray, classes: tuple[int, ...]) -> tuple[np.nda
     """Keep the rows of ``classes`` (in their original order), flatten x, and map y to the
     position of its class in ``classes`` (0/1 for a pair: 1 means ``classes[1]``)."""
     keep = np.isin(y, classes)
-    position = np.argmax(y[keep, None] == np.asarray(classes)[None, :], axis=1)
-    return x[keep].reshape(int(keep.sum()), -1), position.astype(np.int64)
+    return x[keep].reshape(int(keep.sum()), -1), positions(y[keep], classes)
+
+
+def positions(labels: np.ndarray, classes: tuple[int, ...]) -> np.ndarray:
+    """Each label's position in ``classes``: its class index (every label must be in ``classes``)."""
+    return np.argmax(labels[:, None] == np.asarray(classes)[None, :], axis=1).astype(np.int64)
 
 
 def split(

@@ -6,19 +6,16 @@ no copy is found the official archive is downloaded and md5-checked.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import tarfile
-import urllib.request
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from eval.datasets._common import SPLIT_KEYS, check_images, image_dataset, read_npz, resolve_dir
+from eval.datasets._common import SPLIT_KEYS, check_images, download_file, image_dataset, read_npz, resolve_dir
 from eval.datasets._pickle import RestrictedPickle, Stub, text
 from eval.datasets.dataset import Dataset
 from eval.datasets.registry import ALL_CLASSES, CIFAR10_MD5, CIFAR10_URL, REGISTRY
-from eval.io import atomic_open
 
 __all__ = ["load"]
 
@@ -52,7 +49,7 @@ def _read(pair: tuple[int, ...], data_dir: Path, download: bool) -> tuple[dict[s
         if not download:
             raise _missing(pair, data_dir)
         try:
-            _download(CIFAR10_URL, tarball, CIFAR10_MD5)
+            download_file(CIFAR10_URL, tarball, CIFAR10_MD5, "md5")
         except OSError as exc:
             raise _missing(pair, data_dir, exc) from exc
     return _read_tar(tarball), str(tarball)
@@ -68,24 +65,6 @@ def _missing(pair: tuple[int, ...], data_dir: Path, error: Exception | None = No
     if error is not None:
         message += f" Download failed: {error}"
     return FileNotFoundError(message)
-
-
-def _download(url: str, dest: Path, md5: str) -> None:
-    """Stream ``url`` to ``dest`` atomically; raise ValueError if the md5 differs.
-
-    Network errors propagate as OSError (``urllib.error.URLError``); on any
-    error no file is left at ``dest``.
-    """
-    digest = hashlib.md5(usedforsecurity=False)
-    with urllib.request.urlopen(url, timeout=60) as response, atomic_open(dest, "wb") as out:
-        for chunk in iter(lambda: response.read(1 << 20), b""):
-            digest.update(chunk)
-            out.write(chunk)
-        if digest.hexdigest() != md5.lower():
-            raise ValueError(
-                f"checksum mismatch for {url}: md5 {digest.hexdigest()}, expected {md5}; "
-                "the download was discarded"
-            )
 
 
 def _read_dir(directory: Path) -> dict[str, np.ndarray]:

@@ -12,7 +12,7 @@ from types import MappingProxyType
 
 __all__ = [
     "ALL_CLASSES", "CIFAR10_CLASSES", "CIFAR10_MD5", "CIFAR10_URL", "DATASETS", "DIGITS_CLASSES",
-    "DatasetInfo", "ECG_CLASSES", "MNIST_CLASSES", "REGISTRY",
+    "DatasetInfo", "ECG_CLASSES", "MNIST_CLASSES", "REGISTRY", "TEXT_ARCHIVES", "TEXT_DATASETS",
 ]
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
@@ -29,6 +29,21 @@ MNIST_CLASSES = (3, 5)
 ECG_CLASSES = (0, 1)
 ALL_CLASSES = "all"
 """``classes=`` value that keeps every label of a dataset (a multi-class problem)."""
+
+# The text datasets' archives: (url, sha256).  The sha256 and sizes are those TensorFlow
+# Datasets records (url_checksums/imdb_reviews.txt, yelp_polarity_reviews.txt and, for AG News,
+# ag_news_subset.txt: 11,784,327 bytes, recorded for the Google Drive original of the same
+# Zhang et al. archive that fast.ai mirrors).  rt-polaritydata.tar.gz has no published checksum:
+# its two files' md5s are checked instead (eval.datasets.text).
+TEXT_ARCHIVES = MappingProxyType({
+    "mr": ("https://www.cs.cornell.edu/people/pabo/movie-review-data/rt-polaritydata.tar.gz", None),
+    "imdb": ("https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz",
+             "c40f74a18d3b61f90feba1e17730e0d38e8b97c05fde7008942e91923d1658fe"),
+    "yelp": ("https://s3.amazonaws.com/fast-ai-nlp/yelp_review_polarity_csv.tgz",
+             "528f22e286cad085948acbc3bea7e58188416546b0e364d0ae4ca0ce666abe35"),
+    "ag": ("https://s3.amazonaws.com/fast-ai-nlp/ag_news_csv.tgz",
+           "4e2fc37d369e6e317a8b62d0d2f11d379f8c3dde60c07c35a46b069a246498ad"),
+})
 
 
 @dataclass(frozen=True)
@@ -72,10 +87,21 @@ REGISTRY = MappingProxyType({info.name: info for info in (
         "ecg", ECG_CLASSES, ("ptbdb_normal.csv", "ptbdb_abnormal.csv"),
         "Kaggle dataset shayanfazeli/heartbeat, https://www.kaggle.com/datasets/shayanfazeli/heartbeat",
     ),
+    DatasetInfo("mr", (0, 1), ("mr_polarity.npz", "rt-polaritydata/", "rt-polaritydata.tar.gz"),
+                f"{TEXT_ARCHIVES['mr'][0]} (the files' md5s are checked), downloaded when missing"),
+    DatasetInfo("imdb", (0, 1), ("aclImdb/", "aclImdb_v1.tar.gz"),
+                f"{TEXT_ARCHIVES['imdb'][0]} (sha256 {TEXT_ARCHIVES['imdb'][1]}), downloaded when missing"),
+    DatasetInfo("yelp", (1, 2), ("yelp_review_polarity_csv/", "yelp_review_polarity_csv.tgz"),
+                f"{TEXT_ARCHIVES['yelp'][0]} (sha256 {TEXT_ARCHIVES['yelp'][1]}), downloaded when missing"),
+    DatasetInfo("ag", (1, 2), ("ag_news_csv/", "ag_news_csv.tgz"),
+                f"{TEXT_ARCHIVES['ag'][0]} (sha256 {TEXT_ARCHIVES['ag'][1]}), downloaded when missing"),
     DatasetInfo("npz", None, (), "your own .npz file (path=)"),
     DatasetInfo("csv", None, (), "your own .csv file (path=)"),
 )})
 """Every dataset by name, in the order the command line lists them."""
 
 DATASETS = tuple(REGISTRY)
-"""The dataset names: ``("digits", "cifar10", "mnist", "ecg", "npz", "csv")``."""
+"""The dataset names: ``("digits", "cifar10", "mnist", "ecg", "mr", "imdb", "yelp", "ag", "npz", "csv")``."""
+
+TEXT_DATASETS = ("mr", "imdb", "yelp", "ag")
+"""The datasets of documents (:mod:`eval.datasets.text`): features are averaged word vectors."""

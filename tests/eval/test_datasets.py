@@ -21,6 +21,7 @@ from sklearn.datasets import load_digits
 
 from eval import datasets
 from eval.datasets import DATASETS, REGISTRY, Dataset, cifar, load_dataset
+from eval.datasets._common import download_file
 from eval.io import atomic_open, atomic_write_bytes, default_data_dir
 from tests.paths import ROOT, SHARED_DATA
 
@@ -355,7 +356,7 @@ def served_tarball(tmp_path, no_proxy):
 def test_download_then_load(tmp_path, served_tarball, monkeypatch):
     url, md5 = served_tarball
     data_dir = tmp_path / "data"
-    cifar._download(url, data_dir / "cifar-10-python.tar.gz", md5)
+    download_file(url, data_dir / "cifar-10-python.tar.gz", md5, "md5")
     ds = load_dataset("cifar10", data_dir=data_dir, download=False)
     assert ds.x_train.shape == (20, 3072)
     monkeypatch.setattr(cifar, "CIFAR10_URL", url)
@@ -369,7 +370,7 @@ def test_download_checksum_mismatch_leaves_nothing(tmp_path, served_tarball):
     url, _md5 = served_tarball
     data_dir = tmp_path / "data"
     with pytest.raises(ValueError, match="checksum mismatch"):
-        cifar._download(url, data_dir / "cifar-10-python.tar.gz", "0" * 32)
+        download_file(url, data_dir / "cifar-10-python.tar.gz", "0" * 32, "md5")
     assert list(data_dir.iterdir()) == []
 
 
@@ -528,7 +529,7 @@ def test_user_path_errors(tmp_path):
 
 
 def test_datasets_constant():
-    assert DATASETS == ("digits", "cifar10", "mnist", "ecg", "npz", "csv")
+    assert DATASETS == ("digits", "cifar10", "mnist", "ecg", "mr", "imdb", "yelp", "ag", "npz", "csv")
     assert DATASETS == tuple(REGISTRY) == tuple(info.name for info in REGISTRY.values())
 
 
