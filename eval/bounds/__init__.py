@@ -40,7 +40,7 @@ SUPPORTED = ("SCD ensembles (SCD01, SCDCE, SCD01BNN, SCDCEBNN, SCDClassifier), R
 def model_kind(model) -> str:
     """``"scd"``, ``"rf"``, ``"mlp"`` or ``"cnn"``; ``ValueError`` naming what is supported for
     any other model, or one that is not fitted."""
-    from scd import SCD01, SCD01BNN, SCDCE, SCDCEBNN, SCDClassifier
+    from scd import SCD01, SCD01BNN, SCDCE, SCDCEBNN, OneVsRest, SCDClassifier
 
     from ..baselines import CNNEnsemble, MLPEnsemble, RandomForestEnsemble
 
@@ -54,6 +54,10 @@ def model_kind(model) -> str:
 
                 MLPNet.from_estimator(model)  # refuses other architectures
             return kind
+    if isinstance(model, OneVsRest):
+        raise ValueError(f"certified bounds are implemented for the binary models ({SUPPORTED}), not yet for a "
+                         "one-vs-rest model: its per-class models (estimators_) can be bounded one at a time (class "
+                         "vs rest), which does not bound its multi-class label.")
     raise ValueError(f"certified bounds are implemented for {SUPPORTED}, not for {type(model).__name__}.")
 
 
