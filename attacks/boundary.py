@@ -52,7 +52,7 @@ import numpy as np
 from .base import Attack
 from .criteria import Probe
 from .distances import norm_of
-from .search import Best, bisect, blend, progress_bar, still_active, uniform_init
+from .search import Best, bisect_segments, blend, progress_bar, still_active, uniform_init
 
 __all__ = ["Boundary"]
 
@@ -214,9 +214,7 @@ class Boundary(Attack):
             init_failed[need[~found]] = True
             need, points = need[found], points[found]
             x0 = x[need]
-            hi = bisect(probe, need, lambda r, a: blend(x0[r], points[r], a), np.zeros(len(need)),
-                        np.ones(len(need)), INIT_TOL)
-            current[need] = blend(x0, points, hi)
+            current[need] = blend(x0, points, bisect_segments(probe, need, x0, points, INIT_TOL))
         return current
 
     def _adapt(self, live: np.ndarray, spherical_stats: _Window, step_stats: _Window,

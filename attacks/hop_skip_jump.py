@@ -35,7 +35,7 @@ import numpy as np
 from .base import Attack
 from .criteria import Probe
 from .distances import norm_of, parse_norm
-from .search import Best, bisect, blend, closest_per_owner, progress_bar, still_active, uniform_init
+from .search import Best, bisect, bisect_segments, blend, closest_per_owner, progress_bar, still_active, uniform_init
 
 __all__ = ["HopSkipJump"]
 
@@ -172,9 +172,7 @@ class HopSkipJump(Attack):
         """Binary search between each original and its adversarial point; the boundary side."""
         x0 = x[idx]
         if self.norm == 2:
-            hi = bisect(probe, idx, lambda r, a: blend(x0[r], points[r], a), np.zeros(len(idx)),
-                        np.ones(len(idx)), theta)
-            return blend(x0, points, hi)
+            return blend(x0, points, bisect_segments(probe, idx, x0, points, theta))
         dist = norm_of(points - x0, np.inf)
         hi = bisect(probe, idx, lambda r, a: _clip_box(points[r], x0[r], a), np.zeros(len(idx)), dist,
                     np.minimum(dist * theta, theta))
