@@ -23,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["fingerprint", "json_floats", "load_cached", "load_data", "run_unit"]
+__all__ = ["LOCKSTEP_THREADS", "fingerprint", "json_floats", "load_cached", "load_data", "lockstep_key", "merge_rows",
+           "run_unit", "run_units"]
 
 _DISTANCES = ("l0", "l1", "l2", "linf")
 
@@ -87,35 +88,99 @@ def _accuracy(model: Any, unit: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _record(unit: dict[str, Any]) -> dict[str, Any]:
+    """The fields of a unit's record that its settings give (``key`` first)."""
+    record: dict[str, Any] = {"key": unit["key"], "kind": unit["kind"], "model": unit["model"],
+                              "sample_ids": [int(i) for i in unit["ids"]]}
+    for name in ("run", "member", "subset", "seed"):
+        if unit.get(name) is not None:
+            record[name] = unit[name]
+    return record
+
+
+def _attacked(model: Any, unit: dict[str, Any]) -> Any:
+    """The model an attack unit attacks: the model, its member ``member`` or its first ``subset`` members."""
+    if unit.get("member") is not None:
+        return model.member(int(unit["member"]))
+    if unit.get("subset") is not None:
+        return model.members(range(int(unit["subset"])))
+    return model
+
+
+def _attack(attacked: Any, unit: dict[str, Any]) -> Any:
+    """The attack of an attack unit on ``attacked`` (the model or a lock-step proxy of it)."""
+    spec = unit["attack"]
+    return spec.attack(attacked, unit["x"], unit["y"], bounds=(0.0, 1.0), seed=int(unit["seed"]),
+                       max_queries=spec.budget, sample_ids=unit["ids"], starting_points=unit.get("starts"),
+                       batch_size=unit.get("batch_size"))
+
+
+def _attack_record(unit: dict[str, Any], result: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    record = _record(unit)
+    record["success"] = result.success.tolist()
+    for name in _DISTANCES:
+        record[name] = json_floats(getattr(result, name))
+    record["already_adversarial"] = result.already_adversarial.tolist()
+    record["queries"] = result.queries.tolist()
+    record["calls"] = result.calls.tolist()
+    return record, ({"x_adv": result.x_adv} if unit.get("keep_examples") else {})
+
+
+def lockstep_key(unit: dict[str, Any]) -> tuple | None:
+    """Units with the same key run together in lock-step (:func:`run_units`): attack units that
+    differ only in their run (seed); None for a unit that runs alone."""
+    if unit["kind"] != "attack":
+        return None
+    return (unit["model"], unit.get("member"), unit.get("subset"), tuple(int(i) for i in unit["ids"]))
+
+
+def merge_rows(model: Any) -> int:
+    """Rows per merged model call of a lock-step group: the measured throughput optimum of a
+    100-vote, 20-unit SCD01 on CIFAR-10 is 256 to 512 rows (``benchmarks/bench_eval_speed.py``
+    measures the curve), about 2**20 hidden pre-activations per call; 1024 for other models."""
+    units = getattr(model, "n_votes", 0) * getattr(model, "hidden_nodes", 0)
+    return max(64, (1 << 20) // units) if units else 1024
+
+
+LOCKSTEP_THREADS = 1
+"""torch intra-op threads while a lock-step group runs (:func:`run_units`): its calls are many
+and mid-sized, the suite runs one worker process per core, and one thread per worker avoids
+oversubscription (RayS, 1,000 queries x 5 samples on a busy machine: 1.5 s on one thread, 9.5 s
+on torch's default)."""
+
+
+def run_units(units: list[dict[str, Any]]) -> list[tuple[dict[str, Any], dict[str, np.ndarray]]]:
+    """Run units of one :func:`lockstep_key` together: the attacks of all their runs share every
+    model call (:func:`attacks.lockstep.run_lockstep`), and each unit gets the record it would
+    get alone (its ``seconds`` are the group's wall time shared equally).  Other units run alone."""
+    if len(units) == 1 or lockstep_key(units[0]) is None:
+        return [run_unit(u) for u in units]
+    from attacks.lockstep import run_lockstep
+
+    if len({lockstep_key(u) for u in units}) != 1:
+        raise ValueError("run_units takes units of one lock-step group (same model, member, subset and rows).")
+    start = time.perf_counter()
+    attacked = _attacked(load_cached(units[0]["model_path"]), units[0])
+    jobs = [functools.partial(_attack, unit=u) for u in units]
+    results = run_lockstep(attacked, jobs, rows_per_call=merge_rows(attacked), threads=LOCKSTEP_THREADS)
+    share = (time.perf_counter() - start) / len(units)
+    out = []
+    for unit, result in zip(units, results):
+        record, arrays = _attack_record(unit, result)
+        record["seconds"] = share
+        out.append((record, arrays))
+    return out
+
+
 def run_unit(unit: dict[str, Any]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Run one unit; returns its JSON record (``key`` first) and the arrays to keep with it."""
     start = time.perf_counter()
     kind = unit["kind"]
     model = load_cached(unit["model_path"])
-    record: dict[str, Any] = {"key": unit["key"], "kind": kind, "model": unit["model"],
-                              "sample_ids": [int(i) for i in unit["ids"]]}
-    for name in ("run", "member", "subset", "seed"):
-        if unit.get(name) is not None:
-            record[name] = unit[name]
+    record = _record(unit)
     arrays: dict[str, np.ndarray] = {}
     if kind == "attack":
-        attacked = model
-        if unit.get("member") is not None:
-            attacked = model.member(int(unit["member"]))
-        elif unit.get("subset") is not None:
-            attacked = model.members(range(int(unit["subset"])))
-        spec = unit["attack"]
-        result = spec.attack(attacked, unit["x"], unit["y"], bounds=(0.0, 1.0), seed=int(unit["seed"]),
-                             max_queries=spec.budget, sample_ids=unit["ids"], starting_points=unit.get("starts"),
-                             batch_size=unit.get("batch_size"))
-        record["success"] = result.success.tolist()
-        for name in _DISTANCES:
-            record[name] = json_floats(getattr(result, name))
-        record["already_adversarial"] = result.already_adversarial.tolist()
-        record["queries"] = result.queries.tolist()
-        record["calls"] = result.calls.tolist()
-        if unit.get("keep_examples"):
-            arrays["x_adv"] = result.x_adv
+        record, arrays = _attack_record(unit, _attack(_attacked(model, unit), unit))
     elif kind == "accuracy":
         record.update(_accuracy(model, unit))
     elif kind == "transfer":
