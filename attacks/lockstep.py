@@ -14,7 +14,10 @@ model sees bigger batches.  For a model whose answer for a row does not depend o
 batched with it (SCD ensembles by design, trees) the results are identical to running the
 jobs one after the other.  The batches are the same on every run (a round holds the next
 request of every unfinished job), so other models are deterministic too, up to their own
-batch-dependent rounding.
+batch-dependent rounding.  With ``batch_invariant=True`` (the caller vouches that a row's
+answer does not depend on its batch-mates) a round starts as soon as ``rows_per_call`` rows
+are waiting, so the model works while the other jobs prepare their next requests; the
+batches then depend on timing, the answers do not.
 
 Threads: the jobs' own work (noise, clipping, bookkeeping) runs in their threads, numpy
 releasing the GIL; the merged model calls run in the calling thread.  ``threads`` sets
@@ -39,7 +42,7 @@ _MERGED = ("predict", "predict_proba")
 
 
 def run_lockstep(model: Any, jobs: Sequence[Callable[[Any], Any]], *, rows_per_call: int = 1024,
-                 threads: int | None = None) -> list[Any]:
+                 threads: int | None = None, batch_invariant: bool = False) -> list[Any]:
     """Run ``job(m)`` for every job, with ``m`` a proxy of ``model`` that merges the jobs'
     ``predict``/``predict_proba`` calls (see the module docstring); returns their results in
     order.  The first job (in order) that raised has its exception re-raised after all ended.
@@ -53,7 +56,7 @@ def run_lockstep(model: Any, jobs: Sequence[Callable[[Any], Any]], *, rows_per_c
     with _torch_threads(threads):
         if len(jobs) <= 1 or is_torch_module(model):
             return [job(model) for job in jobs]
-        hub = _Hub(model, len(jobs), rows_per_call)
+        hub = _Hub(model, len(jobs), rows_per_call, batch_invariant)
         results: list[Any] = [None] * len(jobs)
         errors: list[BaseException | None] = [None] * len(jobs)
 
@@ -100,9 +103,11 @@ class _torch_threads:
 class _Hub:
     """Collects one request per unfinished job, answers them with merged model calls."""
 
-    def __init__(self, model: Any, n_jobs: int, rows_per_call: int):
+    def __init__(self, model: Any, n_jobs: int, rows_per_call: int, eager: bool):
         self.model = model
         self.rows = rows_per_call
+        self.eager = eager  # start a round once a call's worth of rows waits
+        self.waiting = 0  # rows in self.requests
         self.cond = threading.Condition()
         self.requests: dict[int, tuple[str, np.ndarray]] = {}
         self.answers: dict[int, tuple[bool, Any]] = {}
@@ -111,6 +116,7 @@ class _Hub:
     def ask(self, job: int, name: str, x: np.ndarray) -> Any:
         with self.cond:
             self.requests[job] = (name, x)
+            self.waiting += len(x)
             self.cond.notify_all()
             while job not in self.answers:
                 self.cond.wait()
@@ -127,12 +133,13 @@ class _Hub:
     def serve(self) -> None:
         while True:
             with self.cond:
-                while self.alive and len(self.requests) < self.alive:
+                while self.alive and len(self.requests) < self.alive and not (self.eager and self.waiting >= self.rows):
                     self.cond.wait()
-                if not self.alive:
+                if not self.requests:
                     return
                 batch = sorted(self.requests.items())
                 self.requests.clear()
+                self.waiting = 0
             answers = {}
             for name in _MERGED:
                 group = [(k, x) for k, (n, x) in batch if n == name]

@@ -141,24 +141,35 @@ def _compare(args: argparse.Namespace, model_path: str, data: dict) -> dict:
             "median_l2": float(np.nanmedian([v if v is not None else np.nan for r in new for v in r["l2"]]))}
 
 
-def _protocol(args: argparse.Namespace, model_path: str, data: dict) -> dict:
-    """The whole protocol through ``eval.suite.evaluate`` (resumable in ``args.out``)."""
+def _progress(args: argparse.Namespace, records: list[dict], total: int) -> dict:
+    """The protocol's numbers from the records done so far (all of them once it is finished)."""
+    seconds = float(sum(r["seconds"] for r in records))
+    queries = int(sum(sum(r["queries"]) for r in records))
+    return {"n": args.n, "runs": args.runs, "iters": args.iters, "init_size": args.init_size, "start": "nearest",
+            "units": len(records), "units_total": total, "queries": queries, "seconds": seconds,
+            "projected_seconds": seconds * total / max(1, len(records)), "qps": queries / max(seconds, 1e-9),
+            "run_dir": str(args.out)}
+
+
+def _protocol(args: argparse.Namespace, model_path: str, data: dict, save) -> dict:
+    """The whole protocol through ``eval.suite.evaluate`` (resumable in ``args.out``); ``save``
+    gets the numbers so far after every unit, so an interrupted benchmark leaves a partial record."""
     from eval.runstore import RunStore
     from eval.suite import evaluate
 
     options = _options(args, args.n, args.runs, args.iters)
-    t0 = time.perf_counter()
+    total = args.runs * -(-args.n // options["chunk"])
+    done = list(RunStore(args.out).records.values()) if (Path(args.out) / "config.json").exists() else []
+
+    def on_record(record: dict) -> None:
+        done.append(record)
+        save(_progress(args, done, total))
+
     results = evaluate("distortion", {"scd01": model_path}, data, args.out, options=options, backend="sequential",
-                       quiet=True)
-    wall = time.perf_counter() - t0
-    records = list(RunStore(args.out).records.values())
-    seconds = float(sum(r["seconds"] for r in records))
-    queries = int(sum(sum(r["queries"]) for r in records))
+                       quiet=True, on_record=on_record)
     m = results["models"]["scd01"]
-    return {"n": args.n, "runs": args.runs, "iters": args.iters, "init_size": args.init_size, "start": "nearest",
-            "units": len(records), "queries": queries, "seconds": seconds, "wall_seconds_this_call": wall,
-            "qps": queries / seconds, "success_rate": m["success_rate"], "median_l2": m["median"],
-            "run_dir": str(args.out)}
+    return {**_progress(args, list(RunStore(args.out).records.values()), total),
+            "success_rate": m["success_rate"], "median_l2": m["median"]}
 
 
 def main() -> None:
@@ -197,23 +208,28 @@ def main() -> None:
     rate_before = _rate(model, x[:1000])
     curve = _curve(model, x)
     compare = _compare(args, args.model, data)
-    protocol = _protocol(args, args.model, data)
-    torch.set_num_threads(LOCKSTEP_THREADS)
-    rate_after = _rate(model, x[:1000])
-    predict_qps = (rate_before + rate_after) / 2
     record = {
         "model": os.path.relpath(args.model, ROOT), "members": int(model.n_votes),
         "hidden_nodes": int(model.hidden_nodes), "dataset": "cifar10 0 vs 1", "threads": LOCKSTEP_THREADS,
-        "predict_qps_batch1000": predict_qps, "predict_qps_before": rate_before, "predict_qps_after": rate_after,
-        "predict_curve": curve, "protocol": protocol, "ratio": protocol["qps"] / predict_qps,
-        "compare": compare, "load_before": load_before, "load_after": _load(), "quick": args.quick,
+        "predict_qps_batch1000": rate_before, "predict_qps_before": rate_before, "predict_qps_after": None,
+        "predict_curve": curve, "compare": compare, "load_before": load_before, "quick": args.quick,
         "command": " ".join(["nice -n 10 python", "benchmarks/" + Path(__file__).name, *sys.argv[1:]]),
         "code": commit(), "machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M"),
     }
-    print(json.dumps({k: v for k, v in record.items() if k != "machine"}, indent=1), flush=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    name = "eval_speed" + (f"_{args.label}" if args.label else "")
-    atomic_write_bytes(RESULTS / f"{name}.json", json.dumps(record, indent=1).encode())
+    path = RESULTS / ("eval_speed" + (f"_{args.label}" if args.label else "") + ".json")
+
+    def save(protocol: dict, finished: bool = False) -> None:
+        record.update(protocol=protocol, ratio=protocol["qps"] / record["predict_qps_batch1000"], finished=finished,
+                      load_after=_load())
+        atomic_write_bytes(path, json.dumps(record, indent=1).encode())
+
+    protocol = _protocol(args, args.model, data, save)
+    torch.set_num_threads(LOCKSTEP_THREADS)
+    rate_after = _rate(model, x[:1000])
+    record.update(predict_qps_after=rate_after, predict_qps_batch1000=(rate_before + rate_after) / 2)
+    save(protocol, finished=True)
+    print(json.dumps({k: v for k, v in record.items() if k != "machine"}, indent=1), flush=True)
     if not args.no_report:
         from report import write_report
 

@@ -474,8 +474,8 @@ def _eval_speed_section(records: list[dict]) -> list[str]:
     """#29: HopSkipJump's effective query rate over the paper's protocol against the model's own
     prediction rate, and the old path against the new one (``bench_eval_speed.py``): the latest
     full-protocol record, else the latest one."""
-    full = [r for r in records if not r.get("quick")]
-    r = max(full or records, key=lambda r: r["date"])
+    full = [r for r in records if not r.get("quick") and "protocol" in r]
+    r = max(full or records, key=lambda r: (bool(r.get("finished")), r["date"]))
     p, c = r["protocol"], r["compare"]
     best = max(r["predict_curve"], key=r["predict_curve"].get)
     curve = ", ".join(f"{b}: {q:.0f}" for b, q in r["predict_curve"].items())
@@ -488,12 +488,15 @@ def _eval_speed_section(records: list[dict]) -> list[str]:
         "| measurement | value |",
         "|---|---|",
         (f"| {r['members']}-vote SCD01 prediction rate, batch 1000 (before / after the protocol) | "
-         f"{r['predict_qps_batch1000']:.0f} queries/s ({r['predict_qps_before']:.0f} / {r['predict_qps_after']:.0f}) |"),
+         f"{r['predict_qps_batch1000']:.0f} queries/s ({r['predict_qps_before']:.0f} / "
+         f"{'-' if r['predict_qps_after'] is None else format(r['predict_qps_after'], '.0f')}) |"),
         f"| prediction rate by batch size (queries/s; optimum {best} rows) | {curve} |",
         f"| HopSkipJump, {protocol}: effective rate | {p['qps']:.0f} queries/s ({p['queries']:,} queries) |",
         f"| ratio to the prediction rate (target >= 0.8) | **{r['ratio']:.2f}** |",
         (f"| the whole protocol, one model (target <= 15 min) | **{p['seconds'] / 60:.1f} min** (success "
-         f"{p['success_rate']:.2f}, median L2 {p['median_l2']:.3g}) |"),
+         f"{p['success_rate']:.2f}, median L2 {p['median_l2']:.3g}) |" if r.get("finished") else
+         f"| the whole protocol, one model (target <= 15 min) | unfinished: {p['units']} of {p['units_total']} "
+         f"units in {p['seconds'] / 60:.1f} min, **{p['projected_seconds'] / 60:.0f} min** projected |"),
         (f"| old path (per-run attacks, no line queries), {c['n']} x {c['runs']} x {c['iters']} | "
          f"{c['old_seconds']:.1f} s ({c['old_qps']:.0f} queries/s) |"),
         (f"| new path (lock-step runs, line queries), same units, same run | {c['new_seconds']:.1f} s "

@@ -8,6 +8,11 @@ each sample by its dataset index, so a sample's result does not depend on which 
 or chunk it ran in: a run gives the same records on any backend and after any number of
 restarts.
 
+The runs of one attack on one chunk of rows (units that differ only in their seed) run
+together when several are pending (:func:`run_units`): every model call carries the rows of
+all of them (:mod:`attacks.lockstep`), while each run keeps its own oracle, so its record is
+the one it gets alone.
+
 Kinds: ``accuracy`` (clean accuracy and timing of one model), ``attack`` (one model, or its
 member ``member``, or its first ``subset`` members, on a chunk of rows with one run's seed),
 ``transfer`` (attack member ``member`` alone and count the other members each example fools)
@@ -23,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["LOCKSTEP_THREADS", "fingerprint", "json_floats", "load_cached", "load_data", "lockstep_key", "merge_rows",
+__all__ = ["LOCKSTEP_METHODS", "LOCKSTEP_THREADS", "fingerprint", "json_floats", "load_cached", "load_data", "lockstep_key", "merge_rows",
            "run_unit", "run_units"]
 
 _DISTANCES = ("l0", "l1", "l2", "linf")
@@ -126,10 +131,14 @@ def _attack_record(unit: dict[str, Any], result: Any) -> tuple[dict[str, Any], d
     return record, ({"x_adv": result.x_adv} if unit.get("keep_examples") else {})
 
 
+LOCKSTEP_METHODS = ("hsj", "boundary", "rays")
+"""The attacks whose runs go in lock-step: decision-based, they ask the model for labels only."""
+
+
 def lockstep_key(unit: dict[str, Any]) -> tuple | None:
-    """Units with the same key run together in lock-step (:func:`run_units`): attack units that
-    differ only in their run (seed); None for a unit that runs alone."""
-    if unit["kind"] != "attack":
+    """Units with the same key run together in lock-step (:func:`run_units`): attack units of a
+    decision-based attack that differ only in their run (seed); None for a unit that runs alone."""
+    if unit["kind"] != "attack" or unit["attack"].method not in LOCKSTEP_METHODS:
         return None
     return (unit["model"], unit.get("member"), unit.get("subset"), tuple(int(i) for i in unit["ids"]))
 
@@ -142,11 +151,12 @@ def merge_rows(model: Any) -> int:
     return max(64, (1 << 20) // units) if units else 1024
 
 
-LOCKSTEP_THREADS = 1
-"""torch intra-op threads while a lock-step group runs (:func:`run_units`): its calls are many
-and mid-sized, the suite runs one worker process per core, and one thread per worker avoids
-oversubscription (RayS, 1,000 queries x 5 samples on a busy machine: 1.5 s on one thread, 9.5 s
-on torch's default)."""
+LOCKSTEP_THREADS = int(os.environ.get("SCD_EVAL_THREADS", "1"))
+"""torch intra-op threads while a lock-step group runs (:func:`run_units`; environment variable
+``SCD_EVAL_THREADS``, default 1): the suite runs one worker process per core by default, and
+one thread per worker avoids oversubscription, which on a busy machine costs several times
+the time (RayS, 1,000 queries x 5 samples: 1.5 s on one thread, 9.5 s on torch's default).
+On an idle machine with a single worker (``--backend sequential``), set it to the core count."""
 
 
 def run_units(units: list[dict[str, Any]]) -> list[tuple[dict[str, Any], dict[str, np.ndarray]]]:
@@ -162,7 +172,11 @@ def run_units(units: list[dict[str, Any]]) -> list[tuple[dict[str, Any], dict[st
     start = time.perf_counter()
     attacked = _attacked(load_cached(units[0]["model_path"]), units[0])
     jobs = [functools.partial(_attack, unit=u) for u in units]
-    results = run_lockstep(attacked, jobs, rows_per_call=merge_rows(attacked), threads=LOCKSTEP_THREADS)
+    # SCD ensembles answer each row independently of its batch (scd._network.hidden_signs), and
+    # those are the models with line queries: their rounds need not wait for every run
+    invariant = callable(getattr(attacked, "segments", None))
+    results = run_lockstep(attacked, jobs, rows_per_call=merge_rows(attacked), threads=LOCKSTEP_THREADS,
+                           batch_invariant=invariant)
     share = (time.perf_counter() - start) / len(units)
     out = []
     for unit, result in zip(units, results):
