@@ -17,8 +17,8 @@ from .criteria import Probe
 from .distances import norm_of
 from .oracle import Line
 
-__all__ = ["Best", "bisect", "bisect_segments", "blend", "closest_per_owner", "nearest_other_class", "progress_bar", "still_active",
-           "uniform_init"]
+__all__ = ["Best", "bisect", "bisect_segments", "blend", "closest_per_owner", "nearest_other_class", "progress_bar",
+           "still_active", "uniform_init"]
 
 
 class Best:

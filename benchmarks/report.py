@@ -490,9 +490,11 @@ def _eval_speed_section(records: list[dict]) -> list[str]:
         (f"| {r['members']}-vote SCD01 prediction rate, batch 1000 (before / after the protocol) | "
          f"{r['predict_qps_batch1000']:.0f} queries/s ({r['predict_qps_before']:.0f} / "
          f"{'-' if r['predict_qps_after'] is None else format(r['predict_qps_after'], '.0f')}) |"),
-        f"| prediction rate by batch size (queries/s; optimum {best} rows) | {curve} |",
+        f"| prediction rate by batch size ({'rows per CPU-second' if 'predict_cpu_qps_batch1000' in r else 'queries/s'}"
+        f"; optimum {best} rows) | {curve} |",
         f"| HopSkipJump, {protocol}: effective rate | {p['qps']:.0f} queries/s ({p['queries']:,} queries) |",
-        f"| ratio to the prediction rate (target >= 0.8) | **{r['ratio']:.2f}** |",
+        f"| ratio to the prediction rate (target >= 0.8) | **{r['ratio']:.2f}**"
+        + (f" (in CPU time: {r['cpu_ratio']:.2f})" if r.get("cpu_ratio") else "") + " |",
         (f"| the whole protocol, one model (target <= 15 min) | **{p['seconds'] / 60:.1f} min** (success "
          f"{p['success_rate']:.2f}, median L2 {p['median_l2']:.3g}) |" if r.get("finished") else
          f"| the whole protocol, one model (target <= 15 min) | unfinished: {p['units']} of {p['units_total']} "
