@@ -495,10 +495,11 @@ def _eval_speed_section(records: list[dict]) -> list[str]:
         f"| HopSkipJump, {protocol}: effective rate | {p['qps']:.0f} queries/s ({p['queries']:,} queries) |",
         f"| ratio to the prediction rate (target >= 0.8) | **{r['ratio']:.2f}**"
         + (f" (in CPU time: {r['cpu_ratio']:.2f})" if r.get("cpu_ratio") else "") + " |",
-        (f"| the whole protocol, one model (target <= 15 min) | **{p['seconds'] / 60:.1f} min** (success "
-         f"{p['success_rate']:.2f}, median L2 {p['median_l2']:.3g}) |" if r.get("finished") else
-         f"| the whole protocol, one model (target <= 15 min) | unfinished: {p['units']} of {p['units_total']} "
-         f"units in {p['seconds'] / 60:.1f} min, **{p['projected_seconds'] / 60:.0f} min** projected |"),
+        (f"| this protocol, one model (target for 10 x 10 x 100: <= 15 min) | **{p['seconds'] / 60:.1f} min** "
+         f"(success {p['success_rate']:.2f}, median L2 {p['median_l2']:.3g}) |" if r.get("finished") else
+         f"| this protocol, one model (target for 10 x 10 x 100: <= 15 min) | unfinished: {p['units']} of "
+         f"{p['units_total']} units in {p['seconds'] / 60:.1f} min, **{p['projected_seconds'] / 60:.0f} min** "
+         "projected |"),
         (f"| old path (per-run attacks, no line queries), {c['n']} x {c['runs']} x {c['iters']} | "
          f"{c['old_seconds']:.1f} s ({c['old_qps']:.0f} queries/s) |"),
         (f"| new path (lock-step runs, line queries), same units, same run | {c['new_seconds']:.1f} s "

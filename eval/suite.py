@@ -4,8 +4,10 @@ Every measurement is planned as independent work units (:mod:`eval.units`), whic
 joblib (:mod:`eval.backends`: loky, dask or ray) and are persisted one by one in a run
 directory (:class:`eval.runstore.RunStore`).  A restarted run skips the units already done;
 since every attack seeds each sample by its dataset index, the records do not depend on the
-backend, the number of workers or the interruptions.  When all units are done the records
-are summarised into ``results.json`` and rendered (:mod:`eval.report`).
+backend, the number of workers or the interruptions.  The pending runs of a decision-based
+attack on one chunk of rows go to a worker together and share every model call
+(:func:`eval.units.run_units`), each still persisted as its own unit.  When all units are
+done the records are summarised into ``results.json`` and rendered (:mod:`eval.report`).
 
 Measurements (``kind``):
 
