@@ -25,8 +25,8 @@ Differences from foolbox 3
   ``starting_points`` are used as given, like foolbox.  Other samples draw up to
   ``init_size`` uniform points in the box and then move towards the original by a binary
   search over the blend factor ``a`` of ``(1 − a)·x + a·x_init`` with tolerance 1e-3 in
-  ``a`` (ART and HopSkipJump do the same; foolbox runs a linear search over 50 blends).
-  A failed initialisation is a per-sample flag (``init_failed``), not an error for the
+  ``a`` (ART and HopSkipJump do the same; foolbox runs a linear search over 50 blends),
+  asked as line queries (:meth:`~attacks.oracle.Oracle.line`).  A failed initialisation is a per-sample flag (``init_failed``), not an error for the
   whole batch.
 - Points are float32 (the model's dtype), norms and step lengths float64.  Like foolbox
   there is no float64 internal mode and no extra convergence confirmation of the original

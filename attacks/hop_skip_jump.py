@@ -10,7 +10,9 @@ Differences from the reference implementations
 ----------------------------------------------
 - Batched across samples: every binary search, step search and gradient estimate runs in
   lock-step for all active samples (the original and ART loop over samples and query single
-  points; ART made ~1,000 model calls per sample on a random forest).
+  points; ART made ~1,000 model calls per sample on a random forest).  The L2 projection's
+  binary search asks line queries (:meth:`~attacks.oracle.Oracle.line`): the same points,
+  answers and counts, answered from the segment's ends by SCD ensembles.
 - ``theta="paper"`` (default) is the original and foolbox θ = γ/d^{3/2} (L2) or γ/d² (L∞),
   so δ_t = dist/d, and every iteration ends on the boundary, as in the original.
   ``theta="art"`` is the ART-compatible setting used to validate against ART: θ = 0.01/√d
