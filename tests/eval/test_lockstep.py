@@ -22,7 +22,7 @@ DATA = {"name": "digits", "classes": None, "data_dir": None, "path": None}
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory, digits):
     path = tmp_path_factory.mktemp("lockstep") / "scd.scd"
-    model = scd.SCD01(n_votes=3, hidden_nodes=6, n_iters=40, random_state=0, n_jobs=1)
+    model = scd.SCD01(n_votes=3, hidden_nodes=6, n_iters=20, random_state=0, n_jobs=1)
     model.fit(digits.x_train, digits.y_train).save(path)
     return str(path), scd.load(path)
 
@@ -55,12 +55,12 @@ def test_lockstep_units_give_the_records_of_single_units(saved, digits, attack):
 
 def test_line_queries_change_neither_results_nor_counts(saved, digits, monkeypatch):
     _, model = saved
-    x, y = digits.x_test[:4], digits.y_test[:4]
+    x, y = digits.x_test[:3], digits.y_test[:3]
     answered = []
     predict = Segments.predict
     monkeypatch.setattr(Segments, "predict", lambda self, a, rows=None: answered.append(len(a)) or
                         predict(self, a, rows))
-    for attack in (HopSkipJump(max_iter=2, init_evals=30, init_size=40), Boundary(steps=15, init_size=40)):
+    for attack in (HopSkipJump(max_iter=2, init_evals=30, init_size=40), Boundary(steps=10, init_size=40)):
         out = {}
         for on in (True, False):
             oracle = Oracle(model, bounds=(0.0, 1.0), budget=600, batch_size=7, line_queries=on)
@@ -80,7 +80,7 @@ def test_an_unfinished_store_of_single_units_resumes_in_lockstep(saved, tmp_path
     that a lock-step run from scratch writes."""
     path, _ = saved
     options = {"attack": {"method": "hsj", "norm": None, "iters": 3, "init_size": None, "theta": None,
-                          "max_queries": None}, "n": 4, "runs": 3, "start": "uniform", "chunk": 2,
+                          "max_queries": None}, "n": 2, "runs": 3, "start": "uniform", "chunk": 1,
                "batch_size": 1024, "seed": 0}
     fresh = evaluate("distortion", {"m": path}, DATA, tmp_path / "fresh", options=options, backend="sequential",
                      quiet=True)
