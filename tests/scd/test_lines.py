@@ -90,3 +90,17 @@ def test_segments_refuse_ends_outside_the_box(fitted, digits):
         Segments(fitted, x, x[:1], (0.0, 1.0))
     with pytest.raises(ValueError, match="one blend factor per row"):
         Segments(fitted, x, x, (0.0, 1.0)).predict(np.zeros(3))
+
+
+def test_points_within_rounding_of_a_threshold_are_recomputed_as_predict_does(fitted, digits, monkeypatch):
+    """At a segment's float32 crossing of a unit's threshold the affine value cannot decide the
+    sign: the formed point is summed as predict sums its undecided entries, and agrees."""
+    formed = []
+    points = Segments.points
+    monkeypatch.setattr(Segments, "points", lambda self, a, rows=None: formed.append(len(a)) or points(self, a, rows))
+    x0, x1 = digits.x_test[:10], digits.x_test[20:30]
+    for unit in range(12):
+        a = np.array([crossing(fitted, x0[i], x1[i], unit) for i in range(10)], np.float32).clip(0, 1)
+        seg = Segments(fitted, x0, x1, (0.0, 1.0))
+        np.testing.assert_array_equal(seg.hidden_signs(a), exact_signs(fitted, seg.points(a)))
+    assert len(formed) > 12  # some crossings were undecided (and each check above formed its points once)
