@@ -307,7 +307,7 @@ class Oracle:
         return self._ask(self._vjp, (x, np.ascontiguousarray(w, dtype=np.float64)), ids, strict, np.float32,
                          (self.n_features,))
 
-    def line(self, x0: np.ndarray, x1: np.ndarray) -> "Line":
+    def line(self, x0: np.ndarray, x1: np.ndarray) -> Line:
         """Counted label queries along the segments ``x0[i] -> x1[i]`` (float32 rows inside the
         bounds, as an attack holds them): see :class:`Line`."""
         return Line(self, x0, x1)

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from scd.lines import segment_points as blend  # the one definition of a search's points (line queries)
+# the one definition of a search's points, shared with the line queries
+from scd.lines import segment_points as blend
 
 from .counting import rank_within
 from .criteria import Probe

@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["LOCKSTEP_METHODS", "LOCKSTEP_THREADS", "fingerprint", "json_floats", "load_cached", "load_data", "lockstep_key", "merge_rows",
-           "run_unit", "run_units"]
+__all__ = ["LOCKSTEP_METHODS", "LOCKSTEP_THREADS", "fingerprint", "json_floats", "load_cached", "load_data",
+           "lockstep_key", "merge_rows", "run_unit", "run_units"]
 
 _DISTANCES = ("l0", "l1", "l2", "linf")
 
@@ -153,7 +153,14 @@ def merge_rows(model: Any) -> int:
     return max(64, (3 << 19) // units) if units else 1024
 
 
-LOCKSTEP_THREADS = int(os.environ.get("SCD_EVAL_THREADS", "1"))
+def _threads_setting() -> int:
+    value = os.environ.get("SCD_EVAL_THREADS", "1")
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"SCD_EVAL_THREADS must be a positive integer (torch threads per worker), got {value!r}.")
+    return int(value)
+
+
+LOCKSTEP_THREADS = _threads_setting()
 """torch intra-op threads while a lock-step group runs (:func:`run_units`; environment variable
 ``SCD_EVAL_THREADS``, default 1): the suite runs one worker process per core by default, and
 one thread per worker avoids oversubscription, which on a busy machine costs several times

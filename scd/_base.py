@@ -166,7 +166,7 @@ class _BaseSCD(VoteOutputs, ClassifierMixin, BaseEstimator):
             return (1.0 / (1.0 + np.exp(-z))).mean(axis=1)
         return (z > 0).mean(axis=1)
 
-    def segments(self, x0, x1, bounds) -> "Segments":
+    def segments(self, x0, x1, bounds) -> Segments:
         """Exact, cheap label queries along the segments ``x0[i] -> x1[i]`` inside the box
         ``bounds``: a :class:`scd.lines.Segments`, whose ``predict(a, rows)`` equals
         :meth:`predict` of the points a binary search forms (:func:`scd.lines.segment_points`)."""
