@@ -27,12 +27,15 @@ class ModelAdapter:
     ``logits(x) -> (n, C)``, ``grad(x, y) -> (n, d)`` with ``y`` class indices (model labels
     when ``grad_takes_labels``: an estimator's own ``loss_gradient``), and
     ``vjp(x, w) -> (n, d)``, row ``i`` the gradient of ``sum_c w[i, c] * logits(x)[i, c]``.
-    ``device`` is where a torch module's inputs go (None for other models).
+    ``device`` is where a torch module's inputs go (None for other models).  ``segments(x0, x1,
+    bounds)``, where the model has it (SCD ensembles), answers labels along line segments
+    exactly and cheaply (:class:`scd.lines.Segments`).
     """
 
     def __init__(self, name: str, *, labels=None, proba=None, logits=None, grad=None, vjp=None, device=None,
-                 grad_takes_labels: bool = False):
+                 grad_takes_labels: bool = False, segments=None):
         self.name = name
+        self.segments = segments
         self.labels = labels
         self.proba = proba
         self.logits = logits
@@ -79,7 +82,7 @@ def _from_object(model: Any) -> ModelAdapter:
     predict, proba, logits = _method(model, "predict"), _method(model, "predict_proba"), _method(model, "logits")
     return ModelAdapter(type(model).__name__, labels=predict, proba=proba, logits=logits,
                         grad=_method(model, "loss_gradient"), vjp=_method(model, "logits_gradient"),
-                        grad_takes_labels=True)
+                        grad_takes_labels=True, segments=_method(model, "segments"))
 
 
 def _from_callable(fn: Callable, output: str) -> ModelAdapter:

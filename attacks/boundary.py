@@ -25,8 +25,8 @@ Differences from foolbox 3
   ``starting_points`` are used as given, like foolbox.  Other samples draw up to
   ``init_size`` uniform points in the box and then move towards the original by a binary
   search over the blend factor ``a`` of ``(1 − a)·x + a·x_init`` with tolerance 1e-3 in
-  ``a`` (ART and HopSkipJump do the same; foolbox runs a linear search over 50 blends).
-  A failed initialisation is a per-sample flag (``init_failed``), not an error for the
+  ``a`` (ART and HopSkipJump do the same; foolbox runs a linear search over 50 blends),
+  asked as line queries (:meth:`~attacks.oracle.Oracle.line`).  A failed initialisation is a per-sample flag (``init_failed``), not an error for the
   whole batch.
 - Points are float32 (the model's dtype), norms and step lengths float64.  Like foolbox
   there is no float64 internal mode and no extra convergence confirmation of the original
@@ -52,7 +52,7 @@ import numpy as np
 from .base import Attack
 from .criteria import Probe
 from .distances import norm_of
-from .search import Best, bisect, blend, progress_bar, still_active, uniform_init
+from .search import Best, bisect_segments, blend, progress_bar, still_active, uniform_init
 
 __all__ = ["Boundary"]
 
@@ -214,9 +214,7 @@ class Boundary(Attack):
             init_failed[need[~found]] = True
             need, points = need[found], points[found]
             x0 = x[need]
-            hi = bisect(probe, need, lambda r, a: blend(x0[r], points[r], a), np.zeros(len(need)),
-                        np.ones(len(need)), INIT_TOL)
-            current[need] = blend(x0, points, hi)
+            current[need] = blend(x0, points, bisect_segments(probe, need, x0, points, INIT_TOL))
         return current
 
     def _adapt(self, live: np.ndarray, spherical_stats: _Window, step_stats: _Window,

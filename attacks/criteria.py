@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .oracle import REFUSED, Oracle
+from .oracle import REFUSED, Line, Oracle
 
 __all__ = ["Criterion", "Probe"]
 
@@ -57,6 +57,14 @@ class Probe:
             return np.zeros(0, bool)
         predicted = self.oracle.labels(rows if clipped else self.clip(rows), self.ids[owners], checked=True)
         return self.criterion(predicted, owners)
+
+    def on_line(self, line: Line, rows: np.ndarray, a: np.ndarray, owners: np.ndarray) -> np.ndarray:
+        """:meth:`is_adversarial` of ``line.points(rows, a)`` (a :meth:`Oracle.line` of this probe's
+        oracle), answered by the line: one counted query per row."""
+        owners = np.asarray(owners, np.int64)
+        if len(owners) == 0:
+            return np.zeros(0, bool)
+        return self.criterion(line.labels(rows, a, self.ids[owners]), owners)
 
     def clip(self, rows: np.ndarray) -> np.ndarray:
         return np.clip(np.asarray(rows, np.float32), self.lower, self.upper)

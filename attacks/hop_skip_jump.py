@@ -10,7 +10,9 @@ Differences from the reference implementations
 ----------------------------------------------
 - Batched across samples: every binary search, step search and gradient estimate runs in
   lock-step for all active samples (the original and ART loop over samples and query single
-  points; ART made ~1,000 model calls per sample on a random forest).
+  points; ART made ~1,000 model calls per sample on a random forest).  The L2 projection's
+  binary search asks line queries (:meth:`~attacks.oracle.Oracle.line`): the same points,
+  answers and counts, answered from the segment's ends by SCD ensembles.
 - ``theta="paper"`` (default) is the original and foolbox θ = γ/d^{3/2} (L2) or γ/d² (L∞),
   so δ_t = dist/d, and every iteration ends on the boundary, as in the original.
   ``theta="art"`` is the ART-compatible setting used to validate against ART: θ = 0.01/√d
@@ -35,7 +37,7 @@ import numpy as np
 from .base import Attack
 from .criteria import Probe
 from .distances import norm_of, parse_norm
-from .search import Best, bisect, blend, closest_per_owner, progress_bar, still_active, uniform_init
+from .search import Best, bisect, bisect_segments, blend, closest_per_owner, progress_bar, still_active, uniform_init
 
 __all__ = ["HopSkipJump"]
 
@@ -172,9 +174,7 @@ class HopSkipJump(Attack):
         """Binary search between each original and its adversarial point; the boundary side."""
         x0 = x[idx]
         if self.norm == 2:
-            hi = bisect(probe, idx, lambda r, a: blend(x0[r], points[r], a), np.zeros(len(idx)),
-                        np.ones(len(idx)), theta)
-            return blend(x0, points, hi)
+            return blend(x0, points, bisect_segments(probe, idx, x0, points, theta))
         dist = norm_of(points - x0, np.inf)
         hi = bisect(probe, idx, lambda r, a: _clip_box(points[r], x0[r], a), np.zeros(len(idx)), dist,
                     np.minimum(dist * theta, theta))

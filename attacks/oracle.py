@@ -42,6 +42,11 @@ Conventions
   output (label :data:`REFUSED` ``== -1``, or a row of NaN for float outputs).  Pass
   ``strict=True`` to raise :class:`QueryBudgetExceeded` instead, before anything is sent or
   counted (all or nothing).  :meth:`Oracle.remaining` tells an attack how much is left.
+- **Line queries.**  :meth:`Oracle.line` gives the labels of the points
+  ``clip(segment_points(x0, x1, a))`` of segments ``x0[i] -> x1[i]`` (a binary search's
+  questions), counted exactly like :meth:`labels` of those points.  Models that have
+  ``segments`` (SCD ensembles, :class:`scd.lines.Segments`) answer them from the endpoints'
+  projections, bit-identical to ``predict``; ``line_queries=False`` turns that off.
 - **Confirmation.**  :meth:`Oracle.confirm` re-queries final, clipped examples to confirm
   success; it ignores the budget and is reported separately (``confirm_rows``,
   ``confirm_calls``), never in ``rows``/``calls``.
@@ -61,10 +66,12 @@ from typing import Any, Callable
 import numpy as np
 from sklearn import config_context
 
+from scd.lines import segment_points
+
 from .adapters import adapt, is_torch_module, softmax
 from .counting import QueryCounts, rank_within
 
-__all__ = ["REFUSED", "NoGradientError", "NoScoresError", "Oracle", "QueryBudgetExceeded"]
+__all__ = ["REFUSED", "Line", "NoGradientError", "NoScoresError", "Oracle", "QueryBudgetExceeded"]
 
 REFUSED = -1
 """Label returned for a row refused because its sample's budget is used up."""
@@ -130,11 +137,15 @@ class Oracle:
     input_shape : tuple of int, optional
         The shape of one input as the model takes it, e.g. ``(1, 28, 28)``: rows are flat
         ``prod(input_shape)`` features, reshaped to it for a torch module or callable.
+    line_queries : bool, default=True
+        Answer :meth:`line` queries from the model's ``segments`` where it has them (the
+        answers and counts are the same either way; off, every point is sent to ``predict``).
     """
 
     def __init__(self, model: Any, *, bounds: tuple[Any, Any], n_features: int | None = None,
                  classes: Any = None, output: str = "proba", batch_size: int = 1024,
-                 budget: int | None = None, device: Any = None, input_shape: tuple[int, ...] | None = None):
+                 budget: int | None = None, device: Any = None, input_shape: tuple[int, ...] | None = None,
+                 line_queries: bool = True):
         self.input_shape = _resolve_input_shape(input_shape)
         self._model = adapt(model, output, device, self.input_shape)
         self.device = self._model.device
@@ -145,6 +156,7 @@ class Oracle:
         self.budget = None if budget is None else _positive_int("budget", budget)
         self.classes = _resolve_classes(model, classes, self._probe_width)
         self.n_classes = len(self.classes)
+        self.line_queries = bool(line_queries)
         self._counts = QueryCounts()
 
     # ------------------------------------------------------------------ capabilities
@@ -294,6 +306,11 @@ class Oracle:
             raise ValueError("weights must be finite.")
         return self._ask(self._vjp, (x, np.ascontiguousarray(w, dtype=np.float64)), ids, strict, np.float32,
                          (self.n_features,))
+
+    def line(self, x0: np.ndarray, x1: np.ndarray) -> Line:
+        """Counted label queries along the segments ``x0[i] -> x1[i]`` (float32 rows inside the
+        bounds, as an attack holds them): see :class:`Line`."""
+        return Line(self, x0, x1)
 
     def confirm(self, x: Any, ids: Any = None, *, checked: bool = False) -> np.ndarray:
         """Labels ``(n,)`` for a final check of adversarial examples: ignores the budget and is
@@ -456,6 +473,40 @@ class Oracle:
         centre = ((self.lower.astype(np.float64) + self.upper) / 2).astype(np.float32)[None]
         out = np.asarray(fn(centre))
         return int(out.shape[1]) if out.ndim == 2 and out.shape[0] == 1 else None
+
+
+class Line:
+    """Label queries at the points ``clip(segment_points(x0[rows], x1[rows], a))`` of the segments
+    ``x0[i] -> x1[i]``: what a binary search between two points asks.
+
+    Counted, budgeted and refused exactly as :meth:`Oracle.labels` of those points (one row per
+    query).  Where the model has ``segments`` (SCD ensembles) and the oracle's
+    ``line_queries`` is on, the answers come from the endpoints' projections
+    (:class:`scd.lines.Segments`, bit-identical to ``predict``); otherwise the points are formed
+    and sent to the model.
+    """
+
+    def __init__(self, oracle: Oracle, x0: np.ndarray, x1: np.ndarray):
+        self.oracle, self.x0, self.x1 = oracle, x0, x1
+        make = oracle._model.segments
+        inside = all(np.all((e >= oracle.lower) & (e <= oracle.upper)) for e in (x0, x1))
+        self._segments = make(x0, x1, oracle.bounds) if oracle.line_queries and make and inside else None
+
+    def points(self, rows: np.ndarray, a: np.ndarray) -> np.ndarray:
+        """The float32 points asked about: segments ``rows`` at blend factors ``a``."""
+        return self.oracle.clip(segment_points(self.x0[rows], self.x1[rows], a))
+
+    def labels(self, rows: np.ndarray, a: np.ndarray, ids: Any = None, *, strict: bool = False) -> np.ndarray:
+        """Class indices ``(len(rows),)`` at segments ``rows`` and blend factors ``a``; refused
+        rows get :data:`REFUSED` (``ids`` and ``strict`` as for :meth:`Oracle.labels`)."""
+        rows = np.asarray(rows, np.int64)
+        a = np.asarray(a, np.float32)
+        if self._segments is None:
+            return self.oracle.labels(self.points(rows, a), ids, strict=strict, checked=True)
+        return self.oracle._ask(self._answer, (rows, a), ids, strict, np.int64, ())
+
+    def _answer(self, rows: np.ndarray, a: np.ndarray) -> np.ndarray:
+        return self.oracle.encode(np.asarray(self._segments.predict(a, rows)))
 
 
 # ---------------------------------------------------------------------- constructor helpers

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import numpy as np
 
+# the one definition of a search's points, shared with the line queries
+from scd.lines import segment_points as blend
+
 from .counting import rank_within
 from .criteria import Probe
 from .distances import norm_of
+from .oracle import Line
 
-__all__ = ["Best", "bisect", "blend", "closest_per_owner", "nearest_other_class", "progress_bar", "still_active",
-           "uniform_init"]
+__all__ = ["Best", "bisect", "bisect_segments", "blend", "closest_per_owner", "nearest_other_class", "progress_bar",
+           "still_active", "uniform_init"]
 
 
 class Best:
@@ -83,11 +87,14 @@ def nearest_other_class(x: np.ndarray, pool: np.ndarray, x_labels: np.ndarray, p
 
 
 def bisect(probe: Probe, owners: np.ndarray, point, lo: np.ndarray, hi: np.ndarray,
-           tol: np.ndarray | float) -> np.ndarray:
+           tol: np.ndarray | float, *, line: Line | None = None) -> np.ndarray:
     """Batched binary search for the boundary along a one-parameter path per row.
 
     ``point(rows, a)`` gives the inputs at parameter ``a`` for the rows ``rows`` (positions in
-    ``owners``); ``point(rows, hi)`` must be adversarial and ``point(rows, lo)`` not.  All rows
+    ``owners``); ``point(rows, hi)`` must be adversarial and ``point(rows, lo)`` not.  With
+    ``line`` (an :meth:`~attacks.oracle.Oracle.line` whose segment ``r`` is row ``r``) the path
+    is the segments' ``blend`` and ``point`` is unused: the line answers (see
+    :func:`bisect_segments`).  All rows
     bisect in lock-step (one model call per round for the whole batch) until ``hi - lo <= tol``
     or their sample's budget is spent.  ``owners`` may repeat (several searches for one
     sample); a row is only sent while its sample's budget covers it, so no answer is ever a
@@ -103,11 +110,24 @@ def bisect(probe: Probe, owners: np.ndarray, point, lo: np.ndarray, hi: np.ndarr
         if not len(live):
             break
         mid = (lo[live] + hi[live]) / 2
-        adv = probe.is_adversarial(point(live, mid), owners[live])
+        if line is None:
+            adv = probe.is_adversarial(point(live, mid), owners[live])
+        else:
+            adv = probe.on_line(line, live, mid, owners[live])
         hi[live[adv]] = mid[adv]
         lo[live[~adv]] = mid[~adv]
         live = live[hi[live] - lo[live] > tol[live]]
     return hi
+
+
+def bisect_segments(probe: Probe, owners: np.ndarray, x0: np.ndarray, x1: np.ndarray,
+                    tol: np.ndarray | float) -> np.ndarray:
+    """:func:`bisect` for the blend factor ``a`` in ``[0, 1]`` of ``blend(x0, x1, a)`` (``x1``
+    adversarial, ``x0`` not; rows inside the box), answered by line queries
+    (:meth:`~attacks.oracle.Oracle.line`): the same answers and counts as forming each point,
+    cheap for SCD ensembles.  Returns the final blend factors."""
+    line = probe.oracle.line(x0, x1)
+    return bisect(probe, owners, None, np.zeros(len(x0)), np.ones(len(x0)), tol, line=line)
 
 
 def closest_per_owner(owners: np.ndarray, d: np.ndarray) -> np.ndarray:
@@ -116,12 +136,6 @@ def closest_per_owner(owners: np.ndarray, d: np.ndarray) -> np.ndarray:
     first = np.ones(len(order), bool)
     first[1:] = owners[order][1:] != owners[order][:-1]
     return order[first]
-
-
-def blend(x0: np.ndarray, x1: np.ndarray, a: np.ndarray) -> np.ndarray:
-    """``(1 - a) x0 + a x1`` row by row, in float32."""
-    a = np.asarray(a, np.float32)[:, None]
-    return ((1 - a) * x0 + a * x1).astype(np.float32)
 
 
 def uniform_init(probe: Probe, x: np.ndarray, rngs: list[np.random.Generator], idx: np.ndarray,

@@ -4,8 +4,10 @@ Every measurement is planned as independent work units (:mod:`eval.units`), whic
 joblib (:mod:`eval.backends`: loky, dask or ray) and are persisted one by one in a run
 directory (:class:`eval.runstore.RunStore`).  A restarted run skips the units already done;
 since every attack seeds each sample by its dataset index, the records do not depend on the
-backend, the number of workers or the interruptions.  When all units are done the records
-are summarised into ``results.json`` and rendered (:mod:`eval.report`).
+backend, the number of workers or the interruptions.  The pending runs of a decision-based
+attack on one chunk of rows go to a worker together and share every model call
+(:func:`eval.units.run_units`), each still persisted as its own unit.  When all units are
+done the records are summarised into ``results.json`` and rendered (:mod:`eval.report`).
 
 Measurements (``kind``):
 
@@ -35,7 +37,7 @@ from attacks import AttackSpec
 from .io import exclusive, sweep_temporary
 from .points import choose_points, seed_set
 from .runstore import RunStore
-from .units import fingerprint, json_floats, load_cached, load_data, run_unit
+from .units import fingerprint, json_floats, load_cached, load_data, lockstep_key, run_units
 
 __all__ = ["KINDS", "evaluate", "examples", "finish", "parse_models", "plot_example", "summarize"]
 
@@ -119,6 +121,18 @@ def _plan(config: dict[str, Any], models: dict[str, Any], ds: Any, attack: Attac
                     units.append(dict(rows, key=f"{name}.m{i}.c{c}", kind="transfer", member=int(i),
                                       seed=int(config["seed"]), starts=None))
     return units
+
+
+def _lockstep_groups(units: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """The units as the groups that run together (:func:`eval.units.run_units`): the pending
+    runs of one model (member, subset) on one chunk of rows share their model calls; the
+    unit keys and records are those of single units, so a run directory written before
+    lock-step resumes unchanged, whichever of its units are done."""
+    groups: dict[Any, list[dict[str, Any]]] = {}
+    for i, unit in enumerate(units):
+        key = lockstep_key(unit)
+        groups.setdefault(i if key is None else key, []).append(unit)
+    return list(groups.values())
 
 
 def _train_widths(config: dict[str, Any], ds: Any, run_dir: Path, quiet: bool) -> dict[str, str]:
@@ -209,11 +223,12 @@ def evaluate(kind: str, models: dict[str, str] | None, data: dict[str, Any], out
 
         with tqdm(total=len(units), initial=len(units) - len(pending), desc=f"eval {kind}", unit="unit",
                   disable=quiet) as bar:
-            for _, (record, arrays) in map_unordered(run_unit, pending, n_jobs=jobs):
-                store.add(record, arrays)
-                bar.update(1)
-                if on_record is not None:
-                    on_record(record)
+            for _, done in map_unordered(run_units, _lockstep_groups(pending), n_jobs=jobs):
+                for record, arrays in done:
+                    store.add(record, arrays)
+                    bar.update(1)
+                    if on_record is not None:
+                        on_record(record)
     return finish(store, models=loaded, ds=ds)
 
 

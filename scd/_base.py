@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import time
 import weakref
+from typing import TYPE_CHECKING
 
 import joblib
 import numpy as np
@@ -26,6 +27,9 @@ from ._params import PARAMS, VOTE_PARAMS, constraints, keyword_init
 from ._train import TrainConfig, train_scores
 from .ensemble import VoteOutputs, base_seed, binary_targets, fit_or_keep
 from .persist import ModelFile, check_array, meta_number, read_model_file, rebuild, register_loader, save_estimator
+
+if TYPE_CHECKING:
+    from .lines import Segments
 
 __all__ = ["_BaseSCD", "load"]
 
@@ -144,10 +148,21 @@ class _BaseSCD(VoteOutputs, ClassifierMixin, BaseEstimator):
         return torch.cat(parts).numpy() if parts else np.zeros((0, V))
 
     def _positive_fraction(self, X, member: int | None) -> np.ndarray:
-        z = self._logits(X, member)
+        return self._vote_fraction(self._logits(X, member))
+
+    def _vote_fraction(self, z: np.ndarray) -> np.ndarray:
+        """The vote for ``classes_[1]`` from vote logits ``z (n_samples, n_votes)``."""
         if self.voting_ == "soft":
             return (1.0 / (1.0 + np.exp(-z))).mean(axis=1)
         return (z > 0).mean(axis=1)
+
+    def segments(self, x0, x1, bounds) -> Segments:
+        """Exact, cheap label queries along the segments ``x0[i] -> x1[i]`` inside the box
+        ``bounds``: a :class:`scd.lines.Segments`, whose ``predict(a, rows)`` equals
+        :meth:`predict` of the points a binary search forms (:func:`scd.lines.segment_points`)."""
+        from .lines import Segments
+
+        return Segments(self, x0, x1, bounds)
 
     def members(self, indices) -> "_BaseSCD":
         """As :meth:`VoteOutputs.members`: the votes ``indices`` in that order; the copy's

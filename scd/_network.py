@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["hidden_signs", "hidden_units", "project", "stack_units", "unit_norms", "vote_logits"]
+__all__ = ["hidden_signs", "hidden_units", "logits_from_signs", "project", "stack_units", "unit_norms", "vote_logits"]
 
 
 def hidden_units(pre: torch.Tensor) -> torch.Tensor:
@@ -104,6 +104,12 @@ def vote_logits(
     exact while the output weights lie within a factor of about 2**25 of each other, so a
     vote's logit depends on its row alone.
     """
-    V, H = b1.shape
-    h = (hidden_signs(X, units, b1.reshape(-1), norms).to(torch.float64) + 1) / 2
+    return logits_from_signs(hidden_signs(X, units, b1.reshape(-1), norms), w2, b2)
+
+
+def logits_from_signs(signs: torch.Tensor, w2: torch.Tensor, b2: torch.Tensor) -> torch.Tensor:
+    """Float64 vote logits ``(n, V)`` from the hidden signs ``(n, V * H)`` of :func:`hidden_signs`
+    (the output layer of :func:`vote_logits`, shared with the line queries of :mod:`scd.lines`)."""
+    V, H = w2.shape
+    h = (signs.to(torch.float64) + 1) / 2
     return (h.reshape(-1, V, H) * w2.to(torch.float64)).sum(dim=-1) + b2.to(torch.float64)

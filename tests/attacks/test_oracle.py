@@ -522,11 +522,14 @@ def test_an_attack_checks_its_inputs_once_and_each_query_is_clipped_once(monkeyp
 
     from attacks import HopSkipJump
     from attacks.criteria import Probe
+    from attacks.oracle import Line
 
     checks, clips, finite = [], [], []
-    check, clip = Oracle.check, Probe.clip
+    check, clip, points = Oracle.check, Probe.clip, Line.points
     monkeypatch.setattr(Oracle, "check", lambda self, x: checks.append(len(x)) or check(self, x))
     monkeypatch.setattr(Probe, "clip", lambda self, rows: clips.append(len(rows)) or clip(self, rows))
+    # a binary search's points are formed and clipped by its line (this model has no line queries)
+    monkeypatch.setattr(Line, "points", lambda self, rows, a: clips.append(len(rows)) or points(self, rows, a))
     model = CountingModel()
     predict = model.predict
     model.predict = lambda x: finite.append(sklearn.get_config()["assume_finite"]) or predict(x)
