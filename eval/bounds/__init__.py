@@ -27,9 +27,9 @@ import time
 
 import numpy as np
 
-from scd.certify import Bound, certify, parse_norm
+from scd.certify import Bound, certify, check_inputs, parse_norm
 
-from ._inputs import check_rows, distance, flips
+from ._inputs import distance, flips
 
 __all__ = ["SUPPORTED", "certify_model", "model_kind"]
 
@@ -77,7 +77,7 @@ def certify_model(model, X, y=None, *, norm="inf", bounds=(0.0, 1.0), time_limit
         raise ValueError(f"time_limit must be >= 0 or None; got {time_limit!r}.")
     if kind == "scd":
         return certify(model, X, y, norm=norm, bounds=bounds, time_limit=time_limit, progress=progress)
-    X, lo, hi = check_rows(X, int(model.n_features_in_), bounds)
+    X, lo, hi = check_inputs(X, int(model.n_features_in_), bounds)
     truth = None if y is None else np.asarray(y)
     if truth is not None and truth.shape != (len(X),):
         raise ValueError(f"y must have shape ({len(X)},); got {truth.shape}.")

@@ -1,29 +1,11 @@
-"""What every baseline bound shares: checking the inputs and the box, float32 neighbours, and
-the distance of a confirmed example."""
+"""What every baseline bound shares: float32 neighbours and the distance of a confirmed
+example (the inputs and the box are checked by :func:`scd.certify.check_inputs`)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["check_rows", "distance", "flips", "float32_box", "largest_f32_at_most", "next_f32_above"]
-
-
-def check_rows(X, d: int, bounds) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``X`` as float32 ``(n, d)`` inside the box ``bounds``, and the box as float64 ``(d,)``
-    arrays; ``ValueError`` naming the problem otherwise (as :func:`scd.certify.certify`)."""
-    X = np.asarray(X)
-    if X.ndim != 2 or X.shape[1] != d:
-        raise ValueError(f"X must have shape (n_samples, {d}); got {X.shape}.")
-    if X.dtype.kind not in "fiu" or not np.isfinite(X).all():
-        raise ValueError("X must hold finite numbers (no NaN or inf).")
-    lo = np.broadcast_to(np.asarray(bounds[0], dtype=np.float64), (d,)).copy()
-    hi = np.broadcast_to(np.asarray(bounds[1], dtype=np.float64), (d,)).copy()
-    if not (np.isfinite(lo).all() and np.isfinite(hi).all() and (lo <= hi).all()):
-        raise ValueError(f"bounds must be finite with lower <= upper; got {bounds!r}.")
-    X = X.astype(np.float32)
-    if ((X < lo) | (X > hi)).any():
-        raise ValueError("every row of X must lie inside bounds; clip the inputs or widen the bounds.")
-    return X, lo, hi
+__all__ = ["bisect_radius", "distance", "flips", "float32_box", "largest_f32_at_most", "next_f32_above"]
 
 
 def largest_f32_at_most(t: np.ndarray) -> np.ndarray:
@@ -59,3 +41,21 @@ def distance(delta: np.ndarray, norm: str) -> float:
 def flips(model, point: np.ndarray, label: int) -> bool:
     """Whether ``model`` itself predicts the other class than class index ``label`` for ``point``."""
     return int(model.predict(point[None])[0] == model.classes_[1]) != label
+
+
+def bisect_radius(robust, upper: float, steps: int) -> float:
+    """The largest radius in ``[0, upper]`` that ``steps`` bisections prove ``robust`` (a sound
+    check: no input of the box within that radius changes the prediction); 0 when not even
+    radius 0 is, ``upper`` when it is (then nothing in the box changes the prediction)."""
+    if not robust(0.0):
+        return 0.0
+    lo, hi = 0.0, float(upper)
+    if robust(hi):
+        return hi
+    for _ in range(steps):
+        mid = 0.5 * (lo + hi)
+        if robust(mid):
+            lo = mid
+        else:
+            hi = mid
+    return lo

@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from ._inputs import bisect_radius
+
 __all__ = ["IntervalNet", "ibp_radius"]
 
 _U32 = 2.0**-24
@@ -176,17 +178,6 @@ def ibp_radius(net: IntervalNet, x: np.ndarray, label: int, norm: str, box: tupl
     torch.set_num_threads(1)
     try:
         sample = _Sample(net, x, box[0], box[1], norm)
-        if not sample.robust(0.0, label):
-            return 0.0
-        lo, hi = 0.0, float(upper)
-        if sample.robust(hi, label):
-            return hi
-        for _ in range(steps):
-            mid = 0.5 * (lo + hi)
-            if sample.robust(mid, label):
-                lo = mid
-            else:
-                hi = mid
-        return lo
+        return bisect_radius(lambda r: sample.robust(r, label), upper, steps)
     finally:
         torch.set_num_threads(threads)

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._inputs import bisect_radius
+
 __all__ = ["MLPNet", "mlp_radius"]
 
 _U64 = 2.0**-53
@@ -197,15 +199,4 @@ def mlp_radius(net: MLPNet, x: np.ndarray, label: int, norm: str, box: tuple[np.
     change, or the box's diameter); 0 when not even the point itself is certified (a tie
     within rounding)."""
     sample = _Sample(net, x, box[0], box[1], norm)
-    if not sample.robust(0.0, label):
-        return 0.0
-    lo, hi = 0.0, float(upper)
-    if sample.robust(hi, label):  # only possible when nothing in the box changes the prediction
-        return hi
-    for _ in range(steps):
-        mid = 0.5 * (lo + hi)
-        if sample.robust(mid, label):
-            lo = mid
-        else:
-            hi = mid
-    return lo
+    return bisect_radius(lambda r: sample.robust(r, label), upper, steps)

@@ -32,7 +32,7 @@ from ._gram import JointCrossing, one_blas_thread
 from ._halfspace import NORMS, crossing_distances
 from ._model import SignEnsemble
 
-__all__ = ["NORMS", "Bound", "SignEnsemble", "bound_sample", "certify", "crossing_distances", "parse_norm",
+__all__ = ["NORMS", "Bound", "SignEnsemble", "bound_sample", "certify", "check_inputs", "crossing_distances", "parse_norm",
            "structure_search"]
 
 
@@ -144,19 +144,11 @@ def _confirm(search: Search, confirm) -> bool:
     return True
 
 
-def certify(model, X, y=None, *, norm="inf", bounds=(0.0, 1.0), time_limit: float | None = 10.0,
-            progress=None) -> list[Bound]:
-    """Bounds on the minimum distortion of every row of ``X`` for a fitted SCD ensemble.
-
-    ``y``: true labels; rows the model misclassifies get ``lower = upper = 0``.  ``bounds``:
-    the input box (scalars or per-feature arrays); every row must lie inside it.
-    ``time_limit``: seconds of search per row after the certificate (0: certificate only).
-    ``progress``: a callable given each finished :class:`Bound` (e.g. a tqdm update).
-    """
-    ensemble = SignEnsemble.from_estimator(model)
-    norm = parse_norm(norm)
+def check_inputs(X, d: int, bounds) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``X`` as float32 ``(n, d)`` inside the box ``bounds``, and the box as float64 ``(d,)``
+    arrays; ``ValueError`` naming the problem otherwise.  Every certified bound (the SCD
+    ensembles' here, the baselines' in :mod:`eval.bounds`) checks its inputs with it."""
     X = np.asarray(X)
-    d = ensemble.n_features
     if X.ndim != 2 or X.shape[1] != d:
         raise ValueError(f"X must have shape (n_samples, {d}); got {X.shape}.")
     if X.dtype.kind not in "fiu" or not np.isfinite(X).all():
@@ -168,6 +160,21 @@ def certify(model, X, y=None, *, norm="inf", bounds=(0.0, 1.0), time_limit: floa
     X = X.astype(np.float32)
     if ((X < lo) | (X > hi)).any():
         raise ValueError("every row of X must lie inside bounds; clip the inputs or widen the bounds.")
+    return X, lo, hi
+
+
+def certify(model, X, y=None, *, norm="inf", bounds=(0.0, 1.0), time_limit: float | None = 10.0,
+            progress=None) -> list[Bound]:
+    """Bounds on the minimum distortion of every row of ``X`` for a fitted SCD ensemble.
+
+    ``y``: true labels; rows the model misclassifies get ``lower = upper = 0``.  ``bounds``:
+    the input box (scalars or per-feature arrays); every row must lie inside it.
+    ``time_limit``: seconds of search per row after the certificate (0: certificate only).
+    ``progress``: a callable given each finished :class:`Bound` (e.g. a tqdm update).
+    """
+    ensemble = SignEnsemble.from_estimator(model)
+    norm = parse_norm(norm)
+    X, lo, hi = check_inputs(X, ensemble.n_features, bounds)
     if time_limit is not None and time_limit < 0:
         raise ValueError(f"time_limit must be >= 0 or None; got {time_limit!r}.")
     predicted = model.predict(X)
