@@ -23,6 +23,7 @@ has the arguments.
 
 from __future__ import annotations
 
+import importlib.util
 import time
 
 import numpy as np
@@ -119,10 +120,12 @@ def _forest_sample(model, forest, x, label, norm, box, time_limit, attack) -> Bo
     from .forest import clique_bound, forest_milp
 
     clique = 0.0
-    if x.min() >= 0 and x.max() <= 1:  # ART's clique method takes inputs in [0, 1] only
+    art = importlib.util.find_spec("art") is not None  # the `art` extra
+    if art and x.min() >= 0 and x.max() <= 1:  # ART's clique method takes inputs in [0, 1] only
         clique = clique_bound(forest, x, label, norm)
     if time_limit == 0:
-        return Bound(clique, np.inf, "art clique", "")
+        return Bound(clique, np.inf, "art clique" if art else "none (no MILP; the art extra gives ART's clique bound)",
+                     "")
     bound = forest_milp(model, forest, x, label, norm, box, time_limit, start=clique)
     if clique > bound.lower:
         bound.lower, bound.lower_method = min(clique, bound.upper), "art clique"
