@@ -221,7 +221,9 @@ def main() -> None:
         "predict_qps_batch1000": rate_before, "predict_qps_before": rate_before, "predict_qps_after": None,
         "predict_cpu_qps_batch1000": cpu_before,
         "predict_curve": curve, "compare": compare, "load_before": load_before, "quick": args.quick,
-        "command": " ".join(["nice -n 10 python", "benchmarks/" + Path(__file__).name, *sys.argv[1:]]),
+        "command": " ".join([*([f"SCD_EVAL_THREADS={os.environ['SCD_EVAL_THREADS']}"]
+                               if "SCD_EVAL_THREADS" in os.environ else []),
+                             "python", "benchmarks/" + Path(__file__).name, *sys.argv[1:]]),
         "code": commit(), "machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M"),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -472,37 +472,53 @@ def write_report() -> None:
 
 def _eval_speed_section(records: list[dict]) -> list[str]:
     """#29: HopSkipJump's effective query rate over the paper's protocol against the model's own
-    prediction rate, and the old path against the new one (``bench_eval_speed.py``): the record
-    of the largest protocol (most queries answered), finished or not."""
-    full = [r for r in records if not r.get("quick") and "protocol" in r]
-    r = max(full or records, key=lambda r: (r.get("protocol", {}).get("queries", 0), r["date"]))
-    p, c = r["protocol"], r["compare"]
-    best = max(r["predict_curve"], key=r["predict_curve"].get)
-    curve = ", ".join(f"{b}: {q:.0f}" for b, q in r["predict_curve"].items())
-    protocol = f"{p['n']} images x {p['runs']} runs x {p['iters']} iterations, pool {p['init_size']}"
-    return [
-        (_measured_on(r) + f" Code {r['code']}; {r['threads']} torch thread; load average (1, 5, 15 min) "
-         f"{r['load_before']} before, {r['load_after']} after"
-         + (" (**--quick**, not the paper's protocol)." if r.get("quick") else ".")),
+    prediction rate, and the old path against the new one (``bench_eval_speed.py``): one column
+    per torch-thread setting, each the record of its largest protocol (most queries answered,
+    then the latest), finished or not."""
+    full = [r for r in records if not r.get("quick") and "protocol" in r] or records
+    by_threads: dict[int, dict] = {}
+    for r in sorted(full, key=lambda r: (r.get("protocol", {}).get("queries", 0), r["date"])):
+        by_threads[r["threads"]] = r
+    shown = [by_threads[t] for t in sorted(by_threads)]
+
+    def row(label, cell):
+        return f"| {label} | " + " | ".join(cell(r) for r in shown) + " |"
+
+    def protocol_time(r):
+        p = r["protocol"]
+        if r.get("finished"):
+            return f"**{p['seconds'] / 60:.1f} min** (success {p['success_rate']:.2f}, median L2 {p['median_l2']:.3g})"
+        return (f"unfinished: {p['units']} of {p['units_total']} units in {p['seconds'] / 60:.1f} min, "
+                f"**{p['projected_seconds'] / 60:.0f} min** projected")
+
+    def after(r):
+        return "-" if r["predict_qps_after"] is None else format(r["predict_qps_after"], ".0f")
+
+    lines = []
+    for r in shown:
+        lines.append(f"* {r['threads']} torch thread(s): " + _measured_on(r) + f" Code {r['code']}; load average "
+                     f"(1, 5, 15 min) {r['load_before']} before, {r['load_after']} after"
+                     + (" (**--quick**, not the paper's protocol)." if r.get("quick") else "."))
+    p0 = shown[0]["protocol"]
+    protocol = f"{p0['n']} images x {p0['runs']} runs x {p0['iters']} iterations, pool {p0['init_size']}"
+    c0 = shown[0]["compare"]
+    return lines + [
         "",
-        "| measurement | value |",
-        "|---|---|",
-        (f"| {r['members']}-vote SCD01 prediction rate, batch 1000 (before / after the protocol) | "
-         f"{r['predict_qps_batch1000']:.0f} queries/s ({r['predict_qps_before']:.0f} / "
-         f"{'-' if r['predict_qps_after'] is None else format(r['predict_qps_after'], '.0f')}) |"),
-        (f"| prediction rate by batch size ({'rows per CPU-second' if 'predict_cpu_qps_batch1000' in r else 'queries/s'}"
-         f"; optimum {best} rows) | {curve} |"),
-        f"| HopSkipJump, {protocol}: effective rate | {p['qps']:.0f} queries/s ({p['queries']:,} queries) |",
-        f"| ratio to the prediction rate (target >= 0.8) | **{r['ratio']:.2f}** |",
-        (f"| this protocol, one model (target for 10 x 10 x 100: <= 15 min) | **{p['seconds'] / 60:.1f} min** "
-         f"(success {p['success_rate']:.2f}, median L2 {p['median_l2']:.3g}) |" if r.get("finished") else
-         f"| this protocol, one model (target for 10 x 10 x 100: <= 15 min) | unfinished: {p['units']} of "
-         f"{p['units_total']} units in {p['seconds'] / 60:.1f} min, **{p['projected_seconds'] / 60:.0f} min** "
-         "projected |"),
-        (f"| old path (per-run attacks, no line queries), {c['n']} x {c['runs']} x {c['iters']} | "
-         f"{c['old_seconds']:.1f} s ({c['old_qps']:.0f} queries/s) |"),
-        (f"| new path (lock-step runs, line queries), same units, same run | {c['new_seconds']:.1f} s "
-         f"({c['new_qps']:.0f} queries/s): **{c['speedup']:.1f}x**, records identical |"),
+        "| measurement | " + " | ".join(f"{r['threads']} torch thread(s)" for r in shown) + " |",
+        "|---|" + "---|" * len(shown),
+        row(f"{shown[0]['members']}-vote SCD01 prediction rate, batch 1000 (before / after the protocol)",
+            lambda r: f"{r['predict_qps_batch1000']:.0f} queries/s ({r['predict_qps_before']:.0f} / {after(r)})"),
+        row("prediction rate by batch size (rows per CPU-second)",
+            lambda r: ", ".join(f"{b}: {q:.0f}" for b, q in r["predict_curve"].items())),
+        row(f"HopSkipJump, {protocol}: effective rate",
+            lambda r: f"{r['protocol']['qps']:.0f} queries/s ({r['protocol']['queries']:,} queries)"),
+        row("ratio to the prediction rate (target >= 0.8)", lambda r: f"**{r['ratio']:.2f}**"),
+        row("this protocol, one model (target for 10 x 10 x 100: <= 15 min)", protocol_time),
+        row(f"old path (per-run attacks, no line queries), {c0['n']} x {c0['runs']} x {c0['iters']}",
+            lambda r: f"{r['compare']['old_seconds']:.1f} s ({r['compare']['old_qps']:.0f} queries/s)"),
+        row("new path (lock-step runs, line queries), same units, same run",
+            lambda r: (f"{r['compare']['new_seconds']:.1f} s ({r['compare']['new_qps']:.0f} queries/s): "
+                       f"**{r['compare']['speedup']:.1f}x**, records identical")),
     ]
 
 
