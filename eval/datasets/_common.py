@@ -9,7 +9,7 @@ import hashlib
 import os
 import urllib.request
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 from sklearn.model_selection import train_test_split
@@ -44,6 +44,21 @@ def download_file(url: str, dest: Path, digest: str | None, algorithm: str) -> N
                 f"checksum mismatch for {url}: {algorithm} {hasher.hexdigest()}, expected {digest}; "
                 "the download was discarded"
             )
+
+
+def fetch(path: Path, url: str, digest: str | None, algorithm: str, download: bool,
+          missing: Callable[[Exception | None], FileNotFoundError]) -> Path:
+    """``path``, downloaded from ``url`` (:func:`download_file`) when it is not there and
+    ``download`` allows it; otherwise, or when the download fails, ``missing(error)`` is raised
+    (a ``FileNotFoundError`` that says how to get the file)."""
+    if not path.is_file():
+        if not download:
+            raise missing(None)
+        try:
+            download_file(url, path, digest, algorithm)
+        except OSError as exc:
+            raise missing(exc) from exc
+    return path
 
 
 def resolve_classes(labels: np.ndarray, classes: tuple[int, ...] | str, source: str) -> tuple[int, ...]:

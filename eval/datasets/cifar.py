@@ -12,7 +12,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from eval.datasets._common import SPLIT_KEYS, check_images, download_file, image_dataset, read_npz, resolve_dir
+from eval.datasets._common import SPLIT_KEYS, check_images, fetch, image_dataset, read_npz, resolve_dir
 from eval.datasets._pickle import RestrictedPickle, Stub, text
 from eval.datasets.dataset import Dataset
 from eval.datasets.registry import ALL_CLASSES, CIFAR10_MD5, CIFAR10_URL, REGISTRY
@@ -44,14 +44,8 @@ def _read(pair: tuple[int, ...], data_dir: Path, download: bool) -> tuple[dict[s
     batches = data_dir / _DIR
     if batches.is_dir():
         return _read_dir(batches), str(batches)
-    tarball = data_dir / _TAR
-    if not tarball.is_file():
-        if not download:
-            raise _missing(pair, data_dir)
-        try:
-            download_file(CIFAR10_URL, tarball, CIFAR10_MD5, "md5")
-        except OSError as exc:
-            raise _missing(pair, data_dir, exc) from exc
+    tarball = fetch(data_dir / _TAR, CIFAR10_URL, CIFAR10_MD5, "md5", download,
+                    lambda error: _missing(pair, data_dir, error))
     return _read_tar(tarball), str(tarball)
 
 

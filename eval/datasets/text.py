@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from eval.datasets._common import (
-    download_file,
+    fetch,
     positions,
     read_npz,
     resolve_classes,
@@ -138,15 +138,8 @@ def _archive(name: str, data_dir: Path, download_missing: bool) -> Path:
     """The dataset's archive in ``data_dir``, downloaded (and checked against its sha256, where
     there is one) when missing."""
     url, sha256 = TEXT_ARCHIVES[name]
-    path = data_dir / REGISTRY[name].files[-1]
-    if not path.is_file():
-        if not download_missing:
-            raise _missing(name, data_dir)
-        try:
-            download_file(url, path, sha256, "sha256")
-        except OSError as exc:
-            raise _missing(name, data_dir, exc) from exc
-    return path
+    return fetch(data_dir / REGISTRY[name].files[-1], url, sha256, "sha256", download_missing,
+                 lambda error: _missing(name, data_dir, error))
 
 
 def _members(tarball: Path, wanted: Callable[[PurePosixPath], bool]) -> dict[str, bytes]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._halfspace import crossing_distances
-from ._model import SignEnsemble
+from ._model import SignEnsemble, sigmoid
 
 __all__ = ["Problem", "certified_radius", "changeable", "logit_ranges"]
 
@@ -78,11 +78,10 @@ def changeable(p: Problem, zmin: np.ndarray, zmax: np.ndarray) -> bool:
     """Whether some logits within the ranges give the other class (with rounding slack)."""
     K = len(zmin)
     if p.model.soft:
-        sig = lambda z: 1.0 / (1.0 + np.exp(-z))
         slack = 1e-12 * K
         if p.label == 1:
-            return float(sig(zmin - p.z_slack).sum()) <= K / 2 + slack
-        return float(sig(zmax + p.z_slack).sum()) > K / 2 - slack
+            return float(sigmoid(zmin - p.z_slack).sum()) <= K / 2 + slack
+        return float(sigmoid(zmax + p.z_slack).sum()) > K / 2 - slack
     if p.label == 1:
         return 2 * int((zmin - p.z_slack > 0).sum()) <= K
     return 2 * int((zmax + p.z_slack > 0).sum()) > K

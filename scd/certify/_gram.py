@@ -30,6 +30,7 @@ from scipy.sparse.linalg import ArpackNoConvergence, eigsh
 from threadpoolctl import ThreadpoolController
 
 from ._bounds import Problem
+from ._model import sigmoid
 
 __all__ = ["JointCrossing", "eigenvalue_bound", "one_blas_thread"]
 
@@ -182,10 +183,9 @@ def _soft_cost(c: np.ndarray, start: np.ndarray, usable: np.ndarray, v: np.ndarr
     its cost."""
     K = len(start)
     reach = np.where(usable, np.abs(v), 0.0).sum(axis=1)
-    sig = lambda t: 1.0 / (1.0 + np.exp(-t))  # noqa: E731
     # the attack lowers t = start (class 1) towards start - reach; mirrored for class 0
     hi, lo = start, start - reach
-    p_hi, p_lo = sig(hi), sig(lo)
+    p_hi, p_lo = sigmoid(hi), sigmoid(lo)
     if label == 1:
         need = float(p_hi.sum()) - K / 2
     else:  # class 0: sigma(-t) rises as t falls; the sum must pass K / 2
@@ -194,7 +194,7 @@ def _soft_cost(c: np.ndarray, start: np.ndarray, usable: np.ndarray, v: np.ndarr
     if need <= 0:
         return 0.0
     nearest = np.clip(0.0, lo, hi)  # where the sigmoid's slope is largest on [lo, hi]
-    slope = sig(nearest) * (1.0 - sig(nearest)) * (1 + 1e-9)
+    slope = sigmoid(nearest) * (1.0 - sigmoid(nearest)) * (1 + 1e-9)
     whole = (p_hi - p_lo) * (1 + 1e-9) + 1e-15
     weight = np.minimum(whole[:, None], slope[:, None] * np.abs(v))[usable]
     square = (c ** 2)[usable]

@@ -85,9 +85,14 @@ class SignEnsemble:
     def positive(self, z: np.ndarray) -> np.ndarray:
         """Whether the ensemble predicts ``classes_[1]`` from vote logits ``z (..., K)``."""
         if self.soft:
-            return (1.0 / (1.0 + np.exp(-z))).mean(axis=-1) > 0.5
+            return sigmoid(z).mean(axis=-1) > 0.5
         return (z > 0).mean(axis=-1) > 0.5
 
     def decide(self, pre: np.ndarray) -> int:
         """The class index (0/1) the estimator's rule gives pre-activations ``pre (K, H)``."""
         return int(self.positive(self.logits((np.sign(pre) + 1) / 2)))
+
+
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    """The soft vote's probability of ``classes_[1]`` from a vote logit, in float64."""
+    return 1.0 / (1.0 + np.exp(-z))
