@@ -435,6 +435,9 @@ def _eval_attack(f):
     f = click.option("--norm", type=click.Choice(["2", "inf"]), default=None, help="hsj: 2 (default) or inf.")(f)
     f = click.option("--runs", type=click.IntRange(min=1), default=1, show_default=True,
                      help="Attacks per image with seeds seed..seed+runs-1; the minimum distortion is kept.")(f)
+    f = click.option("--indices", default=None,
+                     help="Comma-separated test indices to attack instead of --n drawn points (e.g. another "
+                          "run's points, config.json's \"points\").")(f)
     f = click.option("--n", "n_points", type=click.IntRange(min=1), default=10, show_default=True,
                      help="Test points, drawn with --seed among those every model classifies correctly.")(f)
     f = click.option("--method", type=click.Choice(["hsj", "boundary", "rays", "structure"]), default="hsj",
@@ -443,8 +446,8 @@ def _eval_attack(f):
     return f
 
 
-def _attack_options(method, norm, iters, init_size, theta, max_queries, n_points, runs, start, chunk, batch_size,
-                    seed):
+def _attack_options(method, norm, iters, init_size, theta, max_queries, n_points, indices, runs, start, chunk,
+                    batch_size, seed):
     """The settings of an attack run; the attack's spec is built and checked here, before any work."""
     from attacks import AttackSpec
 
@@ -453,8 +456,12 @@ def _attack_options(method, norm, iters, init_size, theta, max_queries, n_points
     spec.validate()
     if start == "nearest" and not spec.uses_starting_points:
         raise click.UsageError(f"{method} takes no starting points; drop --start nearest.")
-    return {"attack": spec, "n": n_points, "runs": runs, "start": start, "chunk": chunk, "batch_size": batch_size,
-            "seed": seed}
+    options = {"attack": spec, "n": n_points, "runs": runs, "start": start, "chunk": chunk, "batch_size": batch_size,
+               "seed": seed}
+    if indices is not None:
+        options["indices"] = _int_list(indices, "--indices")
+        options["n"] = len(options["indices"])
+    return options
 
 
 def _run_eval(kind, models, options, data, classes, data_dir, data_path, out, backend, jobs, scheduler, ray_address,
@@ -487,12 +494,12 @@ def eval_accuracy(models, data, classes, data_dir, data_path, out, seed, backend
 @_eval_models
 @_eval_attack
 @_eval_common
-def eval_distortion(models, method, n_points, runs, norm, iters, init_size, theta, max_queries, start, chunk,
+def eval_distortion(models, method, n_points, indices, runs, norm, iters, init_size, theta, max_queries, start, chunk,
                     batch_size, data, classes, data_dir, data_path, out, seed, backend, jobs, scheduler, ray_address,
                     quiet):
     """Minimum adversarial distortion per model, with confidence intervals, paired tests and the
     cross-model transfer matrix (paper Tables 2 to 4, 8)."""
-    options = _attack_options(method, norm, iters, init_size, theta, max_queries, n_points, runs, start, chunk,
+    options = _attack_options(method, norm, iters, init_size, theta, max_queries, n_points, indices, runs, start, chunk,
                               batch_size, seed)
     _run_eval("distortion", models, options, data, classes, data_dir, data_path, out, backend, jobs, scheduler,
               ray_address, quiet)
@@ -503,13 +510,13 @@ def eval_distortion(models, method, n_points, runs, norm, iters, init_size, thet
 @_eval_attack
 @click.option("--members", default=None, help="Comma-separated member indices to attack (default: all).")
 @_eval_common
-def eval_transfer(models, method, n_points, runs, norm, iters, init_size, theta, max_queries, start, chunk, batch_size,
+def eval_transfer(models, method, n_points, indices, runs, norm, iters, init_size, theta, max_queries, start, chunk, batch_size,
                   members, data, classes, data_dir, data_path, out, seed, backend, jobs, scheduler, ray_address, quiet):
     """Transfer probability inside each ensemble: attack each member alone, count the others it
     fools (paper Table 6)."""
     if runs != 1 or start != "uniform":
         raise click.UsageError("transfer attacks each member once from uniform noise; drop --runs/--start.")
-    options = _attack_options(method, norm, iters, init_size, theta, max_queries, n_points, runs, start, chunk,
+    options = _attack_options(method, norm, iters, init_size, theta, max_queries, n_points, indices, runs, start, chunk,
                               batch_size, seed)
     options["members"] = _int_list(members, "--members")
     _run_eval("transfer", models, options, data, classes, data_dir, data_path, out, backend, jobs, scheduler,
@@ -522,10 +529,10 @@ def eval_transfer(models, method, n_points, runs, norm, iters, init_size, theta,
 @click.option("--sizes", default="1,5,10,25,50,100", show_default=True,
               help="Comma-separated ensemble sizes k (the first k members); sizes above a model's are skipped.")
 @_eval_common
-def eval_size(models, method, n_points, runs, norm, iters, init_size, theta, max_queries, start, chunk, batch_size,
+def eval_size(models, method, n_points, indices, runs, norm, iters, init_size, theta, max_queries, start, chunk, batch_size,
               sizes, data, classes, data_dir, data_path, out, seed, backend, jobs, scheduler, ray_address, quiet):
     """Minimum distortion of the ensembles of the first k members, for k in --sizes (paper Figure 1)."""
-    options = _attack_options(method, norm, iters, init_size, theta, max_queries, n_points, runs, start, chunk,
+    options = _attack_options(method, norm, iters, init_size, theta, max_queries, n_points, indices, runs, start, chunk,
                               batch_size, seed)
     options["sizes"] = _int_list(sizes, "--sizes")
     _run_eval("size", models, options, data, classes, data_dir, data_path, out, backend, jobs, scheduler, ray_address,
@@ -542,12 +549,12 @@ def eval_size(models, method, n_points, runs, norm, iters, init_size, theta, max
               help="Worker processes training vote groups (under --backend dask|ray they go to the cluster).")
 @_eval_attack
 @_eval_common
-def eval_width(hidden, loss, votes, train_iters, train_jobs, method, n_points, runs, norm, iters, init_size, theta,
+def eval_width(hidden, loss, votes, train_iters, train_jobs, method, n_points, indices, runs, norm, iters, init_size, theta,
                max_queries, start, chunk, batch_size, data, classes, data_dir, data_path, out, seed, backend, jobs,
                scheduler, ray_address, quiet):
     """Train SCD ensembles of several hidden widths into RUN_DIR/models, then measure their minimum
     distortion (paper Table 5)."""
-    options = _attack_options(method, norm, iters, init_size, theta, max_queries, n_points, runs, start, chunk,
+    options = _attack_options(method, norm, iters, init_size, theta, max_queries, n_points, indices, runs, start, chunk,
                               batch_size, seed)
     options["width"] = {"hidden": _int_list(hidden, "--hidden"), "loss": loss, "votes": votes, "iters": train_iters,
                         "jobs": train_jobs}

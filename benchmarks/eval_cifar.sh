@@ -6,7 +6,7 @@
 #
 #   bash benchmarks/eval_cifar.sh            # CIFAR-10 0 vs 1 from ../shared/data
 #   DATA=mnist CLASSES="3 5" VOTES=10 CE_VOTES=4 MLP_VOTES=6 BNN_VOTES=2 BNN_ITERS=1500 OTHER_VOTES=4 \
-#     N=5 ITERS=50 N_TRANSFER=4 N_SIZE=3 N_SUB=100 bash benchmarks/eval_cifar.sh   # the MNIST run of docs/results.md
+#     N=5 ITERS=50 N_TRANSFER=4 N_SUB=100 bash benchmarks/eval_cifar.sh   # the MNIST run of docs/results.md
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SCD=${SCD:-.venv/bin/scd}
@@ -23,7 +23,6 @@ BNN_ITERS=${BNN_ITERS:-2500} # ... of this many iterations (paper: 10,000)
 OTHER_VOTES=${OTHER_VOTES:-10} # BNN members (paper: 100); the CNN has half as many, the forest 100 trees
 N=${N:-10}                  # test images attacked (paper: 10)
 N_TRANSFER=${N_TRANSFER:-8} # images of the transfer runs (paper: 8)
-N_SIZE=${N_SIZE:-5}         # images of the ensemble-size runs
 N_SUB=${N_SUB:-500}         # images of the substitute runs
 ITERS=${ITERS:-100}         # HopSkipJump iterations (paper: 100)
 DATA_ARGS=(--data "$DATA" --classes $CLASSES --data-dir "$DATA_DIR")
@@ -52,8 +51,13 @@ E=("${DATA_ARGS[@]}" --quiet)
 "$SCD" eval distortion "${ALL[@]}" "${E[@]}" --out "$RUNS/distortion" --n "$N" --iters "$ITERS" \
   --init-size 1000 --start nearest --chunk 5
 "$SCD" eval transfer "${ALL[@]}" "${E[@]}" --out "$RUNS/transfer" --n "$N_TRANSFER" --iters 20 --init-size 1000 --chunk 8
+# Figure 1 on the distortion run's images, with its iterations and starts, so that the full-size
+# point of each curve and the distortion table measure the same thing
+POINTS=$("$PY" -c "import json,sys; print(','.join(map(str, json.load(open(sys.argv[1]))['config']['points'])))" \
+  "$RUNS/distortion/results.json")
 "$SCD" eval size --model scd01="$M/scd01.scd" --model mlp="$M/mlp.model" --model rf="$M/rf.model" "${E[@]}" \
-  --out "$RUNS/size" --sizes 1,2,5,10,20,50,100 --n "$N_SIZE" --iters 50 --init-size 1000 --start nearest --chunk 5
+  --out "$RUNS/size" --sizes 1,2,5,10,20,50,100 --indices "$POINTS" --iters "$ITERS" --init-size 1000 --start nearest \
+  --chunk 5
 "$SCD" eval substitute --model scd01="$M/scd01.scd" --model mlp="$M/mlp.model" "${E[@]}" --out "$RUNS/substitute" \
   --n "$N_SUB" --seeds 2019 --rounds 6 --epochs 10
 # the first attacked image and its closest adversarial version against each model (Figure 3)

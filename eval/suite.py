@@ -210,7 +210,7 @@ def evaluate(kind: str, models: dict[str, str] | None, data: dict[str, Any], out
         config = _build_config(kind, models, data, options, spec)
         if kind != "accuracy":
             config["points"] = choose_points(list(loaded.values()), ds.x_test, ds.y_test, int(options["n"]),
-                                             seed=int(options.get("seed", 0))).tolist()
+                                             seed=int(options.get("seed", 0)), indices=options.get("indices")).tolist()
         if kind == "substitute":
             config["seed_points"] = seed_set(len(ds.x_test), config["points"], int(options["substitute"]["seed_size"]),
                                              int(options.get("seed", 0))).tolist()

@@ -277,7 +277,11 @@ def test_cli_commands_end_to_end(models, tmp_path):
     ok("report", str(tmp_path / "d"))
     assert (tmp_path / "d" / "report.md").exists()
     assert (tmp_path / "d" / f"examples_{point}.png").read_bytes()[:4] == b"\x89PNG"  # drawn again
-    ok("size", *model_args, "--n", "2", "--iters", "2", "--sizes", "1,3", "--out", str(tmp_path / "s"), *common)
+    points = json.loads((tmp_path / "d" / "results.json").read_text())["config"]["points"][:2]
+    ok("size", *model_args, "--indices", ",".join(map(str, points)), "--iters", "2", "--sizes", "1,3",
+       "--out", str(tmp_path / "s"), *common)
+    size = json.loads((tmp_path / "s" / "results.json").read_text())["config"]
+    assert size["points"] == points and size["n"] == 2  # the distortion run's images, as given
     ok("transfer", "--model", f"rf={models['rf']}", "--n", "2", "--iters", "2", "--members", "0,2",
        "--out", str(tmp_path / "t"), *common)
     t = json.loads((tmp_path / "t" / "results.json").read_text())
@@ -306,6 +310,10 @@ def test_cli_bad_input_is_a_clear_error(models, tmp_path):
     result = runner.invoke(main, ["eval", "distortion", "--model", models["rf"], "--n", "5000",
                                   "--out", str(tmp_path / "n")])
     assert result.exit_code != 0 and "classified correctly by every model" in result.output
+    result = runner.invoke(main, ["eval", "distortion", "--model", models["rf"], "--indices", "0,99999",
+                                  "--out", str(tmp_path / "i")])
+    assert result.exit_code != 0 and "indices must be in" in result.output
+    assert not (tmp_path / "i").exists()
     result = runner.invoke(main, ["eval", "report", str(tmp_path)])
     assert result.exit_code != 0 and "no config.json" in result.output
 
