@@ -2,22 +2,24 @@
 
     nice -n 10 python benchmarks/bench_eval_speed.py [--model runs/models/scd01_cifar_100v.scd] [--quick]
         [--n 10 --runs 10 --iters 100 --init-size 1000] [--old-n 2 --old-runs 2 --old-iters 10]
-        [--out runs/bench_eval_speed] [--label NAME]
+        [--backend loky --jobs N] [--out runs/bench_eval_speed] [--label NAME]
 
-On CIFAR-10 0 vs 1 and one saved model, all in this process and on one torch thread (the
-setting of a lock-step group, ``eval.units.LOCKSTEP_THREADS``):
+On CIFAR-10 0 vs 1 and one saved model:
 
-1. the prediction rate at batch 1,000 (median of 5 calls, before and after the protocol) and
-   the rate curve over batch sizes (the optimum that ``eval.units.merge_rows`` follows);
+1. the model's prediction rate at batch 1,000 with torch on every core (median of 5 calls,
+   before and after the protocol; the baseline of the ratio), and the rate curve over batch
+   sizes on one lock-step group's threads (the optimum that ``eval.units.merge_rows`` follows);
 2. the old path against the new one on a reduced protocol (``--old-*``): every run of every
    chunk as its own attack with every binary-search point sent to ``predict`` (the code
    before #29), then the same units in lock-step with line queries; their records must be
    identical (else the benchmark fails), and their wall times give the speed-up;
 3. the whole protocol (``--n`` images x ``--runs`` runs x ``--iters`` iterations, initial
    pool ``--init-size``, nearest-image starts, ``--chunk`` images per unit) through ``scd eval
-   distortion``'s code (``eval.suite.evaluate``, sequential backend) into the resumable run
-   directory ``--out``: an interrupted benchmark resumes there, and the time is the sum of
-   its records' times.  Effective queries per second = counted queries / that time.
+   distortion``'s code (``eval.suite.evaluate``) on ``--backend`` with ``--jobs`` workers
+   (``scd eval``'s default: loky, one worker process per core, each on
+   ``eval.units.LOCKSTEP_THREADS`` torch threads) into the resumable run directory ``--out``.
+   The time is wall-clock time, summed over the calls of an interrupted and resumed
+   benchmark.  Effective queries per second = counted queries / that time.
 
 ``--quick`` is 2 images x 2 runs x 10 iterations for both protocols.  Writes
 ``benchmarks/results/eval_speed[_LABEL].json`` (with ``uptime``'s load before and after) and
@@ -143,39 +145,40 @@ def _compare(args: argparse.Namespace, model_path: str, data: dict) -> dict:
             "median_l2": float(np.nanmedian([v if v is not None else np.nan for r in new for v in r["l2"]]))}
 
 
-def _progress(args: argparse.Namespace, records: list[dict], total: int) -> dict:
-    """The protocol's numbers from the records done so far (all of them once it is finished)."""
-    seconds = float(sum(r["seconds"] for r in records))
+def _progress(args: argparse.Namespace, records: list[dict], total: int, seconds: float) -> dict:
+    """The protocol's numbers from the records done so far (all of them once it is finished),
+    ``seconds`` of wall-clock time spent on them."""
     queries = int(sum(sum(r["queries"]) for r in records))
     return {"n": args.n, "runs": args.runs, "iters": args.iters, "init_size": args.init_size, "start": "nearest",
-            "chunk": args.chunk, "units": len(records), "units_total": total, "queries": queries, "seconds": seconds,
+            "chunk": args.chunk, "backend": args.backend, "jobs": args.jobs, "units": len(records),
+            "units_total": total, "queries": queries, "seconds": seconds,
+            "unit_seconds": float(sum(r["seconds"] for r in records)),
             "projected_seconds": seconds * total / max(1, len(records)), "qps": queries / max(seconds, 1e-9),
             "run_dir": str(args.out)}
 
 
-def _protocol(args: argparse.Namespace, model_path: str, data: dict, save) -> dict:
-    """The whole protocol through ``eval.suite.evaluate`` (resumable in ``args.out``); ``save``
-    gets the numbers so far after every unit, so an interrupted benchmark leaves a partial record."""
+def _protocol(args: argparse.Namespace, model_path: str, data: dict, save, earlier_seconds: float) -> dict:
+    """The whole protocol through ``eval.suite.evaluate`` (resumable in ``args.out``; the wall
+    time of earlier, interrupted calls is ``earlier_seconds``); ``save`` gets the numbers so
+    far after every unit, so an interrupted benchmark leaves a partial record."""
     from eval.runstore import RunStore
     from eval.suite import evaluate
 
     options = _options(args, args.n, args.runs, args.iters)
     total = args.runs * -(-args.n // options["chunk"])
     done = list(RunStore(args.out).records.values()) if (Path(args.out) / "config.json").exists() else []
+    t0 = time.perf_counter()
 
     def on_record(record: dict) -> None:
         done.append(record)
-        save(_progress(args, done, total))
+        save(_progress(args, done, total, earlier_seconds + time.perf_counter() - t0))
 
-    before = len(done)
-    c0 = time.process_time()
-    results = evaluate("distortion", {"scd01": model_path}, data, args.out, options=options, backend="sequential",
-                       quiet=True, on_record=on_record)
-    cpu = time.process_time() - c0
+    results = evaluate("distortion", {"scd01": model_path}, data, args.out, options=options, backend=args.backend,
+                       n_jobs=args.jobs, quiet=True, on_record=on_record)
+    seconds = earlier_seconds + time.perf_counter() - t0
     m = results["models"]["scd01"]
-    queries = int(sum(sum(r["queries"]) for r in done[before:]))
-    return {**_progress(args, list(RunStore(args.out).records.values()), total),
-            "success_rate": m["success_rate"], "median_l2": m["median"], "cpu_qps_this_call": queries / max(cpu, 1e-9)}
+    return {**_progress(args, list(RunStore(args.out).records.values()), total, seconds),
+            "success_rate": m["success_rate"], "median_l2": m["median"]}
 
 
 def main() -> None:
@@ -189,6 +192,9 @@ def main() -> None:
     parser.add_argument("--old-runs", type=int, default=2)
     parser.add_argument("--old-iters", type=int, default=10)
     parser.add_argument("--chunk", type=int, default=5, help="images per unit (scd eval's --chunk)")
+    parser.add_argument("--backend", default="loky", choices=("loky", "sequential"),
+                        help="scd eval's --backend (default loky: one worker process per core)")
+    parser.add_argument("--jobs", type=int, default=None, help="scd eval's --jobs (default: one per core)")
     parser.add_argument("--quick", action="store_true", help="2 images x 2 runs x 10 iterations for both")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-dir", default=None)
@@ -202,7 +208,7 @@ def main() -> None:
     if not os.path.isfile(args.model):
         raise FileNotFoundError(f"model file not found: {args.model!r}")
     tag = f"{args.n}x{args.runs}x{args.iters}"
-    args.out = Path(args.out or ROOT / "runs" / f"bench_eval_speed_{tag}")
+    args.out = Path(args.out or ROOT / "runs" / ("bench_eval_speed_" + tag + (f"_{args.label}" if args.label else "")))
     data = {"name": "cifar10", "classes": [0, 1], "data_dir": data_dir(args.data_dir), "path": None}
 
     from eval.units import LOCKSTEP_THREADS, load_cached, load_data
@@ -210,14 +216,18 @@ def main() -> None:
     model = load_cached(args.model)
     x = load_data(data).x_test
     x = np.concatenate([x] * (-(-2048 // len(x))))[:2048]
+    cores = os.cpu_count() or 1
+    workers = 1 if args.backend == "sequential" else (args.jobs or cores)
     load_before = _load()
-    torch.set_num_threads(LOCKSTEP_THREADS)
+    torch.set_num_threads(cores)
     rate_before, cpu_before = _rate(model, x[:1000])
+    torch.set_num_threads(LOCKSTEP_THREADS)
     curve = _curve(model, x)
     compare = _compare(args, args.model, data)
     record = {
         "model": os.path.relpath(args.model, ROOT), "members": int(model.n_votes),
         "hidden_nodes": int(model.hidden_nodes), "dataset": "cifar10 0 vs 1", "threads": LOCKSTEP_THREADS,
+        "workers": workers, "predict_threads": cores,
         "predict_qps_batch1000": rate_before, "predict_qps_before": rate_before, "predict_qps_after": None,
         "predict_cpu_qps_batch1000": cpu_before,
         "predict_curve": curve, "compare": compare, "load_before": load_before, "quick": args.quick,
@@ -228,19 +238,20 @@ def main() -> None:
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / ("eval_speed" + (f"_{args.label}" if args.label else "") + ".json")
+    earlier = json.loads(path.read_text()) if path.exists() else {}
+    resumed = earlier.get("protocol", {}).get("run_dir") == str(args.out) and not earlier.get("finished")
+    earlier_seconds = float(earlier["protocol"]["seconds"]) if resumed else 0.0
 
     def save(protocol: dict, finished: bool = False) -> None:
         record.update(protocol=protocol, ratio=protocol["qps"] / record["predict_qps_batch1000"], finished=finished,
                       load_after=_load())
         atomic_write_bytes(path, json.dumps(record, indent=1).encode())
 
-    protocol = _protocol(args, args.model, data, save)
-    torch.set_num_threads(LOCKSTEP_THREADS)
+    protocol = _protocol(args, args.model, data, save, earlier_seconds)
+    torch.set_num_threads(cores)
     rate_after, cpu_after = _rate(model, x[:1000])
     record.update(predict_qps_after=rate_after, predict_qps_batch1000=(rate_before + rate_after) / 2,
                   predict_cpu_qps_batch1000=(cpu_before + cpu_after) / 2)
-    if "cpu_qps_this_call" in protocol:
-        record["cpu_ratio"] = protocol["cpu_qps_this_call"] / record["predict_cpu_qps_batch1000"]
     save(protocol, finished=True)
     print(json.dumps({k: v for k, v in record.items() if k != "machine"}, indent=1), flush=True)
     if not args.no_report:

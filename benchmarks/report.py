@@ -1,6 +1,11 @@
-"""Rebuild ``docs/benchmarks.md`` from the JSON records in ``benchmarks/results/``.
+"""Rebuild ``docs/benchmarks.md``, and the generated blocks of ``README.md``, from the JSON
+records in ``benchmarks/results/``.
 
     python benchmarks/report.py
+
+A README block is the text between ``<!-- begin generated: NAME -->`` and ``<!-- end generated
+-->``; :data:`README_BLOCKS` builds each one from the records it cites, so the README's figures
+are the records' (``tests/test_docs_figures.py`` fails when either file is stale).
 
 The paper's figures come from :mod:`eval.paper` and the substitute table from
 :func:`eval.report.substitute_table`, so this report keeps no copies of either.
@@ -9,6 +14,7 @@ The paper's figures come from :mod:`eval.paper` and the substitute table from
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Callable
@@ -19,10 +25,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from eval import paper  # noqa: E402
+from eval.io import atomic_write_bytes  # noqa: E402
 from eval.report import substitute_table  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 DOC = ROOT / "docs" / "benchmarks.md"
+README = ROOT / "README.md"
 
 TARGET_ACC = {"SCD01": 0.87, "SCDCE": 0.88, "SCD01BNN": 0.86, "SCDCEBNN": 0.86}  # issue #2's acceptance targets
 ORDER = ["SCD01", "SCDCE", "SCD01BNN", "SCDCEBNN"]
@@ -452,7 +460,8 @@ _SECTIONS = [  # (heading, record prefix, the script that records it, the sectio
 ]
 
 
-def write_report() -> None:
+def render_report() -> str:
+    """The text of ``docs/benchmarks.md``."""
     lines = [
         "# Benchmarks",
         "",
@@ -466,20 +475,47 @@ def write_report() -> None:
     extra = ROOT / "benchmarks" / "notes.md"
     if extra.exists():
         lines += [extra.read_text()]
+    return "\n".join(lines)
+
+
+_BLOCK = re.compile(r"(<!-- begin generated: (?P<name>[a-z0-9_]+) -->\n)(?P<body>.*?)(<!-- end generated -->)", re.DOTALL)
+
+
+def render_readme(text: str) -> str:
+    """``text`` (the README) with every generated block rebuilt from the records."""
+    def fill(match: re.Match) -> str:
+        name = match.group("name")
+        if name not in README_BLOCKS:
+            raise ValueError(f"README block {name!r} has no builder; known: {sorted(README_BLOCKS)}")
+        return match.group(1) + "\n".join(README_BLOCKS[name]()) + "\n" + match.group(4)
+
+    return _BLOCK.sub(fill, text)
+
+
+def write_report() -> None:
     DOC.parent.mkdir(exist_ok=True)
-    DOC.write_text("\n".join(lines))
+    atomic_write_bytes(DOC, render_report().encode())
+    atomic_write_bytes(README, render_readme(README.read_text()).encode())
 
 
 def _eval_speed_section(records: list[dict]) -> list[str]:
     """#29: HopSkipJump's effective query rate over the paper's protocol against the model's own
     prediction rate, and the old path against the new one (``bench_eval_speed.py``): one column
-    per torch-thread setting, each the record of its largest protocol (most queries answered,
-    then the latest), finished or not."""
+    per setting (worker processes x torch threads each), each the record of its largest protocol
+    (most queries answered, then the latest), finished or not."""
     full = [r for r in records if not r.get("quick") and "protocol" in r] or records
-    by_threads: dict[int, dict] = {}
+
+    def setting(r):
+        return r.get("workers", 1), r["threads"]
+
+    by_setting: dict[tuple[int, int], dict] = {}
     for r in sorted(full, key=lambda r: (r.get("protocol", {}).get("queries", 0), r["date"])):
-        by_threads[r["threads"]] = r
-    shown = [by_threads[t] for t in sorted(by_threads)]
+        by_setting[setting(r)] = r
+    shown = [by_setting[k] for k in sorted(by_setting, key=lambda k: (k[0] * k[1], k))]
+
+    def name(r):
+        workers, threads = setting(r)
+        return f"{workers} worker(s) x {threads} torch thread(s)"
 
     def row(label, cell):
         return f"| {label} | " + " | ".join(cell(r) for r in shown) + " |"
@@ -494,9 +530,14 @@ def _eval_speed_section(records: list[dict]) -> list[str]:
     def after(r):
         return "-" if r["predict_qps_after"] is None else format(r["predict_qps_after"], ".0f")
 
+    def baseline(r):
+        threads = r.get("predict_threads", r["threads"])
+        return (f"{r['predict_qps_batch1000']:.0f} queries/s on {threads} thread(s) "
+                f"({r['predict_qps_before']:.0f} / {after(r)})")
+
     lines = []
     for r in shown:
-        lines.append(f"* {r['threads']} torch thread(s): " + _measured_on(r) + f" Code {r['code']}; load average "
+        lines.append(f"* {name(r)}: " + _measured_on(r) + f" Code {r['code']}; load average "
                      f"(1, 5, 15 min) {r['load_before']} before, {r['load_after']} after"
                      + (" (**--quick**, not the paper's protocol)." if r.get("quick") else "."))
     p0 = shown[0]["protocol"]
@@ -504,17 +545,16 @@ def _eval_speed_section(records: list[dict]) -> list[str]:
     c0 = shown[0]["compare"]
     return lines + [
         "",
-        "| measurement | " + " | ".join(f"{r['threads']} torch thread(s)" for r in shown) + " |",
+        "| measurement | " + " | ".join(name(r) for r in shown) + " |",
         "|---|" + "---|" * len(shown),
-        row(f"{shown[0]['members']}-vote SCD01 prediction rate, batch 1000 (before / after the protocol)",
-            lambda r: f"{r['predict_qps_batch1000']:.0f} queries/s ({r['predict_qps_before']:.0f} / {after(r)})"),
-        row("prediction rate by batch size (rows per CPU-second)",
+        row(f"{shown[0]['members']}-vote SCD01 prediction rate, batch 1000 (before / after the protocol)", baseline),
+        row("prediction rate by batch size on one worker's threads (rows per CPU-second)",
             lambda r: ", ".join(f"{b}: {q:.0f}" for b, q in r["predict_curve"].items())),
-        row(f"HopSkipJump, {protocol}: effective rate",
+        row(f"HopSkipJump, {protocol}: effective rate (wall clock)",
             lambda r: f"{r['protocol']['qps']:.0f} queries/s ({r['protocol']['queries']:,} queries)"),
         row("ratio to the prediction rate (target >= 0.8)", lambda r: f"**{r['ratio']:.2f}**"),
         row("this protocol, one model (target for 10 x 10 x 100: <= 15 min)", protocol_time),
-        row(f"old path (per-run attacks, no line queries), {c0['n']} x {c0['runs']} x {c0['iters']}",
+        row(f"old path (per-run attacks, no line queries), {c0['n']} x {c0['runs']} x {c0['iters']}, one worker",
             lambda r: f"{r['compare']['old_seconds']:.1f} s ({r['compare']['old_qps']:.0f} queries/s)"),
         row("new path (lock-step runs, line queries), same units, same run",
             lambda r: (f"{r['compare']['new_seconds']:.1f} s ({r['compare']['new_qps']:.0f} queries/s): "
@@ -524,6 +564,175 @@ def _eval_speed_section(records: list[dict]) -> list[str]:
 
 _SECTIONS.append(("Evaluation at speed: HopSkipJump's query rate against the prediction rate (#29)", "eval_speed",
                   "bench_eval_speed.py", _eval_speed_section, True))
+
+
+# --- README blocks: the README's headline figures, each built from the record it cites ---------
+
+
+def _latest(prefix: str) -> dict:
+    records = _records(prefix)
+    if not records:
+        raise ValueError(f"no record benchmarks/results/{prefix}*.json for a README block")
+    return records[-1]
+
+
+def _record(name: str) -> dict:
+    path = RESULTS / f"{name}.json"
+    if not path.exists():
+        raise ValueError(f"README block needs the record {path}")
+    return json.loads(path.read_text())
+
+
+def _readme_accuracy() -> list[str]:
+    """The clean-accuracy table: the 100-vote runs of every SCD variant and the baselines."""
+    lines = ["| model | members | test accuracy | paper (100 members) |", "|---|---|---|---|"]
+    for variant in ORDER:
+        runs = [r for r in _records("train_") if r["variant"] == variant and r["votes"] == 100]
+        if not runs:
+            continue
+        first = min(runs, key=lambda r: r["seed"])
+        acc = f"{first['test_accuracy']:.4g}"
+        if "test_accuracy_hard_vote" in first:
+            acc += f" ({first['voting']} vote; {first['test_accuracy_hard_vote']:.3f} hard)"
+        others = [r for r in runs if r is not first]
+        if others:
+            acc += " (seeds " + ", ".join(f"{r['seed']}: {r['test_accuracy']:.4g}" for r in [first, *others]) + ")"
+        iters = f" (of {first['iters']:,} iterations each)" if first["iters"] != 1000 else ""
+        lines.append(f"| {variant} | {first['votes']}{iters} | {acc} | {_paper_accuracy(variant)} |")
+    names = {"mlp": "MLP (scikit-learn)", "bnn": "BNN (larq, `approx_sign`)", "rf": "random forest",
+             "cnn": "CNN (LeNet-5)"}
+    for model, label in names.items():
+        runs = [r for r in _records("baseline_") if r["model"] == model]
+        if runs:
+            r = max(runs, key=lambda r: (r["votes"], r["date"]))
+            members = f"{r['votes']} trees" if model == "rf" else str(r["votes"])
+            lines.append(f"| {label} | {members} | {r['test_accuracy']:.3f} | {_paper_baseline(model)} |")
+    return lines
+
+
+def _readme_speed() -> list[str]:
+    """Training and prediction speed (``speed.json``, ``kernels.json``, the 100-vote training records)."""
+    r, k = _record("speed"), _record("kernels")
+    ratio = r["scd_vote_seconds"] / r["mlp_seconds"]
+    est, votes = r["estimated_100_vote_seconds"], r["ensemble_votes"]
+    how = "measured" if votes == 100 else f"{100 / votes:g} times a {votes}-vote fit on every core"
+    bnn = [rec for rec in _records("train_") if "BNN" in rec["variant"] and rec["votes"] == 100 and rec["seed"] == 0]
+    lines = [
+        f"* One SCD01 vote ({1000:,} iterations) trains in {ratio:.2f} of the time of one scikit-learn MLP with "
+        f"the paper's settings, measured in the same run ({r['scd_vote_seconds']:.1f} s against "
+        f"{r['mlp_seconds']:.1f} s; the paper's GPU run: 4.9 times). 100 votes: {est / 60:.1f} min on two cores "
+        f"({how}), {est / r['mlp_seconds']:.1f} MLP fits (`{r['command']}`, {r['date']}).",
+        f"* A 100-vote SCD01 ensemble answers {r['predict_qps']:,.0f} queries per second in batches of 1,000"
+        + (f", {r['oracle_qps']:,.0f} through the query-counted oracle" if "oracle_qps" in r else "")
+        + ". Its hidden signs are decided exactly, so an answer depends on the row alone, not on the batch "
+        "(`docs/algorithm.md`, \"Prediction\").",
+    ]
+    for rec in bnn:
+        earlier = rec.get("votes_from_checkpoint", 0)
+        part = f" ({rec['votes'] - earlier} votes after resuming {earlier} from a checkpoint)" if earlier else ""
+        lines.append(f"* {rec['variant']}, 100 votes of {rec['iters']:,} iterations: {rec['fit_seconds'] / 60:.0f} min "
+                     f"of fitting on two cores{part}, test accuracy {rec['test_accuracy']:.4g} (`{rec['command']}`).")
+    lines.append("* The fused CPU kernels against the tensor path alone (what CUDA runs), one vote on one core, the "
+                 "same run: " + ", ".join(f"{row['variant']} {row['speedup']:.1f}x" for row in k["rows"])
+                 + " faster, and the two votes are "
+                 + ("bit-identical" if all(row["identical"] for row in k["rows"]) else "**not** identical")
+                 + f" (`{k['command']}`).")
+    return lines
+
+
+def _readme_hsj() -> list[str]:
+    r = _record("attack_cifar_hsj")
+    return [f"HopSkipJump minimum L2 on CIFAR-10 0 vs 1, the paper's protocol (initial pool {r['init_size']}, "
+            f"{r['iters']} iterations, best of {r['runs']} runs), the same {len(r['indices'])} test images "
+            f"(`{r['command']}`):", "", *_attack_cifar_section(r)[2:]]
+
+
+def _readme_certify() -> list[str]:
+    """Medians of the certified intervals per ensemble size, both norms side by side."""
+    records = sorted(_records("certify_cifar"), key=lambda r: r["votes"])
+    s = records[0]["settings"]
+    fmt = lambda v, spec=".4g", missing="inf": missing if v is None else format(v, spec)  # noqa: E731
+    lines = [
+        f"Certified intervals of the minimum distortion on CIFAR-10 0 vs 1: the first k votes of one 100-vote "
+        f"SCD01, {records[0]['summary']['n']} test images, {s['time_limit']:g} s of search per image and norm "
+        f"(`benchmarks/bench_certify.py`; per image in `docs/benchmarks.md`), next to HopSkipJump "
+        f"({s['hsj_iters']} iterations, pool {s['hsj_init_size']}) and RayS ({s['rays_max_queries']:,} queries):",
+        "",
+        "| votes | L∞ [lower, upper] | upper/lower | exact | RayS L∞ | L2 [lower, upper] | upper/lower | exact | "
+        "HopSkipJump L2 | certificate alone, L∞ / L2 |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in records:
+        m, n = r["summary"], r["summary"]["n"]
+        cells = []
+        for _, key, _, _ in _CERTIFY_NORMS:
+            e = m[key]
+            tag = "rays" if key == "linf" else "hsj"
+            found = "" if m[f"{tag}_success"] == n else f" ({m[f'{tag}_success']}/{n} found)"
+            cells += [f"[{fmt(e['median_lower'], '.2g' if key == 'linf' else '.3g')}, "
+                      f"{fmt(e['median_upper'], '.2g' if key == 'linf' else '.3g')}]",
+                      fmt(e["median_ratio"], ".2f"), f"{e['exact']}/{n}", fmt(m[f"{tag}_median_{key}"], ".3g") + found]
+        times = " / ".join(f"{m[key]['median_certificate_seconds']:.2f} s" for _, key, _, _ in _CERTIFY_NORMS)
+        lines.append(f"| {r['votes']} | " + " | ".join(cells) + f" | {times} |")
+    lines += ["", "(Medians over the images; \"upper/lower\" is the median of the per-image ratios. Every lower "
+              "bound is below every attack's distance: "
+              + ("yes" if all(r["summary"]["lower_below_attacks"] for r in records) else "**NO**") + ".)"]
+    ratios = []
+    for r in records:
+        gap = [i["hsj"]["l2"] / i["interval_2"]["lower"] for i in r["images"]
+               if i["interval_2"]["lower"] and i["hsj"]["l2"] is not None]
+        if gap:
+            ratios.append(float(np.median(gap)))
+    top = records[-1]["summary"]["l2"]
+    lines += ["", f"HopSkipJump's L2 is {min(ratios):.0f} to {max(ratios):.0f} times the certified lower bound "
+              f"(medians of the per-image ratios, by ensemble size), more with more votes. The minimum L2 of the "
+              f"{records[-1]['votes']}-vote ensemble has median at most {top['median_upper']:.2g} and at least "
+              f"{top['median_lower']:.2g}."]
+    return lines
+
+
+def _readme_ead_zoo() -> list[str]:
+    r = _record("ead_zoo_mnist")
+    return [f"EAD, C&W and ZOO on a torch MLP ({r['dataset']}, {len(r['indices'])} points; `{r['command']}`):", "",
+            *_ead_zoo_section(r)[2:]]
+
+
+def _readme_substitute() -> list[str]:
+    r, sm = _record("substitute_cifar"), _record("smooth_cifar")
+    return [f"Substitute-model attack on CIFAR-10 0 vs 1 (paper Figure 2; `{r['command']}`; "
+            "`docs/substitute_cifar.png`):", "", *substitute_table(r["eps"], r["models"]), "",
+            f"White-box adaptive attack through the smooth relaxation (`{sm['command']}`):", "", *_smooth_section(sm)[2:]]
+
+
+def _readme_art() -> list[str]:
+    r = _record("attacks_art")
+    return [f"Attacks validated against ART on {r['dataset']} ({r['n']} points, the same starting points, our "
+            f"distance read at the number of queries ART used on each sample; `{r['command']}`):", "",
+            *_attack_art_section(r)[2:]]
+
+
+def _readme_eval_speed() -> list[str]:
+    """#29's headline: the best full-protocol setting of ``bench_eval_speed.py``."""
+    runs = [r for r in _records("eval_speed") if not r.get("quick") and r.get("finished")
+            and r["protocol"]["n"] * r["protocol"]["runs"] * r["protocol"]["iters"] >= 10000]
+    if not runs:
+        return ["(the paper's protocol has not been measured: run `python benchmarks/bench_eval_speed.py`)"]
+    lines = []
+    for r in sorted(runs, key=lambda r: (r.get("workers", 1), r["threads"])):
+        p = r["protocol"]
+        lines.append(f"* {r.get('workers', 1)} worker process(es) x {r['threads']} torch thread(s): "
+                     f"{p['qps']:,.0f} queries/s, **{r['ratio']:.2f}** of the model's batch-1000 prediction rate "
+                     f"({r['predict_qps_batch1000']:,.0f} queries/s on {r.get('predict_threads', r['threads'])} "
+                     f"thread(s)), the whole protocol in **{p['seconds'] / 60:.1f} min**, load average "
+                     f"{r['load_before'][0]} before (`{r['command']}`, {r['date']}).")
+    return lines
+
+
+README_BLOCKS: dict[str, Callable[[], list[str]]] = {
+    "accuracy": _readme_accuracy, "speed": _readme_speed, "hsj_cifar": _readme_hsj, "certify": _readme_certify,
+    "ead_zoo": _readme_ead_zoo, "substitute": _readme_substitute, "attacks_art": _readme_art,
+    "eval_speed": _readme_eval_speed,
+}
 
 
 if __name__ == "__main__":
