@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 import time
 from typing import Any
 
@@ -175,10 +176,22 @@ the time (RayS, 1,000 queries x 5 samples: 1.5 s on one thread, 9.5 s on torch's
 On an idle machine with a single worker (``--backend sequential``), set it to the core count."""
 
 
+def _keep_worker_caches() -> None:
+    """loky replaces a worker whose memory grew by 300 MB after its first task (its leak check,
+    ``process_executor._MAX_MEMORY_LEAK_SIZE``).  The model cache of :func:`load_cached` and the
+    malloc arenas of the lock-step threads grow that much by design, and every replacement
+    reloads the models and torch (seen as new LokyProcess workers during the paper's protocol).
+    Raise that limit to 4 GiB in this process; a private knob, so nothing happens if it is gone."""
+    executor = sys.modules.get("joblib.externals.loky.process_executor")
+    if isinstance(getattr(executor, "_MAX_MEMORY_LEAK_SIZE", None), int):
+        executor._MAX_MEMORY_LEAK_SIZE = max(executor._MAX_MEMORY_LEAK_SIZE, 4 << 30)
+
+
 def run_units(units: list[dict[str, Any]]) -> list[tuple[dict[str, Any], dict[str, np.ndarray]]]:
     """Run units of one :func:`lockstep_key` together: the attacks of all their runs share every
     model call (:func:`attacks.lockstep.run_lockstep`), and each unit gets the record it would
     get alone (its ``seconds`` are the group's wall time shared equally).  Other units run alone."""
+    _keep_worker_caches()
     if len(units) == 1 or lockstep_key(units[0]) is None:
         return [run_unit(u) for u in units]
     from attacks.lockstep import run_lockstep

@@ -144,3 +144,19 @@ def test_run_lockstep_reraises_the_first_failing_job_and_frees_the_others():
         run_lockstep(model, [ok, fails, ok])
     with pytest.raises(ValueError, match="rows_per_call"):
         run_lockstep(model, [ok], rows_per_call=0)
+
+
+def test_loky_workers_keep_their_model_cache():
+    """A loky worker whose memory grew by 300 MB is replaced (and reloads its models): the
+    evaluation raises that limit where it runs, since its caches are that growth by design."""
+    from joblib.externals.loky import process_executor
+
+    from eval import units
+
+    before = process_executor._MAX_MEMORY_LEAK_SIZE
+    try:
+        process_executor._MAX_MEMORY_LEAK_SIZE = int(3e8)
+        units._keep_worker_caches()
+        assert process_executor._MAX_MEMORY_LEAK_SIZE == 4 << 30
+    finally:
+        process_executor._MAX_MEMORY_LEAK_SIZE = before
