@@ -35,9 +35,9 @@ from .paper import CIFAR as PAPER_CIFAR
 
 # PAPER_CIFAR: the paper's figures per model, kept under their old name
 
-__all__ = ["PAPER_CIFAR", "attack_label", "budget_table", "dataset_label", "examples_figure", "figures", "plot_attack",
-           "plot_examples", "plot_substitute", "render", "substitute_table", "subtitle", "transfer_intervals",
-           "wilson_interval"]
+__all__ = ["PAPER_CIFAR", "attack_label", "attacked_population", "budget_table", "dataset_label", "examples_figure",
+           "figures", "plot_attack", "plot_examples", "plot_substitute", "render", "substitute_table", "subtitle",
+           "transfer_intervals", "wilson_interval"]
 
 
 def _paper(results: dict[str, Any], name: str, what: str) -> str:
@@ -160,27 +160,36 @@ def _transfer_tables(results: dict[str, Any]) -> list[str]:
     return lines
 
 
-def substitute_table(eps: Sequence[float], models: dict[str, dict[str, Any]],
+def substitute_table(eps: Sequence[float], models: dict[str, dict[str, Any]], over: str,
                      columns: tuple[str, str] = ("{name}: transfer", "{name}: noise")) -> list[str]:
     """Markdown rows of the substitute curve: per L∞ budget in ``eps``, each model's accuracy on
-    the transferred examples and on the Gaussian-noise control.
+    the transferred examples and on the Gaussian-noise control, under a caption naming the
+    images the accuracy is over (``over``: all test images, or only correctly classified ones,
+    which changes every figure).
 
     ``models`` maps names to their ``adversarial_accuracy`` and ``noise_accuracy`` lists (one
     value per budget); ``columns`` are the two column headings, with ``{name}`` for the model.
     """
     head = " | ".join(f"{columns[0].format(name=n)} | {columns[1].format(name=n)}" for n in models)
-    lines = [f"| L∞ ε | {head} |", "|---" * (1 + 2 * len(models)) + "|"]
+    lines = [f"Target accuracy over {over}:", "", f"| L∞ ε | {head} |", "|---" * (1 + 2 * len(models)) + "|"]
     for k, e in enumerate(eps):
         cells = [f"{m['adversarial_accuracy'][k]:.3f} | {m['noise_accuracy'][k]:.3f}" for m in models.values()]
         lines.append(f"| {e:.4g} | " + " | ".join(cells) + " |")
     return lines
 
 
+def attacked_population(n: int) -> str:
+    """Whom ``scd eval substitute``'s accuracy is over: its attacked points, drawn among the test
+    images every model classifies correctly (so every accuracy starts at 1)."""
+    return f"the {n} attacked test images, all classified correctly by every model (so 1 at ε = 0)"
+
+
 def _substitute_tables(results: dict[str, Any]) -> list[str]:
     names = list(results["models"])
     if not names:
         return []
-    lines = substitute_table(results["models"][names[0]]["eps"], results["models"])
+    lines = substitute_table(results["models"][names[0]]["eps"], results["models"],
+                             attacked_population(len(results["config"]["points"])))
     lines += ["", "| model | clean accuracy | substitute agreement | target queries per seed | seeds | time |",
               "|---|---|---|---|---|---|"]
     for n in names:
