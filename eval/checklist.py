@@ -218,45 +218,55 @@ def _run_group(group: list[dict[str, Any]]) -> list[tuple[dict[str, Any], dict[s
 
 
 # ------------------------------------------------------------------------------- the run
-def _open_run(run_dir: Path) -> tuple[RunStore, dict[str, Any], Any, AttackSpec]:
-    """The run's store, its models (checked unchanged), its dataset and its attack; ValueError
-    for a run the checklist cannot use."""
-    store = RunStore(run_dir)
+def _check_run(store: RunStore, subset: int | None) -> int:
+    """``ValueError`` (``FileNotFoundError`` for a missing model file) for a run the checklist
+    cannot use, before anything is loaded; returns the subset size (default ``min(5, n)``)."""
     config = store.config
     if config["kind"] not in ("distortion", "width"):
-        raise ValueError(f"the checklist reads distortion (or width) runs; {os.fspath(run_dir)!r} is a "
+        raise ValueError(f"the checklist reads distortion (or width) runs; {os.fspath(store.dir)!r} is a "
                          f"{config['kind']!r} run.")
-    spec = AttackSpec.from_dict(config["attack"])
-    _check_norm(spec.norm_value)
+    _check_norm(AttackSpec.from_dict(config["attack"]).norm_value)
+    n = len(config["points"])
+    subset = min(5, n) if subset is None else subset
+    if isinstance(subset, bool) or not isinstance(subset, int) or not 1 <= subset <= n:
+        raise ValueError(f"subset must be an integer from 1 to the run's {n} points, got {subset!r}.")
     for name, m in config["models"].items():
         if not os.path.isfile(m["path"]):
             raise FileNotFoundError(f"model {name!r} of the run is not at {m['path']!r}: the checklist attacks it "
                                     "again.")
+    return subset
+
+
+def _open_run(run_dir: Path) -> tuple[RunStore, dict[str, Any], Any]:
+    """The run's store, its models (checked unchanged) and its dataset; ``ValueError`` for a
+    changed model file or an unfinished run."""
+    store = RunStore(run_dir)
+    config = store.config
+    for name, m in config["models"].items():
         if fingerprint(m["path"]) != m["sha256"]:
             raise ValueError(f"the file of model {name!r} ({m['path']!r}) changed since the run: the checklist must "
                              "attack the model the run attacked.")
     loaded = {name: load_cached(m["path"]) for name, m in config["models"].items()}
     ds = load_data(config["data"])
-    missing = [u["key"] for u in _plan(config, loaded, ds, spec) if not store.done(u["key"])]
+    missing = [u["key"] for u in _plan(config, loaded, ds, AttackSpec.from_dict(config["attack"]))
+               if not store.done(u["key"])]
     if missing:
         raise ValueError(f"the run in {os.fspath(run_dir)!r} is unfinished ({len(missing)} units to go, e.g. "
                          f"{missing[0]}): resume it with the same scd eval command first.")
-    return store, loaded, ds, spec
+    return store, loaded, ds
 
 
-def _settings(config: dict[str, Any], spec: AttackSpec, subset: int, directions: int,
-              steps: int) -> dict[str, Any]:
+def _settings(config: dict[str, Any], subset: int, directions: int, steps: int) -> dict[str, Any]:
     """The checklist's own settings (its store's config): what the extra work depends on."""
     runs, seed = int(config.get("runs", 1)), int(config.get("seed", 0))
-    stronger = None if spec.method not in _STRONGER else spec.stronger(FACTOR).to_dict()
+    try:
+        stronger = AttackSpec.from_dict(config["attack"]).stronger(FACTOR).to_dict()
+    except ValueError:  # the structure attack: no iterations or budget to multiply
+        stronger = None
     return {"kind": "checklist", "run": {k: config[k] for k in ("kind", "data", "attack", "points", "models")},
             "subset": subset, "points": config["points"][:subset], "stronger_attack": stronger,
             "runs": FACTOR * runs, "seed": seed + runs, "factor": FACTOR, "threshold": DROP_THRESHOLD,
             "noise": {"directions": directions, "scan": SCAN, "steps": steps, "seed": seed}}
-
-
-_STRONGER = ("hsj", "boundary", "rays")
-"""The run attacks that :meth:`~attacks.AttackSpec.stronger` strengthens (structure has no iterations)."""
 
 
 def _units(settings: dict[str, Any], config: dict[str, Any], loaded: dict[str, Any], ds: Any) -> list[dict[str, Any]]:
@@ -309,14 +319,11 @@ def run_checklist(run_dir: str | os.PathLike, *, subset: int | None = None, dire
     for name, value, least in (("directions", directions, 1), ("steps", steps, 1)):
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
             raise ValueError(f"{name} must be an integer >= {least}, got {value!r}.")
+    subset = _check_run(RunStore(run_dir), subset)
     with exclusive(run_dir, "run directory"):
-        store, loaded, ds, spec = _open_run(run_dir)
+        store, loaded, ds = _open_run(run_dir)  # read again under the lock
         config = store.config
-        n = len(config["points"])
-        subset = min(5, n) if subset is None else subset
-        if isinstance(subset, bool) or not isinstance(subset, int) or not 1 <= subset <= n:
-            raise ValueError(f"subset must be an integer from 1 to the run's {n} points, got {subset!r}.")
-        settings = _settings(config, spec, subset, directions, steps)
+        settings = _settings(config, subset, directions, steps)
         folder = run_dir / "checklist"
         sweep_temporary(folder / "arrays")
         ck = _open_store(folder, settings)

@@ -205,9 +205,10 @@ def render(results: dict[str, Any], run_dir: str | os.PathLike) -> list[Path]:
     lines = [f"# {_TITLES[kind]}", "", *_settings(results), "", *_TABLES[kind](results), ""]
     plots = [_save(fig, run_dir / name) for name, fig in figures(results).items()]
     lines += [f"![{p.stem}]({p.name})" for p in plots]
-    from .checklist import report_section  # here, not at the top: eval.checklist imports this module
+    # the evaluation checklist's section, where it has been run (imported here: it imports this module)
+    from .checklist import report_section
 
-    section = report_section(run_dir)  # the evaluation checklist, where it has been run
+    section = report_section(run_dir)
     lines += ["", *section] if section else []
     report = run_dir / "report.md"
     with atomic_open(report, "w") as fh:

@@ -171,12 +171,14 @@ def test_checklist_runs_the_stronger_attack_and_resumes_to_the_same_result(run, 
         assert len(m["noise"]["per_sample"]) == 3
     report = (first / "report.md").read_text()
     assert "## Evaluation checklist" in report and (first / "checklist.json").exists()
-    # a kill after two records: the rerun does the rest and gives the same checklist
+    # a kill after three records (the two noise units, one run of a lock-step pair): the rerun does
+    # the rest and gives the same checklist
     second = tmp_path / "b"
     shutil.copytree(run, second)
     shutil.copytree(first / "checklist", second / "checklist")
     lines = (second / "checklist" / "records.jsonl").read_bytes().split(b"\n")
-    (second / "checklist" / "records.jsonl").write_bytes(b"\n".join(lines[:2]) + b"\n")
+    assert [json.loads(line)["kind"] for line in lines[:3]] == ["noise", "noise", "attack"]
+    (second / "checklist" / "records.jsonl").write_bytes(b"\n".join(lines[:3]) + b"\n")
     resumed = run_checklist(second, subset=2, directions=10, steps=8, backend="sequential", quiet=True)
     assert _stable(resumed) == _stable(whole)
     assert json.loads((second / "checklist.json").read_text())["models"] == whole["models"]
