@@ -648,7 +648,7 @@ def eval_checklist(run_dir, subset, backend, jobs, quiet):
     attack on a subset, success against epsilon, and a random-noise baseline; flags each model
     that fails one.  Writes RUN_DIR/checklist.json and checklist.png, adds a section to
     report.md, and keeps its own work in RUN_DIR/checklist/ (a rerun resumes)."""
-    from eval.checklist import format_table, run_checklist
+    from eval.checklist import flag_lines, format_table, run_checklist
 
     try:
         checklist = run_checklist(run_dir, subset=subset, backend=backend, n_jobs=jobs, quiet=quiet)
@@ -656,12 +656,7 @@ def eval_checklist(run_dir, subset, backend, jobs, quiet):
         click.echo(f"\ninterrupted; the finished units are kept: rerun the same command to resume {run_dir}.",
                    err=True)
         sys.exit(130)
-    click.echo("\n".join(format_table(checklist)))
-    for name, m in checklist["models"].items():
-        for flag in m["flags"]:
-            click.echo(f"FLAG {name}: {flag}")
-    if not checklist["flagged"]:
-        click.echo("no model is flagged.")
+    click.echo("\n".join([*format_table(checklist), "", *flag_lines(checklist)]))
     click.echo(f"written to {Path(run_dir, 'checklist.json')} and {Path(run_dir, 'report.md')}", err=True)
 
 

@@ -43,7 +43,7 @@ from .runstore import RunStore
 from .suite import _budget_curve, _by_model, _lockstep_groups, _per_sample_min, _plan
 from .units import fingerprint, json_floats, load_cached, load_data, run_units
 
-__all__ = ["DROP_THRESHOLD", "figure", "format_table", "noise_check", "noise_directions", "noise_distances",
+__all__ = ["DROP_THRESHOLD", "figure", "flag_lines", "format_table", "noise_check", "noise_directions", "noise_distances",
            "report_section", "run_checklist", "stronger_check", "success_curve", "summarize_checklist"]
 
 DROP_THRESHOLD = 0.10
@@ -436,6 +436,14 @@ def format_table(checklist: dict[str, Any]) -> list[str]:
     return lines
 
 
+def flag_lines(checklist: dict[str, Any]) -> list[str]:
+    """Markdown list items: each flag of each model, in words (one line when none is flagged)."""
+    if not checklist["flagged"]:
+        return [("No model is flagged: the attack converged on the subset, succeeded on every point, and beat "
+                 "random noise.")]
+    return [f"- **{name}**: {flag}" for name, m in checklist["models"].items() for flag in m["flags"]]
+
+
 def report_section(run_dir: str | os.PathLike) -> list[str]:
     """The checklist's section of ``report.md`` (Markdown lines), from ``RUN_DIR/checklist.json``;
     no lines where the run has no checklist."""
@@ -461,11 +469,7 @@ def report_section(run_dir: str | os.PathLike) -> list[str]:
               f"{noise['steps']} bisection steps; the closest example per point; flagged when the attack's median is "
               "not smaller."),
              "", *format_table(checklist), ""]
-    if checklist["flagged"]:
-        lines += [f"- **{name}**: {flag}" for name, m in checklist["models"].items() for flag in m["flags"]]
-    else:
-        lines.append("No model is flagged: the attack converged on the subset, succeeded on every point, and beat "
-                     "random noise.")
+    lines += flag_lines(checklist)
     if (Path(run_dir) / "checklist.png").exists():
         lines += ["", "![checklist](checklist.png)"]
     return lines
