@@ -345,6 +345,14 @@ def run_checklist(run_dir: str | os.PathLike, *, subset: int | None = None, dire
 
 
 # ------------------------------------------------------------------------------- summary
+def _best(records: list[dict[str, Any]], points: list[int], dist: str) -> np.ndarray:
+    """Per point of a finished set of runs, the best distance over ``records``: NaN where every
+    run failed, 0 where the model already misclassified the point (no run attacked it)."""
+    best, info = _per_sample_min(records, points, dist)
+    best[~info["attacked"]] = 0.0
+    return best
+
+
 def summarize_checklist(store: RunStore, ck: RunStore) -> dict[str, Any]:
     """The checklist (``checklist.json``) from the run's records and the checklist's."""
     from importlib.metadata import version
@@ -353,7 +361,7 @@ def summarize_checklist(store: RunStore, ck: RunStore) -> dict[str, Any]:
     spec = AttackSpec.from_dict(config["attack"])
     dist, points, subset = spec.distance, config["points"], settings["points"]
     run_records, extra = _by_model(store), _by_model(ck)
-    best = {name: _per_sample_min(run_records.get(name, []), points, dist)[0] for name in config["models"]}
+    best = {name: _best(run_records.get(name, []), points, dist) for name in config["models"]}
     finite = [v for name in best for v in best[name] if np.isfinite(v)]
     noise = {}
     for name in config["models"]:
@@ -370,8 +378,8 @@ def summarize_checklist(store: RunStore, ck: RunStore) -> dict[str, Any]:
             out["stronger"] = None
         else:
             new = [r for r in extra.get(name, []) if r["kind"] == "attack"]
-            after, _ = _per_sample_min(new, subset, dist)
-            out["stronger"] = stronger_check(best[name][:len(subset)], after, settings["threshold"])
+            out["stronger"] = stronger_check(best[name][:len(subset)], _best(new, subset, dist),
+                                             settings["threshold"])
         out["success"] = success_curve(best[name], eps)
         out["noise"] = {**noise_check(best[name], noise[name]), "per_sample": json_floats(noise[name]),
                         "noise_success_rate": success_curve(noise[name], eps)["success_rate"]}
