@@ -642,6 +642,31 @@ def eval_report(run_dir):
     click.echo(Path(run_dir, "report.md").read_text())
 
 
+@eval_group.command(name="checklist")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--subset", type=click.IntRange(min=1), default=None,
+              help="Points the stronger attack reruns: the run's first K [default: min(5, n)].")
+@click.option("--backend", type=click.Choice(["loky", "sequential", "dask", "ray"]), default="loky",
+              show_default=True, help="Where the units run.")
+@click.option("--jobs", type=int, default=None, help="Parallel units (default: one per core, or per worker).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def eval_checklist(run_dir, subset, backend, jobs, quiet):
+    """The evaluation checklist of a finished distortion run (Carlini et al. 2019): a stronger
+    attack on a subset, success against epsilon, and a random-noise baseline; flags each model
+    that fails one.  Writes RUN_DIR/checklist.json and checklist.png, adds a section to
+    report.md, and keeps its own work in RUN_DIR/checklist/ (a rerun resumes)."""
+    from eval.checklist import flag_lines, format_table, run_checklist
+
+    try:
+        checklist = run_checklist(run_dir, subset=subset, backend=backend, n_jobs=jobs, quiet=quiet)
+    except KeyboardInterrupt:
+        click.echo(f"\ninterrupted; the finished units are kept: rerun the same command to resume {run_dir}.",
+                   err=True)
+        sys.exit(130)
+    click.echo("\n".join([*format_table(checklist), "", *flag_lines(checklist)]))
+    click.echo(f"written to {Path(run_dir, 'checklist.json')} and {Path(run_dir, 'report.md')}", err=True)
+
+
 @eval_group.command(name="timeseries")
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--sample", "sample_id", type=int, required=True, help="Test index of an attacked point.")

@@ -13,6 +13,7 @@ attack's per-sample budget); :meth:`AttackSpec.to_dict` is their JSON form.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
@@ -25,7 +26,7 @@ from .distances import distance_key, norm_name, parse_norm
 from .ead import EAD
 from .gradient import FGSM, PGD
 from .hop_skip_jump import HopSkipJump
-from .rays import RayS
+from .rays import _DEFAULT_QUERY_LIMIT, RayS
 from .structure import StructureAttack
 from .zoo import ZOO
 
@@ -106,9 +107,27 @@ class AttackSpec:
         and their ``eps`` are only the thresholds of the robust-accuracy curve."""
         return self.method in ("fgsm", "pgd")
 
-    def at_eps(self, eps: float) -> "AttackSpec":
+    def at_eps(self, eps: float) -> AttackSpec:
         """This spec with the single budget ``eps`` (one run of a curve)."""
         return replace(self, eps=(float(eps),))
+
+    def stronger(self, factor: int = 2) -> AttackSpec:
+        """This spec with ``factor`` times its iterations and its query budget, counted from the
+        attack's defaults where they are unset (HopSkipJump's 40 iterations, RayS's 10,000
+        queries); an unbounded budget stays unbounded.  ``ValueError`` for an attack that has
+        neither (fgsm, structure): nothing makes it stronger."""
+        if isinstance(factor, bool) or not isinstance(factor, int) or factor < 1:
+            raise ValueError(f"factor must be an integer >= 1, got {factor!r}.")
+        if self.method not in _ITERS and self.method != "rays":
+            raise ValueError(f"{self.method} has no iterations or query budget to multiply.")
+        changes: dict[str, int] = {}
+        if self.method in _ITERS:
+            name = _ITERS[self.method]
+            default = inspect.signature(ATTACKS[self.method]).parameters[name].default
+            changes["iters"] = factor * (default if self.iters is None else self.iters)
+        if self.max_queries is not None or self.method == "rays":
+            changes["max_queries"] = factor * (self.max_queries or _DEFAULT_QUERY_LIMIT)
+        return replace(self, **changes)
 
     @property
     def uses_starting_points(self) -> bool:
@@ -154,7 +173,7 @@ class AttackSpec:
         return out
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "AttackSpec":
+    def from_dict(cls, data: dict[str, Any]) -> AttackSpec:
         """The spec of :meth:`to_dict` (also the ``attack`` entry of a run's ``config.json``)."""
         names = {f.name for f in fields(cls)}
         unknown = set(data) - names

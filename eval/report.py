@@ -214,6 +214,11 @@ def render(results: dict[str, Any], run_dir: str | os.PathLike) -> list[Path]:
     lines = [f"# {_TITLES[kind]}", "", *_settings(results), "", *_TABLES[kind](results), ""]
     plots = [_save(fig, run_dir / name) for name, fig in figures(results).items()]
     lines += [f"![{p.stem}]({p.name})" for p in plots]
+    # the evaluation checklist's section, where it has been run (imported here: it imports this module)
+    from .checklist import report_section
+
+    section = report_section(run_dir)
+    lines += ["", *section] if section else []
     report = run_dir / "report.md"
     with atomic_open(report, "w") as fh:
         fh.write("\n".join(lines) + "\n")
