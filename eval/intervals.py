@@ -425,8 +425,9 @@ def interval_tables(results: dict[str, Any]) -> list[str]:
         found = ", ".join(f"{k} {v}" for k, v in sorted(m["upper_found_by"].items(), key=lambda kv: -kv[1]))
         methods = sorted({r["lower_method"] for r in m["rows"]})
         lower = _fmt(m["median_lower"]) if m["certified"] else "none"
+        exact = f"{m['exact']}/{m['n']}" if m["certified"] else "n/a"
         lines.append(f"| {name} | {m['n']}{pending} | {lower} | {_fmt(m['median_upper'])} | "
-                     f"{m['exact'] if m['certified'] else 'n/a'}/{m['n']} | {_fmt(m['median_ratio'], 3)} | "
+                     f"{exact} | {_fmt(m['median_ratio'], 3)} | "
                      f"{found or 'none'} | {', '.join(methods)} | {m['seconds']:.0f} s |")
     for name, m in iv["models"].items():
         if not m["certified"] and m["reason"]:
