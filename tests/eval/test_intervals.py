@@ -94,6 +94,7 @@ def _record_minimum(run_dir, model, distance, points):
     return [best[p] for p in points]
 
 
+@pytest.mark.slow
 def test_intervals_contain_the_true_minimum(runs, tmp_path):
     first, second = _copy(runs, tmp_path)
     result = CliRunner().invoke(main, ["eval", "intervals", str(first), str(second), "--time-limit", "2", "--quiet"])
@@ -259,9 +260,10 @@ def test_pair_conclusion_on_hand_made_intervals():
     assert "The attacks alone put scd higher" in c["text"] and "do not confirm" in c["text"]
     # without a certificate b's lower bound is 0: b is never proven harder, a still can be
     lb = np.zeros(10)
-    c = pair_conclusion("scd", "bnn", np.full(10, 1.0), np.full(10, 1.2), lb, np.full(10, 0.5))
+    spread = 0.01 * np.arange(10)
+    c = pair_conclusion("scd", "bnn", np.full(10, 1.0), 1.2 + spread, lb, 0.5 + spread[::-1] ** 2)
     assert c["verdict"] == "scd"
-    c = pair_conclusion("scd", "bnn", np.full(10, 0.1), np.full(10, 0.2), lb, np.full(10, 0.5))
+    c = pair_conclusion("scd", "bnn", np.full(10, 0.1), 0.2 + spread, lb, 0.5 + spread[::-1] ** 2)
     assert c["verdict"] is None and "No positive certified lower bound for bnn" in c["text"]
     # images without both intervals (NaN) are left out; an upper bound nobody found is inf
     c = pair_conclusion("a", "b", [1.0, np.nan, 1.0], [np.inf, 1.0, 2.0], [0.1, 0.1, 0.1], [0.5, 0.5, 0.5])
