@@ -104,11 +104,16 @@ def _sources(stores: list[RunStore], distance: str) -> dict[str, Any]:
 
 
 def _open_store(run_dir: Path, config: dict[str, Any]) -> RunStore:
-    try:
-        return RunStore(run_dir / FOLDER, config)
-    except ValueError as err:
-        raise ValueError(f"{err} For intervals: rerun with the same --time-limit to resume, or delete "
-                         f"{os.fspath(run_dir / FOLDER)!r} to bound again with other settings.") from None
+    """The certificates' store; ``ValueError`` saying how to go on when it holds other settings."""
+    folder = run_dir / FOLDER
+    if (folder / "config.json").exists():
+        old, new = RunStore(folder).config, json.loads(json.dumps(config))
+        changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        if changed:
+            raise ValueError(f"{os.fspath(folder)!r} holds intervals computed with other settings (differing: "
+                             f"{', '.join(changed)}); rerun with the same --time-limit to resume, or delete that "
+                             "folder to bound again.")
+    return RunStore(folder, config)
 
 
 def run_intervals(run_dirs: Sequence[str | os.PathLike], *, time_limit: float | None = 10.0,

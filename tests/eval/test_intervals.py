@@ -166,7 +166,7 @@ def test_interrupted_intervals_resume_to_the_same_results(runs, tmp_path, monkey
     resumed = _without_seconds(run_intervals([first], time_limit=1, quiet=True))
     assert len(calls) == 8 - 3  # only the points not yet certified
     assert resumed == whole
-    with pytest.raises(ValueError, match="same --time-limit"):
+    with pytest.raises(ValueError, match="other settings .differing: time_limit.; rerun with the same --time-limit"):
         run_intervals([first], time_limit=2, quiet=True)
 
 
