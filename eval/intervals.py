@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from .report import _norm as _norm_label
 from .runstore import RunStore
 
 __all__ = ["FOLDER", "accuracy_curves", "accuracy_figure", "interval_tables", "pair_conclusion", "run_intervals",
@@ -47,10 +48,6 @@ def _attack_name(config: dict[str, Any]) -> str:
 
     spec = AttackSpec.from_dict(config["attack"])
     return f"{ATTACKS[spec.method].__name__} {_norm_label(spec.distance)}"
-
-
-def _norm_label(distance: str) -> str:
-    return {"l0": "L0", "l1": "L1", "l2": "L2", "linf": "L∞"}.get(distance, distance)
 
 
 def _check_same(first: RunStore, other: RunStore) -> None:
@@ -466,7 +463,7 @@ def interval_tables(results: dict[str, Any]) -> list[str]:
 def accuracy_figure(plt: Any, results: dict[str, Any]) -> Any:
     """Robust accuracy from the attacks (solid; an upper bound) and certified accuracy (dashed;
     a lower bound) against ε, every model in its colour on one plot."""
-    from .report import _panels, dataset_label
+    from .report import _panels, dataset_label  # the run's plot conventions
 
     iv = results["intervals"]
     n = iv["n_points"]
