@@ -630,6 +630,31 @@ def eval_text(models, n_points, k, min_cosine, vocabulary, min_similarity, max_q
     click.echo(Path(out, "report.md").read_text())
 
 
+@eval_group.command(name="intervals")
+@click.argument("run_dirs", metavar="RUN_DIR [RUN_DIR ...]", nargs=-1, required=True,
+                type=click.Path(exists=True, file_okay=False))
+@click.option("--time-limit", type=click.FloatRange(min=0), default=10.0, show_default=True,
+              help="Seconds of exact search per model and image after the certificate (as scd certify).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def eval_intervals(run_dirs, time_limit, quiet):
+    """Certified intervals [lower, upper] of every distortion of a distortion run, in its norm.
+
+    The first RUN_DIR is a distortion run; further ones are runs of other attacks on the same
+    models, data and points, whose examples tighten the upper bounds.  Kept in
+    RUN_DIR/intervals (a rerun resumes); report.md gets the interval tables and
+    certified_accuracy.png; docs/intervals.md.
+    """
+    from eval.intervals import run_intervals
+
+    try:
+        run_intervals(run_dirs, time_limit=time_limit, quiet=quiet)
+    except KeyboardInterrupt:
+        click.echo(f"\ninterrupted; the finished points are kept: rerun the same command to resume into "
+                   f"{Path(run_dirs[0], 'intervals')}.", err=True)
+        sys.exit(130)
+    click.echo(Path(run_dirs[0], "report.md").read_text())
+
+
 @eval_group.command(name="report")
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
 def eval_report(run_dir):

@@ -134,6 +134,10 @@ def _distortion_tables(results: dict[str, Any]) -> list[str]:
                   "| source \\ target | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
         for src in names:
             lines.append(f"| {src} | " + " | ".join(_f(matrix["fooled_fraction"][src][dst]) for dst in names) + " |")
+    if results.get("intervals"):  # scd eval intervals
+        from .intervals import interval_tables
+
+        lines += ["", *interval_tables(results)]
     return lines
 
 
@@ -530,6 +534,10 @@ def figures(results: dict[str, Any]) -> dict[str, Any]:
     fig, (ax,) = _panels(plt, _title(results), width=7.0 if kind in ("distortion", "width") else 6.4)
     draw(ax, results)
     out = {name: fig}
+    if results.get("intervals"):  # scd eval intervals
+        from .intervals import accuracy_figure
+
+        out["certified_accuracy.png"] = accuracy_figure(plt, results)
     curves = _budget_curves(results)
     if curves:
         out["budget.png"] = _budget_figure(plt, curves, results["distance"],

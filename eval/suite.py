@@ -371,6 +371,11 @@ def summarize(store: RunStore, models: dict[str, Any] | None = None, ds: Any = N
         results["paired_tests"] = [{"a": a, "b": b, **paired_test(mins[a], mins[b])}
                                    for i, a in enumerate(names) for b in names[i + 1:]]
         results["transfer_matrix"] = _transfer_matrix(store, results, names, models, ds)
+        from .intervals import summarize_intervals
+
+        intervals = summarize_intervals(store.dir, results)  # None until scd eval intervals has run
+        if intervals is not None:
+            results["intervals"] = intervals
     elif kind == "size":
         for name in names:
             rows = []
