@@ -50,11 +50,18 @@ E=("${DATA_ARGS[@]}" --quiet)
 "$SCD" eval accuracy "${ALL[@]}" "${E[@]}" --out "$RUNS/accuracy" --backend sequential
 "$SCD" eval distortion "${ALL[@]}" "${E[@]}" --out "$RUNS/distortion" --n "$N" --iters "$ITERS" \
   --init-size 1000 --start nearest --chunk 5
+POINTS=$("$PY" -c "import json,sys; print(','.join(map(str, json.load(open(sys.argv[1]))['config']['points'])))" \
+  "$RUNS/distortion/results.json")
+# the same images under RayS (L∞), then certified intervals in both norms (docs/intervals.md: the
+# L2 upper bounds take the closest example of either attack) and the checklist (docs/checklist.md)
+"$SCD" eval distortion "${ALL[@]}" "${E[@]}" --out "$RUNS/distortion_linf" --method rays --indices "$POINTS" \
+  --max-queries 10000 --chunk 5
+"$SCD" eval intervals "$RUNS/distortion" "$RUNS/distortion_linf" --quiet
+"$SCD" eval intervals "$RUNS/distortion_linf" "$RUNS/distortion" --quiet
+"$SCD" eval checklist "$RUNS/distortion" --subset 2 --quiet   # 2 images: about the run's own attack time
 "$SCD" eval transfer "${ALL[@]}" "${E[@]}" --out "$RUNS/transfer" --n "$N_TRANSFER" --iters 20 --init-size 1000 --chunk 8
 # Figure 1 on the distortion run's images, with its iterations and starts, so that the full-size
 # point of each curve and the distortion table measure the same thing
-POINTS=$("$PY" -c "import json,sys; print(','.join(map(str, json.load(open(sys.argv[1]))['config']['points'])))" \
-  "$RUNS/distortion/results.json")
 "$SCD" eval size --model scd01="$M/scd01.scd" --model mlp="$M/mlp.model" --model rf="$M/rf.model" "${E[@]}" \
   --out "$RUNS/size" --sizes 1,2,5,10,20,50,100 --indices "$POINTS" --iters "$ITERS" --init-size 1000 --start nearest \
   --chunk 5

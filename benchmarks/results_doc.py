@@ -33,10 +33,14 @@ FIGURES = ROOT / "docs" / "results"
 NOTES = ROOT / "benchmarks" / "results_notes.md"
 
 
-MEASUREMENTS = ("accuracy", "distortion", "transfer", "size", "substitute")
-PLOTS = (("accuracy", "accuracy.png"), ("distortion", "distortion.png"), ("distortion", "certified_accuracy.png"),
-         ("distortion", "budget.png"),
-         ("size", "ensemble_size.png"), ("transfer", "transfer.png"), ("substitute", "substitute.png"))
+MEASUREMENTS = ("accuracy", "distortion", "distortion_linf", "transfer", "size", "substitute")
+PLOTS = (  # (run, its plot, the name in docs/results/ after the dataset's)
+    ("accuracy", "accuracy.png", "accuracy.png"), ("distortion", "distortion.png", "distortion.png"),
+    ("distortion", "certified_accuracy.png", "certified_accuracy_l2.png"),
+    ("distortion_linf", "certified_accuracy.png", "certified_accuracy_linf.png"),
+    ("distortion", "checklist.png", "checklist.png"), ("distortion", "budget.png", "budget.png"),
+    ("size", "ensemble_size.png", "ensemble_size.png"), ("transfer", "transfer.png", "transfer.png"),
+    ("substitute", "substitute.png", "substitute.png"))
 
 
 def _load(folder: Path, name: str) -> dict | None:
@@ -55,9 +59,9 @@ def collect(runs: Path) -> None:
             src = folder / name / "results.json"
             if src.exists():
                 atomic_write_bytes(FIGURES / data / f"{name}.json", src.read_bytes())
-        for run, png in PLOTS:
+        for run, png, name in PLOTS:
             if (folder / run / png).exists():
-                shutil.copyfile(folder / run / png, FIGURES / f"{data}_{png}")
+                shutil.copyfile(folder / run / png, FIGURES / f"{data}_{name}")
         for old in FIGURES.glob(f"{data}_examples_*.png"):
             old.unlink()
         for src in sorted((folder / "distortion").glob("examples_*.png"))[:1]:
@@ -271,8 +275,9 @@ def _section(data: str, folder: Path) -> list[str]:
                 diff = None if t["mean_difference"] is None else sign * t["mean_difference"]
                 lines.append(f"| {other} | {t['n']} | {_fmt(diff)} | {_fmt(t['wilcoxon_p'], 4)} | {_fmt(t['t_p'], 4)} |")
             lines.append("")
-    if dist and dist.get("intervals"):
-        lines += _interval_tables(dist["intervals"])
+    for run in (dist, _load(folder, "distortion_linf")):
+        if run and run.get("intervals"):
+            lines += _interval_tables(run["intervals"])
     if size:
         ks = sorted({r["k"] for m in size["models"].values() for r in m["sizes"]})
         lines += [f"Median minimum L2 against ensemble size (first k members; {len(size['config']['points'])} images; "
@@ -292,9 +297,9 @@ def _section(data: str, folder: Path) -> list[str]:
                                     attacked_population(len(sub["config"]["points"])),
                                     columns=("{name}", "{name} + noise")), ""]
     lines += _claims(dist, size, transfer, sub, cifar)
-    for _, png in PLOTS:
-        if (FIGURES / f"{data}_{png}").exists():
-            lines.append(f"![{data} {Path(png).stem.replace('_', ' ')}](results/{data}_{png})")
+    for _, _, name in PLOTS:
+        if (FIGURES / f"{data}_{name}").exists():
+            lines.append(f"![{data} {Path(name).stem.replace('_', ' ')}](results/{data}_{name})")
     for dst in sorted(FIGURES.glob(f"{data}_examples_*.png"))[:1]:
         lines.append(f"![{data} examples](results/{dst.name})")
     return lines + [""]
