@@ -27,7 +27,7 @@ import numpy as np
 from ._bounds import Problem, certified_radius
 from ._gram import JointCrossing
 from ._halfspace import norm_of
-from ._leaf import solve_leaf
+from ._leaf import LeafLP, solve_leaf
 
 __all__ = ["Search", "branch_and_bound", "evaluate", "greedy_upper"]
 
@@ -64,13 +64,20 @@ def _point(p: Problem, fixed: dict, margins: tuple, cutoff: float):
     with the full margin when rounding to float32 put the point outside the node's cell."""
     for mu in margins:
         A, c, m = _rows(p, fixed, mu)
-        leaf = solve_leaf(A, c, p.l, p.u, p.norm, cutoff, m)
+        leaf = solve_leaf(A, c, p.l, p.u, p.norm, cutoff, m, _leaf_lp(p))
         if leaf.delta is None:
             return leaf, None, None, False, None
         x, dist, adv, signs = evaluate(p, leaf.delta)
         if adv or _realised(p, fixed, signs):
             break
     return leaf, x, dist, adv, signs
+
+
+def _leaf_lp(p: Problem) -> LeafLP | None:
+    """The problem's persistent leaf LP (L∞ and L1), made on first use."""
+    if p.norm != "2" and p.leaf_lp is None:
+        p.leaf_lp = LeafLP(p.norm, p.l, p.u)
+    return p.leaf_lp
 
 
 def _realised(p: Problem, fixed: dict, signs: np.ndarray) -> bool:
