@@ -32,7 +32,8 @@ class Problem:
     undecided: 1/2), ``toward (K, H, d)``
     the direction ``-sign(pre) w`` that moves a unit across its hyperplane, ``dist (K, H)``
     the crossing distances (sound lower bounds; 0 for undecided units), ``favourable (K, H)``
-    the units whose crossing moves their vote towards the other class.
+    the units whose crossing moves their vote towards the other class; ``leaf_lp``: the
+    persistent LP of the leaves (:class:`scd.certify._leaf.LeafLP`), made on first use.
     """
 
     model: SignEnsemble
@@ -64,6 +65,7 @@ class Problem:
         self.favourable = change < 0 if self.label == 1 else change > 0
         # a vote whose logit is within rounding of zero may be read either way
         self.z_slack = 1e-12 * (np.abs(m.v).sum(axis=1) + np.abs(m.c))
+        self.leaf_lp = None
 
 
 def logit_ranges(p: Problem, lo_h: np.ndarray, hi_h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -12,8 +12,10 @@ of :func:`scd.certify._bounds.certified_radius` with the fixed units held to the
 its cell and rounded to float32, is evaluated with the model's exact rule: if it changes the
 prediction, it is an upper bound and the node is solved; otherwise the search branches on a
 unit.  Units whose crossing distance exceeds the best upper bound cannot move within it and
-are never branched on.  When the search ends, or its time runs out, the lower bound is the
-smallest bound of any node left open or solved: sound whatever was pruned.
+are never branched on.  Every eighth node also dives (:func:`_dive`): it crosses the cheapest
+plans of the votes its point has not flipped, for a closer adversarial point to prune
+against.  When the search ends, or its time runs out, the lower bound is the smallest bound
+of any node left open or solved: sound whatever was pruned.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import numpy as np
 from ._bounds import Problem, certified_radius
 from ._gram import JointCrossing
 from ._halfspace import norm_of
-from ._leaf import solve_leaf
+from ._leaf import LeafLP, solve_leaf
 
 __all__ = ["Search", "branch_and_bound", "evaluate", "greedy_upper"]
 
@@ -64,13 +66,20 @@ def _point(p: Problem, fixed: dict, margins: tuple, cutoff: float):
     with the full margin when rounding to float32 put the point outside the node's cell."""
     for mu in margins:
         A, c, m = _rows(p, fixed, mu)
-        leaf = solve_leaf(A, c, p.l, p.u, p.norm, cutoff, m)
+        leaf = solve_leaf(A, c, p.l, p.u, p.norm, cutoff, m, _leaf_lp(p))
         if leaf.delta is None:
             return leaf, None, None, False, None
         x, dist, adv, signs = evaluate(p, leaf.delta)
         if adv or _realised(p, fixed, signs):
             break
     return leaf, x, dist, adv, signs
+
+
+def _leaf_lp(p: Problem) -> LeafLP | None:
+    """The problem's persistent leaf LP (L∞ and L1), made on first use."""
+    if p.norm != "2" and p.leaf_lp is None:
+        p.leaf_lp = LeafLP(p.norm, p.l, p.u)
+    return p.leaf_lp
 
 
 def _realised(p: Problem, fixed: dict, signs: np.ndarray) -> bool:
@@ -181,10 +190,12 @@ def _offer(search: Search, x: np.ndarray, dist: float, method: str) -> None:
         search.upper, search.x_adv, search.upper_method = dist, x, method
 
 
-def _plans(p: Problem, fav: np.ndarray) -> tuple[dict, dict]:
-    """Per vote for the prediction: the cheapest favourable units whose crossing moves its
-    logit across zero, and the plan's cost (its largest crossing distance)."""
-    z = p.model.logits(p.h0)
+def _plans(p: Problem, fav: np.ndarray, states: np.ndarray | None = None) -> tuple[dict, dict]:
+    """Per vote for the prediction: the cheapest units of ``fav`` whose crossing moves its
+    logit across zero from the unit ``states`` (default: at ``x0``), and the plan's cost (its
+    largest crossing distance)."""
+    states = p.h0 if states is None else states
+    z = p.model.logits(states)
     plans, costs = {}, {}
     for k in range(len(z)):
         counts = z[k] > 0 if p.label == 1 else z[k] <= 0
@@ -195,7 +206,7 @@ def _plans(p: Problem, fav: np.ndarray) -> tuple[dict, dict]:
         units = [j for j in np.argsort(p.dist[k]) if fav[k, j] and np.isfinite(p.dist[k, j])]
         moved, plan = z[k], []
         for j in units:
-            moved += p.model.v[k, j] * ((1.0 - p.side[k, j]) - p.h0[k, j])
+            moved += p.model.v[k, j] * ((1.0 - p.side[k, j]) - states[k, j])
             plan.append((k, int(j)))
             if (moved <= 0) if p.label == 1 else (moved > 0):
                 plans[k], costs[k] = plan, float(p.dist[k, j])
@@ -203,10 +214,10 @@ def _plans(p: Problem, fav: np.ndarray) -> tuple[dict, dict]:
     return plans, costs
 
 
-def _votes_needed(p: Problem) -> int:
+def _votes_needed(p: Problem, states: np.ndarray | None = None) -> int:
     """How many votes for the prediction must change under hard voting (a first guess for
-    soft voting)."""
-    z = p.model.logits(p.h0)
+    soft voting), from the unit ``states`` (default: at ``x0``)."""
+    z = p.model.logits(p.h0 if states is None else states)
     K = len(z)
     positive = int((z > 0).sum())
     need = positive - K // 2 if p.label == 1 else K // 2 + 1 - positive
@@ -214,7 +225,7 @@ def _votes_needed(p: Problem) -> int:
 
 
 def branch_and_bound(p: Problem, search: Search, deadline: float, rtol: float = 1e-9, floor: float = 0.0,
-                     joint: JointCrossing | None = None) -> None:
+                     joint: JointCrossing | None = None, dive_every: int = 8) -> None:
     """Best-first branch and bound; updates ``search`` in place (see the module docstring).
     ``floor``: a lower bound on the minimum known from elsewhere; the search stops once its
     best point is that close.  ``joint``: the joint-crossing bound, a third relaxation of each
@@ -251,6 +262,8 @@ def branch_and_bound(p: Problem, search: Search, deadline: float, rtol: float = 
             solved_min = min(solved_min, bound)
             _offer(search, x, dist, "branch-and-bound")
             continue
+        if dive_every and search.nodes % dive_every == 1:
+            _dive(p, search, fixed, signs, mu, deadline)
         unit = _branch_unit(p, fixed, moving, fav, states)
         if unit is None:
             # every movable unit is fixed: a point strictly inside the cell decides it; without
@@ -267,6 +280,41 @@ def branch_and_bound(p: Problem, search: Search, deadline: float, rtol: float = 
     search.complete = not heap
     opened = [entry[0] for entry in heap] + search.open_bounds
     search.lower = float(min([search.upper, solved_min, *opened]))
+
+
+def _dive(p: Problem, search: Search, fixed: dict, signs: np.ndarray | None, mu: tuple, deadline: float,
+          depth: int = 12) -> None:
+    """Look for a closer adversarial point below a node (an incumbent for the search):
+    starting from the node's point, cross the cheapest plan of the counting votes that the
+    point has not flipped (as :func:`greedy_upper` does from ``x0``), hold the units of those
+    votes that crossed against the attack, and solve again, until the point is adversarial,
+    the rows cannot be had below the best upper bound, or ``depth`` solves are spent."""
+    if signs is None:
+        return
+    current = dict(fixed)
+    for _ in range(depth):
+        if time.perf_counter() > deadline:
+            return
+        states = (signs + 1) / 2  # 1/2 on a hyperplane
+        allowed = p.favourable & (signs == p.sign)
+        for unit in current:
+            allowed[unit] = False
+        plans, costs = _plans(p, allowed, states)
+        order = sorted(plans, key=costs.get)
+        if not order:
+            return
+        take = order[: _votes_needed(p, states)]
+        added = {u: "cross" for k in take for u in plans[k]}
+        added.update({(k, j): "keep" for k in take for j in range(p.dist.shape[1])
+                      if (k, j) not in added and (k, j) not in current and not p.favourable[k, j]
+                      and signs[k, j] != p.sign[k, j]})
+        current.update(added)
+        leaf, x, dist, adv, signs = _point(p, current, mu, search.upper)
+        if x is None or leaf.lower >= search.upper:
+            return
+        if adv:
+            _offer(search, x, dist, "branch-and-bound")
+            return
 
 
 def _branch_unit(p, fixed, moving, fav, states):

@@ -9,6 +9,10 @@ one row per unit.  The solvers find multipliers ``y >= 0`` of the rows and a poi
   at radius ``t`` (HiGHS) either finds a point, so ``t`` is the optimum, or new multipliers
   with a larger surrogate bound;
 * L1: the LP, by HiGHS;
+
+  both LPs of one problem live in one persistent HiGHS model (:class:`LeafLP`): the rows of
+  every node stay in it, free when a node does not ask for them, and each solve starts from
+  the previous basis (about 4 times more nodes per second than a fresh ``linprog`` on CIFAR);
 * L2: the dual QP (one variable per row), by projected Newton steps with an exact line search.
 
 The reported lower bound is recomputed from ``y`` by weak and surrogate duality
@@ -18,14 +22,16 @@ only the point relies on them, and every point is checked on the model before it
 
 from __future__ import annotations
 
+import os
+import sys
 from dataclasses import dataclass
 
+import highspy
 import numpy as np
-from scipy.optimize import linprog
 
 from ._halfspace import crossing_distances, dual_bound, norm_of
 
-__all__ = ["Leaf", "solve_leaf", "surrogate_bound"]
+__all__ = ["Leaf", "LeafLP", "solve_leaf", "surrogate_bound"]
 
 _EPS = np.finfo(np.float64).eps
 
@@ -49,14 +55,99 @@ def surrogate_bound(A: np.ndarray, c: np.ndarray, y: np.ndarray, l: np.ndarray, 
     return float(crossing_distances(g[None], np.array([q - err]), l, u, norm)[0])
 
 
+class LeafLP:
+    """The LP of the L∞ (max slack) or L1 leaves of one problem (``d`` inputs, box ``[l, u]``)
+    as one persistent HiGHS model.  A row, once asked for, stays in the model and is left free
+    (``-inf <= row``) while a solve does not ask for it, so each solve changes bounds only and
+    starts from the last basis.
+
+    L∞: columns ``delta (d)`` and the slack ``s``, rows ``a . delta - s >= c``, maximise ``s``
+    with ``delta`` in the solve's box.  L1: columns ``delta+`` in ``[0, u]`` and ``delta-`` in
+    ``[0, -l]``, rows ``a . (delta+ - delta-) >= c``, minimise their sum."""
+
+    def __init__(self, norm: str, l: np.ndarray, u: np.ndarray):
+        if norm not in ("inf", "1"):
+            raise ValueError(f"LeafLP solves the L∞ and L1 leaves; got norm {norm!r}.")
+        self.norm, self.d = norm, len(l)
+        self.rows: dict[bytes, int] = {}
+        self.highs = _highs()
+        inf, d, none = highspy.kHighsInf, self.d, np.zeros(0, dtype=np.int32)
+        if norm == "inf":
+            cost, lower, upper = np.append(np.zeros(d), -1.0), np.append(l, -inf), np.append(u, inf)
+        else:
+            cost, lower, upper = np.ones(2 * d), np.zeros(2 * d), np.concatenate([u, -l])
+        self.highs.addCols(len(cost), cost, lower, upper, 0, none, none, np.zeros(0))
+
+    def solve(self, A: np.ndarray, c: np.ndarray, lo: np.ndarray | None = None,
+              hi: np.ndarray | None = None) -> tuple[float, np.ndarray | None, np.ndarray | None]:
+        """``(objective, delta, y)`` for the rows ``A delta >= c`` (``y``: their multipliers,
+        ``>= 0``; L∞: the largest slack ``s`` with ``delta`` in ``[lo, hi]``, the multipliers
+        summing to one; L1: the smallest norm), or ``(-inf or inf, None, None)`` when HiGHS
+        finds no optimum."""
+        h, d = self.highs, self.d
+        index = np.array([self._row(a) for a in A], dtype=np.int32)
+        n = len(self.rows)
+        lower = np.full(n, -highspy.kHighsInf)
+        lower[index] = c
+        h.changeRowsBounds(n, np.arange(n, dtype=np.int32), lower, np.full(n, highspy.kHighsInf))
+        if self.norm == "inf":
+            h.changeColsBounds(d, np.arange(d, dtype=np.int32), lo, hi)
+        h.run()
+        if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+            return (-np.inf if self.norm == "inf" else np.inf), None, None
+        solution = h.getSolution()
+        x = np.asarray(solution.col_value)
+        y = np.maximum(np.asarray(solution.row_dual)[index], 0.0)
+        if self.norm == "inf":
+            return float(x[d]), x[:d], y
+        return float(x.sum()), x[:d] - x[d:], y
+
+    def _row(self, a: np.ndarray) -> int:
+        key = a.tobytes()
+        i = self.rows.get(key)
+        if i is None:
+            i = self.rows[key] = len(self.rows)
+            nz = np.flatnonzero(a).astype(np.int32)
+            extra = [self.d] if self.norm == "inf" else []
+            index = np.concatenate([nz, nz + self.d]) if self.norm == "1" else np.append(nz, extra).astype(np.int32)
+            value = np.concatenate([a[nz], -a[nz]]) if self.norm == "1" else np.append(a[nz], -1.0)
+            self.highs.addRow(-highspy.kHighsInf, highspy.kHighsInf, len(index), index.astype(np.int32), value)
+        return i
+
+
+def _highs() -> highspy.Highs:
+    """A silent HiGHS model.  HiGHS writes its banner to the process's standard output when
+    the first model of a process is made, before any option can be set: that one is made with
+    file descriptor 1 pointed at ``/dev/null``."""
+    if _BANNER:
+        highs = highspy.Highs()
+    else:
+        sys.stdout.flush()
+        saved, devnull = os.dup(1), os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, 1)
+            highs = highspy.Highs()
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+            os.close(devnull)
+        _BANNER.append(True)
+    highs.setOptionValue("output_flag", False)
+    return highs
+
+
+_BANNER: list = []  # not empty once this process has made its first HiGHS model
+
+
 def solve_leaf(A: np.ndarray, c: np.ndarray, l: np.ndarray, u: np.ndarray, norm: str,
-               cutoff: float = np.inf, margin: np.ndarray | float = 0.0) -> Leaf:
+               cutoff: float = np.inf, margin: np.ndarray | float = 0.0, lp: LeafLP | None = None) -> Leaf:
     """Solve ``min ||delta||_p  s.t.  A delta >= c,  l <= delta <= u`` (``A (m, d)``).
 
     The point is sought for the rows pushed in by ``margin`` (``A delta >= c + margin``), so
     that it lands strictly inside the pattern's cell; the lower bound is for ``c`` itself.
     ``cutoff``: values above it do not matter to the caller (an upper bound it already has),
-    so the search may stop once its bound passes it.
+    so the search may stop once its bound passes it.  ``lp``: the problem's persistent LP
+    (L∞ and L1; a new one when ``None``).
     """
     if len(A) == 0:
         return Leaf(0.0, np.zeros_like(l))
@@ -68,10 +159,16 @@ def solve_leaf(A: np.ndarray, c: np.ndarray, l: np.ndarray, u: np.ndarray, norm:
     farthest = float(norm_of(np.maximum(-l, u), norm))  # no point of the box is farther
     cap = min(cutoff, farthest * (1 + 1e-9) + 1e-12)
 
+    if norm != "2" and lp is None:
+        lp = LeafLP(norm, l, u)
+
     def solve(rows_c):
         if norm == "inf":  # started from the row that is costliest alone
-            return _linf(A, rows_c, l, u, cap, int(np.argmax(single)))
-        return _l1(A, rows_c, l, u) if norm == "1" else _l2(A, rows_c, l, u, cap)
+            return _linf(lp, A, rows_c, l, u, cap, int(np.argmax(single)))
+        if norm == "1":
+            _, delta, y = lp.solve(A, rows_c)
+            return y, delta
+        return _l2(A, rows_c, l, u, cap)
 
     def bound(y):
         return -np.inf if y is None else max(dual_bound(A, c, y, l, u, norm), surrogate_bound(A, c, y, l, u, norm))
@@ -87,7 +184,7 @@ def solve_leaf(A: np.ndarray, c: np.ndarray, l: np.ndarray, u: np.ndarray, norm:
     return Leaf(lower, delta)
 
 
-def _linf(A, c, l, u, cutoff, start):
+def _linf(lp, A, c, l, u, cutoff, start):
     y = np.zeros(len(A))
     y[start] = 1.0
     t_prev = -1.0
@@ -97,35 +194,13 @@ def _linf(A, c, l, u, cutoff, start):
             return y, None
         t_prev = t
         radius = t * (1 + 1e-9) + 1e-12
-        slack, delta, y_new = _max_slack(A, c, np.maximum(l, -radius), np.minimum(u, radius))
+        slack, delta, y_new = lp.solve(A, c, np.maximum(l, -radius), np.minimum(u, radius))
         if delta is not None and slack >= -1e-9 * (1 + np.abs(c).max()):
             return y, delta
         if y_new is None or not (y_new > 0).any():
             return y, None
         y = y_new
     return y, None
-
-
-def _max_slack(A, c, lo, hi):
-    """``max s  s.t.  A delta - s >= c,  lo <= delta <= hi``: ``(s, delta, y)`` with ``y`` the
-    row multipliers (summing to one)."""
-    m, d = A.shape
-    cost = np.zeros(d + 1)
-    cost[-1] = -1.0
-    bounds = np.column_stack([np.append(lo, -np.inf), np.append(hi, np.inf)])
-    res = linprog(cost, A_ub=np.hstack([-A, np.ones((m, 1))]), b_ub=-c, bounds=bounds, method="highs")
-    if res.status != 0:
-        return -np.inf, None, None
-    return -res.fun, res.x[:d], -np.asarray(res.ineqlin.marginals)
-
-
-def _l1(A, c, l, u):
-    d = A.shape[1]
-    bounds = np.column_stack([np.zeros(2 * d), np.concatenate([u, -l])])
-    res = linprog(np.ones(2 * d), A_ub=np.hstack([-A, A]), b_ub=-c, bounds=bounds, method="highs")
-    if res.status != 0:
-        return None, None
-    return -np.asarray(res.ineqlin.marginals), res.x[:d] - res.x[d:]
 
 
 def _line_search(s, c, A, g, l, u, y):
