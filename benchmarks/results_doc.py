@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from eval import paper  # noqa: E402
 from eval.io import atomic_write_bytes  # noqa: E402
-from eval.report import attacked_population, substitute_table  # noqa: E402
+from eval.report import attacked_population, norm_label, substitute_table  # noqa: E402
 
 DOC = ROOT / "docs" / "results.md"
 FIGURES = ROOT / "docs" / "results"
@@ -120,7 +120,7 @@ def _table2_claim(dist: dict) -> list[str]:
     uncertified = [m for m, e in iv["models"].items() if not e.get("certified")]
     verdict = ("Refuted" if refuted else "Confirmed" if not open_ else
                "Partly confirmed, partly undecided" if confirmed else "Cannot decide")
-    lines = [f"* {head} **{verdict}** by the certified intervals ({iv['distance']} on {iv['n_points']} images; a "
+    lines = [f"* {head} **{verdict}** by the certified intervals ({norm_label(iv['distance'])} on {iv['n_points']} images; a "
              "pair is decided only when one model's lower bound exceeds the other's best upper bound on enough "
              "images for a one-sided sign test at 0.05; `docs/intervals.md`)."]
     for label, group in (("Confirmed", confirmed), ("Refuted (the baseline is provably harder)", refuted),
@@ -212,7 +212,8 @@ def _claims(dist: dict | None, size: dict | None, transfer: dict | None, sub: di
 def _interval_tables(iv: dict) -> list[str]:
     """Per model the certified intervals' summary, then every image's [lower, upper] per model."""
     fmt = lambda v: "none" if v is None else f"{v:.3g}"  # noqa: E731
-    lines = [f"Certified intervals of the minimum {iv['distance']} distortion (`scd eval intervals`, "
+    by = lambda found: ", ".join(f"{who} ({k})" for who, k in found.items())  # noqa: E731
+    lines = [f"Certified intervals of the minimum {norm_label(iv['distance'])} distortion (`scd eval intervals`, "
              f"{iv['time_limit']:g} s of exact search per model and image; lower: the certificate, upper: the closest "
              f"confirmed example over {', '.join(iv['attacks'])} and the certificate's own search):", "",
              "| model | images | median lower | median upper | median upper/lower | exact | upper found by | "
@@ -220,12 +221,12 @@ def _interval_tables(iv: dict) -> list[str]:
     for name, e in iv["models"].items():
         if not e.get("certified"):
             lines.append(f"| {name} | {e['n']} | none | {fmt(e['median_upper'])} | - | - | "
-                         f"{e['upper_found_by']} | no certificate: {e.get('reason', '')} |")
+                         f"{by(e['upper_found_by'])} | no certificate |")
             continue
         methods = sorted({r["lower_method"] for r in e["rows"] if r.get("lower_method")})
         ratio = "inf" if e["median_ratio"] is None else f"{e['median_ratio']:.2f}"
         lines.append(f"| {name} | {e['n']} | {fmt(e['median_lower'])} | {fmt(e['median_upper'])} | {ratio} "
-                     f"| {e['exact']}/{e['n']} | {e['upper_found_by']} | {', '.join(methods)} |")
+                     f"| {e['exact']}/{e['n']} | {by(e['upper_found_by'])} | {', '.join(methods)} |")
     names = list(iv["models"])
     rows: dict[int, dict[str, str]] = {}
     for name, e in iv["models"].items():
@@ -305,6 +306,28 @@ def _section(data: str, folder: Path) -> list[str]:
     return lines + [""]
 
 
+def _text_section() -> list[str]:
+    """Table 7's MR row from ``benchmarks/results/text_mr.json`` (``docs/text.md`` has its commands)."""
+    path = CERTIFY / "text_mr.json"
+    if not path.exists():
+        return []
+    runs = json.loads(path.read_text())
+    mr = paper.TABLE7["mr"]
+    lines = ["## Text: MR sentence polarity (paper Table 7)", "",
+             "TextFooler-style word substitution against 8-member ensembles of every model on 50-d GloVe vectors "
+             "(`benchmarks/results/text_mr.json`; commands in [`docs/text.md`](text.md)); clean accuracy on the whole "
+             "test set, adversarial accuracy and mean queries over the attacked documents:", "",
+             "| model (MR) | n | clean % | adv. % | mean queries | paper Cl | paper Adv | paper Que |",
+             "|---|---|---|---|---|---|---|---|"]
+    for run in runs.values():
+        for name, m in run["models"].items():
+            base = {"wordcnn": "cnn"}.get(name, name)
+            cells = [mr[k].get(base, "") for k in ("cl", "adv", "que")]
+            lines.append(f"| {name} | {m['n']} | {100 * m['clean_accuracy']:.1f} | {100 * m['adversarial_accuracy']:.1f} "
+                         f"| {m['mean_queries']:.0f} | " + " | ".join(str(c) for c in cells) + " |")
+    return lines + ["", "(`_hard`: the same fitted model switched to hard voting.)", ""]
+
+
 def render() -> str:
     """The text of ``docs/results.md``, from the records in ``docs/results/`` and the notes."""
     notes = NOTES.read_text() if NOTES.exists() else ""
@@ -316,7 +339,7 @@ def render() -> str:
     for folder in sorted(p for p in FIGURES.iterdir() if p.is_dir()):
         if any((folder / f"{r}.json").exists() for r in ("accuracy", "distortion")):
             lines += _section(folder.name, folder)
-    return "\n".join(lines)
+    return "\n".join(lines + _text_section())
 
 
 def main() -> None:

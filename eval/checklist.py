@@ -38,7 +38,7 @@ import numpy as np
 from attacks import AttackSpec, robust_accuracy
 
 from .io import exclusive, sweep_temporary
-from .report import _norm, attack_label
+from .report import attack_label, norm_label
 from .runstore import RunStore
 from .suite import _budget_curve, _by_model, _lockstep_groups, _per_sample_min, _plan
 from .units import fingerprint, json_floats, load_cached, load_data, run_units
@@ -395,7 +395,7 @@ def summarize_checklist(store: RunStore, ck: RunStore) -> dict[str, Any]:
 
 def _flags(m: dict[str, Any], settings: dict[str, Any], spec: AttackSpec) -> list[str]:
     """The model's failed checks, each as one plain sentence."""
-    norm = _norm(spec.distance)
+    norm = norm_label(spec.distance)
     flags = []
     s = m["stronger"]
     if s is not None and s["flagged"]:
@@ -429,7 +429,7 @@ def _num(value: float | None) -> str:
 # ------------------------------------------------------------------------------- report
 def format_table(checklist: dict[str, Any]) -> list[str]:
     """Markdown rows: per model, the three checks' figures and whether it is flagged."""
-    norm = _norm(checklist["distance"])
+    norm = norm_label(checklist["distance"])
     k = checklist["settings"]["subset"]
     lines = [(f"| model | stronger attack: median {norm} on {k} points, before -> after (drop) | success at the "
               f"largest ε | median {norm}: attack / noise (noise closer) | flagged |"), "|---|---|---|---|---|"]
@@ -505,7 +505,7 @@ def figure(checklist: dict[str, Any], config: dict[str, Any], out: str | os.Path
     plt = _pyplot()
     if plt is None:
         return None
-    norm = _norm(checklist["distance"])
+    norm = norm_label(checklist["distance"])
     fig, (ax,) = _panels(plt, f"Attack success against ε (evaluation checklist)\n"
                               f"{subtitle({'config': config, 'kind': config['kind']})}", width=7.0)
     for i, (name, m) in enumerate(checklist["models"].items()):

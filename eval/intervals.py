@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from .report import _norm as _norm_label
+from .report import norm_label
 from .runstore import RunStore
 
 __all__ = ["FOLDER", "accuracy_curves", "accuracy_figure", "interval_tables", "pair_conclusion", "run_intervals",
@@ -47,7 +47,7 @@ def _attack_name(config: dict[str, Any]) -> str:
     from attacks import ATTACKS, AttackSpec
 
     spec = AttackSpec.from_dict(config["attack"])
-    return f"{ATTACKS[spec.method].__name__} {_norm_label(spec.distance)}"
+    return f"{ATTACKS[spec.method].__name__} {norm_label(spec.distance)}"
 
 
 def _check_same(first: RunStore, other: RunStore) -> None:
@@ -167,7 +167,7 @@ def run_intervals(run_dirs: Sequence[str | os.PathLike], *, time_limit: float | 
         from tqdm.auto import tqdm
 
         with tqdm(total=len(keys), initial=sum(store.done(f"{n}.i{i}") for n, i in keys), unit="point",
-                  desc=f"intervals {_norm_label(distance)}", disable=quiet) as bar:
+                  desc=f"intervals {norm_label(distance)}", disable=quiet) as bar:
             for name in models:
                 if all(store.done(f"{name}.i{i}") for i in points):
                     continue
@@ -412,7 +412,7 @@ def interval_tables(results: dict[str, Any]) -> list[str]:
     """Markdown lines of a run's intervals: the summary per model, the tests on both bounds with
     each pair's conclusion, and every point's interval."""
     iv = results["intervals"]
-    d = _norm_label(iv["distance"])
+    d = norm_label(iv["distance"])
     attacks = ", ".join(iv["attacks"])
     lines = ["## Certified intervals", "",
              (f"Per image, the minimum {d} distortion lies in [lower, upper]: lower is certified (`scd eval "
@@ -467,7 +467,7 @@ def accuracy_figure(plt: Any, results: dict[str, Any]) -> Any:
 
     iv = results["intervals"]
     n = iv["n_points"]
-    d = _norm_label(iv["distance"])
+    d = norm_label(iv["distance"])
     title = (f"Robust accuracy (attacks: an upper bound) and certified accuracy (a lower bound) against ε\n"
              f"{dataset_label(results['config']['data'])} · {d} · attacks: {', '.join(iv['attacks'])} and the "
              f"certificate's search · n = {n} images")

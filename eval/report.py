@@ -36,8 +36,8 @@ from .paper import CIFAR as PAPER_CIFAR
 # PAPER_CIFAR: the paper's figures per model, kept under their old name
 
 __all__ = ["PAPER_CIFAR", "attack_label", "attacked_population", "budget_table", "dataset_label", "examples_figure",
-           "figures", "plot_attack", "plot_examples", "plot_substitute", "render", "substitute_table", "subtitle",
-           "transfer_intervals", "wilson_interval"]
+           "figures", "norm_label", "plot_attack", "plot_examples", "plot_substitute", "render", "substitute_table",
+           "subtitle", "transfer_intervals", "wilson_interval"]
 
 
 def _paper(results: dict[str, Any], name: str, what: str) -> str:
@@ -106,7 +106,7 @@ def _accuracy_tables(results: dict[str, Any]) -> list[str]:
 
 
 def _distortion_tables(results: dict[str, Any]) -> list[str]:
-    d = _norm(results["distance"])
+    d = norm_label(results["distance"])
     lines = [(f"| model | success | mean min. {d} | 95 % CI | median min. {d} | 95 % CI | paper (mean) | "
              "median queries | time |"), "|---|---|---|---|---|---|---|---|---|"]
     for name, m in results["models"].items():
@@ -142,7 +142,7 @@ def _distortion_tables(results: dict[str, Any]) -> list[str]:
 
 
 def _size_tables(results: dict[str, Any]) -> list[str]:
-    d = _norm(results["distance"])
+    d = norm_label(results["distance"])
     lines = [(f"| model | members k | success | median min. {d} | 95 % CI (median) | mean | 95 % CI (mean) | "
              "misclassified (left out) |"), "|---|---|---|---|---|---|---|---|"]
     for name, m in results["models"].items():
@@ -230,7 +230,7 @@ def render(results: dict[str, Any], run_dir: str | os.PathLike) -> list[Path]:
 
 
 # ------------------------------------------------------------------------------- labels
-def _norm(distance: str) -> str:
+def norm_label(distance: str) -> str:
     """``L2``, ``L∞``, ... for a distance field (``l2``, ``linf``, ...)."""
     return {"l0": "L0", "l1": "L1", "l2": "L2", "linf": "L∞"}.get(distance, distance)
 
@@ -257,7 +257,7 @@ def attack_label(attack: dict[str, Any], runs: int | None = None) -> str:
         extra.append(f"at most {spec.max_queries} queries")
     if runs and runs > 1:
         extra.append(f"best of {runs} runs")
-    return f"{ATTACKS[spec.method].__name__} {_norm(spec.distance)}" + "".join(f", {e}" for e in extra)
+    return f"{ATTACKS[spec.method].__name__} {norm_label(spec.distance)}" + "".join(f", {e}" for e in extra)
 
 
 def subtitle(results: dict[str, Any]) -> str:
@@ -328,7 +328,7 @@ def _ci_bars(centre: Sequence[float], ci: Sequence[Any]) -> np.ndarray:
 def _draw_distortion(ax, results: dict[str, Any]) -> None:
     """Per model (or hidden width), each image's minimum distortion, the median and its 95 %
     bootstrap interval; a width run also joins the means."""
-    models, norm = results["models"], _norm(results["distance"])
+    models, norm = results["models"], norm_label(results["distance"])
     names = list(models)
     for i, n in enumerate(names):
         m = models[n]
@@ -371,7 +371,7 @@ def _draw_size(ax, results: dict[str, Any]) -> None:
     ax.set_xticks(ks, [str(k) for k in ks])
     ax.xaxis.set_minor_locator(NullLocator())
     ax.set_xlabel("ensemble size k: its first k members (log scale)")
-    ax.set_ylabel(f"median minimum {_norm(results['distance'])}\n(95 % bootstrap CI over images)")
+    ax.set_ylabel(f"median minimum {norm_label(results['distance'])}\n(95 % bootstrap CI over images)")
     ax.legend(fontsize=8)
 
 
@@ -480,7 +480,7 @@ def _budget_figure(plt, curves: dict[str, dict[str, Any]], norm: str, title: str
         ax.margins(x=0.1)
     rate.set_ylim(-0.02, 1.02)
     rate.set_ylabel("attacks with an adversarial example")
-    dist.set_ylabel(f"median best {_norm(norm)} so far\n(failures count as infinite)")
+    dist.set_ylabel(f"median best {norm_label(norm)} so far\n(failures count as infinite)")
     rate.legend(fontsize=8)
     return fig
 
@@ -489,7 +489,7 @@ def budget_table(curves: dict[str, dict[str, Any]], norm: str) -> list[str]:
     """Markdown rows of query-budget curves (:func:`eval.stats.budget_summary`, one per model):
     per budget, the success rate and the median best distance so far."""
     queries = sorted({q for c in curves.values() for q in c["queries"]})
-    lines = ["| model | attacks | " + " | ".join(f"within {q:,} queries: success / median {_norm(norm)}"
+    lines = ["| model | attacks | " + " | ".join(f"within {q:,} queries: success / median {norm_label(norm)}"
                                                 for q in queries) + " |", "|---" * (len(queries) + 2) + "|"]
     for name, c in curves.items():
         by_q = dict(zip(c["queries"], zip(c["success_rate"], c["median_distance"])))
@@ -509,7 +509,7 @@ def _robust_accuracy_figure(plt, curve: dict[str, Any], title: str):
     ax.fill_between(eps, lo, hi, color="C0", alpha=0.2, label="95 % Wilson CI")
     ax.plot(eps, acc, "o-", color="C0", label=f"robust accuracy ({curve['from']})")
     ax.set_ylim(-0.02, 1.02)
-    ax.set_xlabel(f"{_norm(curve['norm'])} budget ε")
+    ax.set_xlabel(f"{norm_label(curve['norm'])} budget ε")
     ax.set_ylabel(f"robust accuracy (n = {n} points)")
     ax.legend(fontsize=8)
     return fig
@@ -609,7 +609,7 @@ def examples_figure(original: np.ndarray, adversarial: dict[str, np.ndarray], *,
     original = np.asarray(original, np.float64).ravel()
     dist = {name: float(distances(original[None], np.asarray(x, np.float64).reshape(1, -1))[norm][0])
             for name, x in adversarial.items()}
-    label = _norm(norm)
+    label = norm_label(norm)
     image = input_shape is not None and len(input_shape) in (2, 3) and min(input_shape[:2]) > 1
     if not image:
         fig, (ax,) = _panels(plt, title, width=8.0)
