@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from eval import paper  # noqa: E402
 from eval.io import atomic_write_bytes  # noqa: E402
+from eval.checklist import flag_lines, format_table  # noqa: E402
 from eval.report import attacked_population, norm_label, substitute_table  # noqa: E402
 
 DOC = ROOT / "docs" / "results.md"
@@ -59,6 +60,8 @@ def collect(runs: Path) -> None:
             src = folder / name / "results.json"
             if src.exists():
                 atomic_write_bytes(FIGURES / data / f"{name}.json", src.read_bytes())
+        if (folder / "distortion" / "checklist.json").exists():
+            atomic_write_bytes(FIGURES / data / "checklist.json", (folder / "distortion" / "checklist.json").read_bytes())
         for run, png, name in PLOTS:
             if (folder / run / png).exists():
                 shutil.copyfile(folder / run / png, FIGURES / f"{data}_{name}")
@@ -297,6 +300,12 @@ def _section(data: str, folder: Path) -> list[str]:
                   *substitute_table(next(iter(sub["models"].values()))["eps"], sub["models"],
                                     attacked_population(len(sub["config"]["points"])),
                                     columns=("{name}", "{name} + noise")), ""]
+    checklist = _load(folder, "checklist")
+    if checklist:
+        lines += [f"Evaluation checklist of the distortion run (`scd eval checklist`, `docs/checklist.md`): the attack "
+                  f"again with twice the iterations and runs on {checklist['settings']['subset']} images, success "
+                  "against ε, and random noise of the same norm:", "", *format_table(checklist), "",
+                  *flag_lines(checklist), ""]
     lines += _claims(dist, size, transfer, sub, cifar)
     for _, _, name in PLOTS:
         if (FIGURES / f"{data}_{name}").exists():
