@@ -141,7 +141,24 @@ def _certify_images(votes: int) -> dict[int, dict] | None:
     return {i["index"]: i for i in json.loads(path.read_text())["images"]} if path.exists() else None
 
 
-def _figure1_claim(size: dict, cifar: bool) -> list[str]:
+def _same_as_table(size: dict, dist: dict | None, members: dict[str, int]) -> str:
+    """Whether each curve's full-size point repeats the distortion table per image (the same
+    model, images, attack and seeds must give the same distances)."""
+    if not dist or size["config"]["points"] != dist["config"]["points"]:
+        return ""
+    out = []
+    for name, m in size["models"].items():
+        full = dist["models"].get(name, {}).get("per_sample")
+        at = [r for r in m["sizes"] if r.get("per_sample") is not None and full is not None
+              and r["k"] == members.get(name)]
+        for r in at:
+            same = r["per_sample"] == full
+            out.append(f"{name} at k = {r['k']}: {'identical' if same else '**different**'}")
+    return (" The curves' full-size points against the distortion table, image by image: " + "; ".join(out) + "."
+            if out else "")
+
+
+def _figure1_claim(size: dict, cifar: bool, dist: dict | None, members: dict[str, int]) -> list[str]:
     """Robustness grows with ensemble size: the attack's medians by size, and on CIFAR the
     certified intervals of one SCD01 at 1 and 100 votes (``bench_certify.py``)."""
     lines = []
@@ -152,6 +169,7 @@ def _figure1_claim(size: dict, cifar: bool) -> list[str]:
             lo, hi = min(by_k), max(by_k)
             growth.append(f"{name} {by_k[lo]:.2f} at k = {lo} and {by_k[hi]:.2f} at k = {hi}")
     attack = "HopSkipJump's median minimum L2: " + "; ".join(growth) + "."
+    attack += _same_as_table(size, dist, members)
     one, hundred = (_certify_images(1), _certify_images(100)) if cifar else (None, None)
     if one and hundred:
         common = sorted(set(one) & set(hundred))
@@ -198,13 +216,14 @@ def _figure2_claim(sub: dict, cifar: bool) -> list[str]:
     return [line]
 
 
-def _claims(dist: dict | None, size: dict | None, transfer: dict | None, sub: dict | None, cifar: bool) -> list[str]:
+def _claims(dist: dict | None, size: dict | None, transfer: dict | None, sub: dict | None, cifar: bool,
+            members: dict[str, int]) -> list[str]:
     """One paragraph per claim of the paper: confirmed, refuted or undecided by the records, and why."""
     lines = ["The paper's claims, decided from these records:", ""]
     if dist:
         lines += _table2_claim(dist)
     if size:
-        lines += _figure1_claim(size, cifar)
+        lines += _figure1_claim(size, cifar, dist, members)
     if transfer:
         lines += _table6_claim(transfer, cifar)
     if sub:
@@ -306,7 +325,8 @@ def _section(data: str, folder: Path) -> list[str]:
                   f"again with twice the iterations and runs on {checklist['settings']['subset']} images, success "
                   "against ε, and random noise of the same norm:", "", *format_table(checklist), "",
                   *flag_lines(checklist), ""]
-    lines += _claims(dist, size, transfer, sub, cifar)
+    lines += _claims(dist, size, transfer, sub, cifar,
+                     {n: a["members"] for n, a in (acc or {"models": {}})["models"].items()})
     for _, _, name in PLOTS:
         if (FIGURES / f"{data}_{name}").exists():
             lines.append(f"![{data} {Path(name).stem.replace('_', ' ')}](results/{data}_{name})")

@@ -37,3 +37,13 @@ def test_a_changed_figure_is_caught(report):
     assert stale != text and report.render_readme(stale) == report.render_readme(text) != stale
     with pytest.raises(ValueError, match="no builder"):
         report.render_readme("<!-- begin generated: nonsense -->\n<!-- end generated -->")
+
+
+def test_results_doc_is_its_records():
+    """docs/results.md is rendered from the run summaries kept in docs/results/<dataset>/."""
+    spec = importlib.util.spec_from_file_location("results_doc", ROOT / "benchmarks" / "results_doc.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert any((ROOT / "docs" / "results").glob("*/distortion.json")), "no run summaries in docs/results/"
+    assert (ROOT / "docs" / "results.md").read_text() == module.render(), (
+        "docs/results.md differs from its records: run python benchmarks/results_doc.py --render-only")
