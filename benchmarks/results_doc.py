@@ -133,6 +133,11 @@ def _table2_claim(dist: dict) -> list[str]:
     if uncertified:
         lines.append("  Without a certificate (lower bound 0, so never provably harder): " + ", ".join(uncertified)
                      + ".")
+    over = [f"{n} {dist['models'][n]['median'] / e['median_upper']:.2g}x" for n, e in iv["models"].items()
+            if e.get("median_upper") and dist["models"].get(n, {}).get("median")]
+    if over:
+        lines.append(f"  The run's attack against the best upper bound (its median over the intervals' median upper "
+                     f"bound; 1x: the attack found the closest examples known): " + ", ".join(over) + ".")
     return lines
 
 
