@@ -472,21 +472,27 @@ def accuracy_figure(plt: Any, results: dict[str, Any]) -> Any:
              f"{dataset_label(results['config']['data'])} · {d} · attacks: {', '.join(iv['attacks'])} and the "
              f"certificate's search · n = {n} images")
     fig, (ax,) = _panels(plt, title, width=7.0)
-    eps = iv["curves"]["eps"]
+    # a log ε axis: the bounds of different models lie orders of magnitude apart (interval
+    # propagation's lower bounds, a stalled attack's upper ones); every curve is 1 below its
+    # smallest bound, so the grid's ε = 0 is left out
+    eps = np.asarray(iv["curves"]["eps"])
+    shown = eps > 0
     for i, (name, curve) in enumerate(iv["curves"]["models"].items()):
         if curve is None:
             continue
         # wide and light under a thin dashed line, so that the certified curve shows where they coincide (exact)
-        ax.plot(eps, curve["robust"], "-", drawstyle="steps-post", color=f"C{i}", lw=3, alpha=0.45,
-                label=f"{name}: attacks")
+        ax.plot(eps[shown], np.asarray(curve["robust"])[shown], "-", drawstyle="steps-post", color=f"C{i}", lw=3,
+                alpha=0.45, label=f"{name}: attacks")
         if curve["certified"] is not None:
-            ax.plot(eps, curve["certified"], "--", drawstyle="steps-post", color=f"C{i}", lw=1.5,
-                    label=f"{name}: certified")
+            ax.plot(eps[shown], np.asarray(curve["certified"])[shown], "--", drawstyle="steps-post", color=f"C{i}",
+                    lw=1.5, label=f"{name}: certified")
         else:
             ax.plot([], [], " ", label=f"{name}: no certified bound")
     ax.set_ylim(-0.02, 1.02)
-    ax.set_xlim(0, eps[-1])
-    ax.set_xlabel(f"{d} budget ε")
+    if shown.any():
+        ax.set_xscale("log")
+        ax.set_xlim(eps[shown][0] / 1.5, eps[-1])
+    ax.set_xlabel(f"{d} budget ε (log scale)")
     ax.set_ylabel(f"accuracy on the n = {n} images\n(correctly classified by every model)")
     ax.legend(fontsize=7, ncol=2)
     return fig
