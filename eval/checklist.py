@@ -41,7 +41,7 @@ from .io import exclusive, sweep_temporary
 from .report import attack_label, norm_label
 from .runstore import RunStore
 from .suite import _budget_curve, _by_model, _lockstep_groups, _per_sample_min, _plan
-from .units import fingerprint, json_floats, load_cached, load_data, run_units
+from .units import fingerprint, json_floats, keep_worker_caches, load_cached, load_data, run_units
 
 __all__ = ["DROP_THRESHOLD", "figure", "flag_lines", "format_table", "noise_check", "noise_directions", "noise_distances",
            "report_section", "run_checklist", "stronger_check", "success_curve", "summarize_checklist"]
@@ -214,6 +214,7 @@ def _noise_unit(unit: dict[str, Any]) -> tuple[dict[str, Any], dict[str, np.ndar
 
 def _run_group(group: list[dict[str, Any]]) -> list[tuple[dict[str, Any], dict[str, np.ndarray]]]:
     """One item of the checklist's work: a noise unit, or a lock-step group of attack units."""
+    keep_worker_caches()
     return [_noise_unit(group[0])] if group[0]["kind"] == "noise" else run_units(group)
 
 

@@ -29,8 +29,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["LOCKSTEP_METHODS", "LOCKSTEP_THREADS", "fingerprint", "json_floats", "load_cached", "load_data",
-           "lockstep_key", "merge_rows", "run_unit", "run_units"]
+__all__ = ["LOCKSTEP_METHODS", "LOCKSTEP_THREADS", "fingerprint", "json_floats", "keep_worker_caches", "load_cached",
+           "load_data", "lockstep_key", "merge_rows", "run_unit", "run_units"]
 
 _DISTANCES = ("l0", "l1", "l2", "linf")
 
@@ -176,7 +176,7 @@ the time (RayS, 1,000 queries x 5 samples: 1.5 s on one thread, 9.5 s on torch's
 On an idle machine with a single worker (``--backend sequential``), set it to the core count."""
 
 
-def _keep_worker_caches() -> None:
+def keep_worker_caches() -> None:
     """loky replaces a worker whose memory grew by 300 MB after its first task (its leak check,
     ``process_executor._MAX_MEMORY_LEAK_SIZE``).  The model cache of :func:`load_cached` and the
     malloc arenas of the lock-step threads grow that much by design, and every replacement
@@ -191,7 +191,7 @@ def run_units(units: list[dict[str, Any]]) -> list[tuple[dict[str, Any], dict[st
     """Run units of one :func:`lockstep_key` together: the attacks of all their runs share every
     model call (:func:`attacks.lockstep.run_lockstep`), and each unit gets the record it would
     get alone (its ``seconds`` are the group's wall time shared equally).  Other units run alone."""
-    _keep_worker_caches()
+    keep_worker_caches()
     if len(units) == 1 or lockstep_key(units[0]) is None:
         return [run_unit(u) for u in units]
     from attacks.lockstep import run_lockstep

@@ -156,7 +156,7 @@ def test_loky_workers_keep_their_model_cache():
     before = process_executor._MAX_MEMORY_LEAK_SIZE
     try:
         process_executor._MAX_MEMORY_LEAK_SIZE = int(3e8)
-        units._keep_worker_caches()
+        units.keep_worker_caches()
         assert process_executor._MAX_MEMORY_LEAK_SIZE == 4 << 30
     finally:
         process_executor._MAX_MEMORY_LEAK_SIZE = before
