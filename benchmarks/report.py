@@ -360,6 +360,15 @@ def _structure_pair(image: dict) -> str:
     return ", ".join("failed" if v is None else f"{v:.4f}" for v in d)
 
 
+def _attack_over_lower(r: dict, norm: str, key: str) -> float | None:
+    """Median over one certify record's images of the attack's distance over the certified lower
+    bound in one norm (RayS for L∞, HopSkipJump for L2), None when no image has both."""
+    tag = "rays" if key == "linf" else "hsj"
+    gap = [i[tag][key] / i[f"interval_{norm}"]["lower"] for i in r["images"]
+           if i[f"interval_{norm}"]["lower"] and i[tag][key] is not None]
+    return float(np.median(gap)) if gap else None
+
+
 def _certify_section(records: list[dict]) -> list[str]:
     """Certified intervals per ensemble size (issue #27): the summary per size and norm, then
     every image's intervals next to the attacks' distances."""
@@ -386,8 +395,6 @@ def _certify_section(records: list[dict]) -> list[str]:
         for norm, key, name, attack in _CERTIFY_NORMS:
             e = m[key]
             tag = "rays" if key == "linf" else "hsj"
-            dist = [(i[f"interval_{norm}"]["lower"], i[tag][key]) for i in r["images"]]
-            gap = [d / lo for lo, d in dist if lo and d is not None]
             lines.append(
                 f"| {r['votes']} | {name} | {m['n']} | {fmt(e['median_lower'])} | {fmt(e['median_upper'], '.4f', 'inf')} "
                 f"({e['upper_found']}/{m['n']}) "
@@ -395,7 +402,7 @@ def _certify_section(records: list[dict]) -> list[str]:
                 f"| {fmt(e['median_certificate'])} | {fmt(e['median_certificate_seconds'], '.2f')} s "
                 f"({fmt(e['max_certificate_seconds'], '.2f')} s) | {attack} {fmt(m[f'{tag}_median_{key}'])} "
                 f"({m[f'{tag}_success']}/{m['n']} found) "
-                f"| {fmt(float(np.median(gap)) if gap else None, '.1f')} | {_structure_cell(m, key)} "
+                f"| {fmt(_attack_over_lower(r, norm, key), '.1f')} | {_structure_cell(m, key)} "
                 f"| {'yes' if m['lower_below_attacks'] else '**NO**'} |")
     lines += ["", "Exact: upper - lower <= 1e-6 max(1, upper). Search complete: the branch and bound finished "
               "within its time limit; a gap left then comes from the leaf solves (their certified dual bounds, leaves "
@@ -576,13 +583,6 @@ _SECTIONS.append(("Evaluation at speed: HopSkipJump's query rate against the pre
 # --- README blocks: the README's headline figures, each built from the record it cites ---------
 
 
-def _latest(prefix: str) -> dict:
-    records = _records(prefix)
-    if not records:
-        raise ValueError(f"no record benchmarks/results/{prefix}*.json for a README block")
-    return records[-1]
-
-
 def _record(name: str) -> dict:
     path = RESULTS / f"{name}.json"
     if not path.exists():
@@ -684,12 +684,7 @@ def _readme_certify() -> list[str]:
     lines += ["", "(Medians over the images; \"upper/lower\" is the median of the per-image ratios. Every lower "
               "bound is below every attack's distance: "
               + ("yes" if all(r["summary"]["lower_below_attacks"] for r in records) else "**NO**") + ".)"]
-    ratios = []
-    for r in records:
-        gap = [i["hsj"]["l2"] / i["interval_2"]["lower"] for i in r["images"]
-               if i["interval_2"]["lower"] and i["hsj"]["l2"] is not None]
-        if gap:
-            ratios.append(float(np.median(gap)))
+    ratios = [v for v in (_attack_over_lower(r, "2", "l2") for r in records) if v is not None]
     top = records[-1]["summary"]["l2"]
     lines += ["", f"HopSkipJump's L2 is {min(ratios):.0f} to {max(ratios):.0f} times the certified lower bound "
               f"(medians of the per-image ratios, by ensemble size), more with more votes. The minimum L2 of the "

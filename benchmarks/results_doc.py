@@ -14,6 +14,7 @@ of each dataset is ``benchmarks/results_notes.md`` (hand-written after reading t
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import shutil
 import sys
@@ -136,12 +137,15 @@ def _table2_claim(dist: dict) -> list[str]:
     over = [f"{n} {dist['models'][n]['median'] / e['median_upper']:.2g}x" for n, e in iv["models"].items()
             if e.get("median_upper") and dist["models"].get(n, {}).get("median")]
     if over:
-        lines.append(f"  The run's attack against the best upper bound (its median over the intervals' median upper "
-                     f"bound; 1x: the attack found the closest examples known): " + ", ".join(over) + ".")
+        lines.append("  The run's attack against the best upper bound (its median over the intervals' median upper "
+                     "bound; 1x: the attack found the closest examples known): " + ", ".join(over) + ".")
     return lines
 
 
+@functools.lru_cache(maxsize=None)
 def _certify_images(votes: int) -> dict[int, dict] | None:
+    """One ``bench_certify.py`` record's images by test index (read once; the Figure 1 and 2
+    paragraphs of every dataset share it)."""
     path = CERTIFY / f"certify_cifar_{votes}v.json"
     return {i["index"]: i for i in json.loads(path.read_text())["images"]} if path.exists() else None
 
